@@ -1,0 +1,101 @@
+"""Model files: one ``.pt`` with config, weights, normalisation and units.
+
+Saved with ``torch.save`` of plain containers and tensors, loaded with
+``torch.load(..., weights_only=True)``: opening a model file never runs code from it.
+Writes are atomic (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from deepatoms import __version__
+from deepatoms.data.neighbors import GraphSpec
+from deepatoms.models.heads import AtomisticModel
+from deepatoms.models.registry import build_model
+
+FORMAT = "deepatoms-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class LoadedModel:
+    """A model rebuilt from a file, with the graph it expects and its metadata."""
+
+    model: AtomisticModel
+    graph: GraphSpec
+    property: str
+    unit: str
+    meta: dict = field(default_factory=dict)
+
+
+def atomic_torch_save(obj: object, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the target folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model_file(
+    path: str | Path, model: AtomisticModel, graph: GraphSpec, unit: str, meta: dict | None = None
+) -> None:
+    """Write ``model`` (weights in float32 or float64 as they are) to ``path`` atomically."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "deepatoms_version": __version__,
+        "model_config": model.config,
+        "graph": graph.to_config(),
+        "property": model.property,
+        "unit": unit,
+        "state_dict": state,
+        "meta": meta or {},
+    }
+    atomic_torch_save(payload, path)
+
+
+def load_model_file(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild a model from a file written by :func:`save_model_file` (safe loading)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for non-model files
+        raise ValueError(
+            f"{path} is not a readable deepatoms model file ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(
+            f"{path} is not a deepatoms model file (missing format tag {FORMAT!r}); "
+            "pass the exported model.pt of a training run"
+        )
+    if payload["format_version"] > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has model format {payload['format_version']}, newer than this deepatoms "
+            f"({FORMAT_VERSION}); upgrade deepatoms"
+        )
+    model = build_model(payload["model_config"])
+    model.load_state_dict(payload["state_dict"])
+    dtype = next(iter(payload["state_dict"].values())).dtype
+    model.to(dtype=dtype if dtype.is_floating_point else torch.float32).eval()
+    return LoadedModel(
+        model=model,
+        graph=GraphSpec.from_config(payload["graph"]),
+        property=payload["property"],
+        unit=payload["unit"],
+        meta=payload.get("meta", {}),
+    )
