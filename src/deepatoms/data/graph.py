@@ -50,8 +50,8 @@ class Batch:
     ) -> Batch:
         """Move to ``device``; cast floating tensors to ``dtype`` when given."""
 
-        def conv(t: torch.Tensor) -> torch.Tensor:
-            if dtype is not None and t.is_floating_point():
+        def conv(t: torch.Tensor, cast: bool = True) -> torch.Tensor:
+            if cast and dtype is not None and t.is_floating_point():
                 return t.to(device=device, dtype=dtype)
             return t.to(device=device)
 
@@ -61,7 +61,7 @@ class Batch:
             if isinstance(v, torch.Tensor):
                 kw[f.name] = conv(v)
             elif isinstance(v, dict):
-                kw[f.name] = {k: conv(t) for k, t in v.items()}
+                kw[f.name] = {k: conv(t, cast=False) for k, t in v.items()}  # labels keep dtype
             else:
                 kw[f.name] = v
         return Batch(**kw)
@@ -101,7 +101,8 @@ def collate(
 ) -> Batch:
     """Gather ``systems`` of a pack into a :class:`Batch` and build its neighbour list.
 
-    ``targets``: property names to copy into ``batch.targets`` (default: all). Vectorised over
+    ``targets``: property names to copy into ``batch.targets`` (default: all; kept in their stored
+    dtype, float64 for labels). Vectorised over
     systems; the only per-system loop is one vesin call per periodic system.
     """
     dtype = dtype or torch.get_default_dtype()
@@ -118,8 +119,8 @@ def collate(
             arr = data.atom_props[name]
         else:
             raise KeyError(f"target {name!r} is not in the data; available: {data.property_names}")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-        tgt[name] = t.to(dtype) if t.is_floating_point() else t
+        # Labels stay float64 whatever the model dtype: they are compared, never fed forward.
+        tgt[name] = torch.from_numpy(np.ascontiguousarray(arr))
     return Batch(
         numbers=torch.from_numpy(data.numbers),
         positions=torch.from_numpy(data.positions).to(dtype),

@@ -52,7 +52,14 @@ class AtomwiseHead(nn.Module):
         )
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("std", torch.ones(()))
-        self.register_buffer("atomref", torch.zeros(MAX_Z))
+        self.register_buffer("atomref", torch.zeros(MAX_Z, dtype=torch.float64))
+
+    def _apply(self, fn, recurse: bool = True):
+        # Device moves apply to the references too, dtype casts do not: they stay float64.
+        ref = self._buffers["atomref"]
+        super()._apply(fn, recurse)
+        self._buffers["atomref"] = ref.to(device=self._buffers["mean"].device)
+        return self
 
     def set_statistics(
         self, mean: float, std: float, atomref: Mapping[int, float] | None = None
@@ -72,9 +79,11 @@ class AtomwiseHead(nn.Module):
             self.atomref[z] = float(v)
 
     def forward(self, x: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (per-system prediction [B], per-atom contributions E_i [N])."""
+        """Return (per-system prediction [B], per-atom contributions E_i [N]), both float64."""
         raw = self.net(x).squeeze(-1)
-        contrib = self.std * raw + self.mean + self.atomref[batch.numbers].to(raw.dtype)
+        # Scale/shift in the model dtype; references and pooling in float64, because total
+        # energies (~10⁴ eV for QM9) lose meV to float32 rounding.
+        contrib = (self.std * raw + self.mean).double() + self.atomref[batch.numbers].double()
         y = scatter_sum(contrib, batch.batch, batch.num_systems)
         if self.readout == "mean":
             y = y / batch.n_atoms.to(y.dtype)

@@ -1,0 +1,47 @@
+"""Batched inference of a loaded model over packed systems (no gradients)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from deepatoms.data.graph import collate
+from deepatoms.data.packed import PackedSystems
+from deepatoms.models.io import LoadedModel
+
+
+def predict_packed(
+    loaded: LoadedModel,
+    data: PackedSystems,
+    indices: Sequence[int] | np.ndarray | None = None,
+    batch_size: int = 100,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Predict ``loaded.property`` for ``indices`` of ``data`` (all by default), in target units.
+
+    ``progress(n)`` is called after each batch with the number of systems just done.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    idx = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
+    model = loaded.model.eval()
+    dtype = next(model.parameters()).dtype
+    out = np.empty(len(idx), dtype=np.float64)
+    with torch.inference_mode():
+        for s in range(0, len(idx), batch_size):
+            chunk = idx[s : s + batch_size]
+            batch = collate(data, chunk, loaded.graph, dtype=dtype, targets=())
+            out[s : s + len(chunk)] = model(batch)[loaded.property].double().numpy()
+            if progress is not None:
+                progress(len(chunk))
+    return out
+
+
+def unseen_elements(loaded: LoadedModel, numbers: np.ndarray) -> list[int]:
+    """Atomic numbers in ``numbers`` that the model never saw in training."""
+    seen = set(loaded.meta.get("elements") or [])
+    if not seen:
+        return []
+    return sorted(set(np.unique(numbers).tolist()) - seen)

@@ -1,0 +1,295 @@
+"""Train a model: config → split → statistics → Lightning fit → exported ``model.pt``.
+
+Resuming: calling :func:`train` again on a run folder that holds ``checkpoints/last.ckpt``
+continues that run (same config, same split); only the stopping limits (``max_epochs``,
+``max_steps``, ``max_time``) may change between the calls.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from deepatoms.data.dataset import read_dataset
+from deepatoms.data.neighbors import GraphSpec
+from deepatoms.data.packed import PackedSystems
+from deepatoms.data.splits import load_split, random_split, save_split
+from deepatoms.data.stats import atomref_sum, fit_atomrefs, target_statistics
+from deepatoms.models.heads import AtomisticModel
+from deepatoms.models.io import save_model_file
+from deepatoms.models.registry import build_model
+from deepatoms.train.config import ConfigError, load_config, save_config
+from deepatoms.train.csvlog import AppendingCSVLogger
+from deepatoms.train.loader import make_loader
+from deepatoms.train.runfiles import RunDir, read_json, write_json
+from deepatoms.train.task import PropertyTask
+
+log = logging.getLogger(__name__)
+
+# Limits a resumed run may change; everything else must match the saved config.
+_RESUMABLE_KEYS = {"max_epochs", "max_steps", "max_time"}
+
+
+def resolve_readout(config: dict, target: str) -> str:
+    """Sum or mean pooling for ``target`` (``data.readout``; ``auto`` uses the preset's table)."""
+    readout = config["data"]["readout"]
+    if readout == "auto":
+        return "mean" if target in config["data"]["mean_readout_targets"] else "sum"
+    if readout not in ("sum", "mean"):
+        raise ConfigError(f"data.readout must be 'auto', 'sum' or 'mean', got {readout!r}")
+    return readout
+
+
+def resolve_atomrefs(
+    config: dict, data: PackedSystems, meta: dict, target: str, train_idx: np.ndarray
+) -> tuple[dict[int, float], str]:
+    """Per-element references for ``target`` and where they came from (dataset / fit / none)."""
+    mode = config["data"]["atomref"]
+    table = (meta.get("atomrefs") or {}).get(target)
+    if mode == "auto":
+        mode = "dataset" if table else "none"
+    if mode == "none":
+        return {}, "none"
+    if mode == "dataset":
+        if not table:
+            raise ConfigError(
+                f"data.atomref=dataset, but the dataset has no atom references for {target!r} "
+                f"(it has them for {sorted(meta.get('atomrefs') or {})}); use data.atomref=fit"
+            )
+        return {int(z): float(v) for z, v in table.items()}, "dataset"
+    if mode == "fit":
+        sub = data.subset(train_idx)
+        refs = fit_atomrefs(sub.numbers, sub.offsets, sub.system_props[target])
+        return {int(z): float(v) for z, v in refs.items()}, "fit"
+    raise ConfigError(f"data.atomref must be auto, dataset, fit or none, got {mode!r}")
+
+
+def _check_target(data: PackedSystems, meta: dict, target: str | None, path: Path) -> str:
+    if not target:
+        raise ConfigError("no target given: pass --target NAME (see `deepatoms data info`)")
+    numeric = [
+        k
+        for k, v in data.system_props.items()
+        if np.issubdtype(v.dtype, np.floating) and v.ndim == 1
+    ]
+    if target not in numeric:
+        raise ConfigError(
+            f"target {target!r} is not a numeric per-system property of {path}; "
+            f"choose one of: {', '.join(sorted(numeric))}"
+        )
+    return (meta.get("units") or {}).get(target, "")
+
+
+def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb and not (prefix == "train." and k in _RESUMABLE_KEYS):
+            out.append(f"{prefix}{k}: {va!r} (saved) vs {vb!r} (now)")
+    return out
+
+
+def _trainer(config: dict, run: RunDir, progress: bool) -> L.Trainer:
+    t = config["train"]
+    ckpt = ModelCheckpoint(
+        dirpath=run.checkpoints,
+        filename="best",
+        monitor="val_mae",
+        mode="min",
+        save_last=True,
+        save_top_k=1,
+        enable_version_counter=False,
+    )
+    stop = EarlyStopping(monitor="val_mae", mode="min", patience=t["early_stopping_patience"])
+    max_time = None
+    if t["max_time"] is not None:
+        minutes = float(t["max_time"])
+        max_time = {"seconds": int(round(minutes * 60))}
+    val_every = t["val_every_steps"]
+    return L.Trainer(
+        default_root_dir=run.root,
+        accelerator=t["accelerator"],
+        devices=t["devices"],
+        max_epochs=t["max_epochs"],
+        max_steps=t["max_steps"],
+        max_time=max_time,
+        val_check_interval=val_every if val_every else None,
+        check_val_every_n_epoch=None if val_every else 1,
+        callbacks=[ckpt, stop],
+        logger=AppendingCSVLogger(run.root),
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        gradient_clip_val=t["gradient_clip"],
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+        deterministic=False,
+        use_distributed_sampler=False,
+    )
+
+
+def _load_ckpt_weights(path: Path, model: AtomisticModel) -> None:
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+
+
+def train(
+    config: dict,
+    data_path: str | Path,
+    out: str | Path,
+    progress: bool = True,
+) -> dict:
+    """Train (or resume) a run in folder ``out`` on the dataset file ``data_path``.
+
+    Returns the run summary (also written to ``summary.json``), with validation MAE/RMSE in the
+    target's units and the path of the exported model file.
+    """
+    config = copy.deepcopy(config)
+    data_path = Path(data_path)
+    run = RunDir(out)
+    t0 = time.time()
+    tcfg = config["train"]
+    if tcfg["num_threads"]:
+        torch.set_num_threads(int(tcfg["num_threads"]))
+    dtype = {"float32": torch.float32, "float64": torch.float64}.get(tcfg["dtype"])
+    if dtype is None:
+        raise ConfigError(f"train.dtype must be float32 or float64, got {tcfg['dtype']!r}")
+
+    resume = run.last_ckpt.is_file()
+    if resume:
+        saved = load_config(run.config)
+        diff = _config_diff(saved, config)
+        if diff:
+            raise ConfigError(
+                f"{run.root} holds a run with a different config, so it cannot be resumed:\n  "
+                + "\n  ".join(diff)
+                + "\nUse a new --out folder to start a different run."
+            )
+        log.info("resuming %s from %s", run.root, run.last_ckpt)
+    elif run.root.exists() and any(run.root.iterdir()) and not run.is_run():
+        raise ConfigError(
+            f"output folder {run.root} exists and is not empty; choose a new --out folder"
+        )
+
+    data, meta = read_dataset(data_path)
+    target = config["data"]["target"]
+    unit = _check_target(data, meta, target, data_path)
+    L.seed_everything(tcfg["seed"], workers=True, verbose=False)
+
+    if resume and run.split.is_file():
+        split = load_split(run.split)
+    else:
+        d = config["data"]
+        split = random_split(len(data), d["n_train"], d["n_val"], d["n_test"], seed=tcfg["seed"])
+        save_split(
+            run.split,
+            split,
+            {"dataset": str(data_path.resolve()), "n_systems": len(data), "seed": tcfg["seed"]},
+        )
+    if len(split["val"]) == 0:
+        raise ConfigError("the validation split is empty; set --n-val to at least 1")
+    save_config(config, run.config)
+
+    readout = resolve_readout(config, target)
+    atomrefs, atomref_source = resolve_atomrefs(config, data, meta, target, split["train"])
+    tr = data.subset(split["train"])
+    ref_sum = atomref_sum(tr.numbers, tr.offsets, atomrefs) if atomrefs else None
+    mean, std = target_statistics(
+        tr.system_props[target], tr.n_atoms, readout, ref_sum, ddof=config["data"]["std_ddof"]
+    )
+    stats = {
+        "target": target,
+        "unit": unit,
+        "readout": readout,
+        "mean": mean,
+        "std": std,
+        "atomref_source": atomref_source,
+        "atomrefs": {str(z): v for z, v in atomrefs.items()},
+        "n_train": len(split["train"]),
+    }
+    write_json(run.stats, stats)
+
+    model_cfg = {**config["model"], "property": target, "readout": readout}
+    model = build_model(model_cfg)
+    model.head.set_statistics(mean, std, atomrefs)
+    model.to(dtype)
+    graph = GraphSpec.from_config(config["graph"])
+
+    bs, ebs, seed = tcfg["batch_size"], tcfg["eval_batch_size"], tcfg["seed"]
+    train_loader = make_loader(data, split["train"], graph, [target], bs, True, seed, dtype)
+    val_loader = make_loader(data, split["val"], graph, [target], ebs, False, seed, dtype)
+
+    task = PropertyTask(model, target, tcfg)
+    trainer = _trainer(config, run, progress)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*max_epochs.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        trainer.fit(
+            task, train_loader, val_loader, ckpt_path=str(run.last_ckpt) if resume else None
+        )
+
+    best = run.best_ckpt if run.best_ckpt.is_file() else None
+    if best is not None:
+        _load_ckpt_weights(best, model)
+    ckpt_cb = trainer.checkpoint_callback
+    best_val = float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else math.nan
+    summary = {
+        "run": str(run.root),
+        "preset": config.get("name"),
+        "model": config["model"]["name"],
+        "target": target,
+        "unit": unit,
+        "readout": readout,
+        "n_train": len(split["train"]),
+        "n_val": len(split["val"]),
+        "n_test": len(split["test"]),
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "best_val_mae": best_val,
+        "resumed": resume,
+        "wall_time_s": round(time.time() - t0, 1),
+        "model_file": str(run.model),
+        "interrupted": bool(trainer.interrupted),
+    }
+    meta_out = {
+        "dataset": str(data_path.resolve()),
+        "dataset_source": meta.get("source", ""),
+        "stats": stats,
+        "elements": sorted(int(z) for z in np.unique(tr.numbers)),
+        "config": config,
+        "best_val_mae": best_val,
+        "steps": trainer.global_step,
+    }
+    save_model_file(run.model, model, graph, unit, meta_out)
+    write_json(run.summary, summary)
+    try:
+        from deepatoms.analysis.plots import plot_learning_curve
+
+        plot_learning_curve(run.metrics, run.plots / "learning_curve.png", unit)
+    except FileNotFoundError:
+        pass
+    return summary
+
+
+def split_of_run(run_dir: str | Path) -> dict[str, np.ndarray]:
+    """The saved split of a run folder."""
+    return load_split(RunDir(run_dir).split)
+
+
+def stats_of_run(run_dir: str | Path) -> dict:
+    """The saved normalisation statistics of a run folder."""
+    return read_json(RunDir(run_dir).stats)
+
+
+__all__ = ["resolve_atomrefs", "resolve_readout", "split_of_run", "stats_of_run", "train"]

@@ -1,0 +1,333 @@
+"""The ``deepatoms`` command line: thin wrappers that parse arguments, call one app, print.
+
+Every command has ``--help``; ``--json`` makes the last stdout line a machine-readable result.
+Errors in user input print one clear line to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+app = typer.Typer(
+    help="deepatoms: deep learning for molecules and materials (SchNet, DTNN, NMP-edge).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Build, import and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result as the last line.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _fail_cleanly(fn):
+    """Turn expected user errors into one 'error: …' line and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileNotFoundError, KeyError, OSError) as exc:
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            err.print(f"[bold red]error:[/] {msg}", markup=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _emit_json(obj: dict) -> None:
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    sys.stdout.write(json.dumps(clean(obj)) + "\n")
+    sys.stdout.flush()
+
+
+def _progress(total: int, label: str, quiet: bool):
+    """A rich progress bar on stderr (or a no-op), returning (context manager, advance callback)."""
+    if quiet:
+        import contextlib
+
+        return contextlib.nullcontext(), None
+    prog = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    task = prog.add_task(label, total=total)
+    return prog, lambda n: prog.advance(task, n)
+
+
+def _number(text: str | None, name: str) -> int | float | None:
+    """'1000' → 1000, '0.8' → 0.8 (fraction), None → None."""
+    if text is None:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a count or a fraction, got {text!r}") from None
+    return int(v) if v >= 1 and v == int(v) else v
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+@data_app.command("qm9")
+@_fail_cleanly
+def data_qm9(
+    out_file: Annotated[Path, typer.Argument(help="Output dataset (.h5).", metavar="OUT.h5")],
+    limit: Annotated[int | None, typer.Option(help="Random subset of N molecules.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random subset.")] = 0,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a QM9 dataset (all 130,831 molecules, or --limit N) from the installed qm9pack data.
+
+    Targets (eV-based units): mu, alpha, homo, lumo, gap, r2, zpve, U0, U, H, G, Cv, plus the
+    atomization energies U0_atom, U_atom, H_atom, G_atom and SMILES.
+    """
+    from deepatoms.data.dataset import dataset_info, write_dataset
+    from deepatoms.data.sources.qm9 import load_qm9
+
+    data, meta = load_qm9(limit=limit, seed=seed, progress=not quiet)
+    write_dataset(out_file, data, meta)
+    info = dataset_info(out_file)
+    out.print(f"wrote {len(data)} molecules ({int(data.offsets[-1])} atoms) to {out_file}")
+    if as_json:
+        _emit_json({"out": str(out_file), "n_systems": len(data), "info": info})
+
+
+@data_app.command("import")
+@_fail_cleanly
+def data_import(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Input files (extxyz, xyz, ASE db, CIF, …) then the output .h5.",
+            metavar="FILES... OUT.h5",
+        ),
+    ],
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import structures and their labels from ASE-readable files into one dataset file."""
+    from deepatoms.data.dataset import write_dataset
+    from deepatoms.data.sources.ase_io import read_structures
+
+    if len(paths) < 2:
+        raise ValueError("give at least one input file and the output .h5 file (last)")
+    *inputs, out_file = paths
+    if out_file.suffix not in (".h5", ".hdf5"):
+        raise ValueError(
+            f"the last argument is the output dataset and must end in .h5, got {out_file}"
+        )
+    data, meta = read_structures(inputs, progress=not quiet)
+    write_dataset(out_file, data, meta)
+    out.print(f"wrote {len(data)} structures with properties {data.property_names} to {out_file}")
+    for name, why in (meta.get("dropped_properties") or {}).items():
+        err.print(f"note: dropped property {name!r}: {why}")
+    if as_json:
+        _emit_json(
+            {"out": str(out_file), "n_systems": len(data), "properties": data.property_names}
+        )
+
+
+@data_app.command("info")
+@_fail_cleanly
+def data_info(
+    file: Annotated[Path, typer.Argument(help="Dataset file (.h5).", metavar="FILE.h5")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Summarise a dataset: sizes, elements, properties with units and statistics, provenance."""
+    from deepatoms.data.dataset import dataset_info, format_info
+
+    info = dataset_info(file)
+    out.print(format_info(info))
+    if as_json:
+        _emit_json(info)
+
+
+# ---------------------------------------------------------------------------------------------
+# train / evaluate / predict
+# ---------------------------------------------------------------------------------------------
+@app.command()
+@_fail_cleanly
+def train(
+    preset: Annotated[str, typer.Option(help="Preset name (see `deepatoms presets`).")],
+    data: Annotated[Path, typer.Option(help="Dataset file (.h5).", metavar="FILE.h5")],
+    target: Annotated[str, typer.Option(help="Property to learn, e.g. U0.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Run folder (created; resumed if it holds a run).")
+    ],
+    max_epochs: Annotated[int | None, typer.Option(help="Stop after this many epochs.")] = None,
+    max_time: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
+    n_train: Annotated[
+        str | None, typer.Option(help="Training systems (count or fraction).")
+    ] = None,
+    n_val: Annotated[
+        str | None, typer.Option(help="Validation systems (count or fraction).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for split, initialisation, shuffling.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a config value, e.g. --set train.lr=1e-4 (repeatable)."
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a model on a dataset; writes a run folder with checkpoints, metrics and model.pt.
+
+    Running the same command again on a run folder with checkpoints/last.ckpt resumes it.
+    """
+    from deepatoms.apps.train import train as run_train
+    from deepatoms.train.config import apply_overrides, load_preset
+
+    cfg = load_preset(preset)
+    extra = [f"data.target={target}"]
+    if max_epochs is not None:
+        extra.append(f"train.max_epochs={max_epochs}")
+    if max_time is not None:
+        extra.append(f"train.max_time={max_time}")
+    if seed is not None:
+        extra.append(f"train.seed={seed}")
+    for name, value in (("n_train", n_train), ("n_val", n_val)):
+        v = _number(value, f"--{name.replace('_', '-')}")
+        if v is not None:
+            extra.append(f"data.{name}={v}")
+    cfg = apply_overrides(cfg, extra + list(set_ or []))
+    if not quiet:
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    summary = run_train(cfg, data, out_dir, progress=not quiet)
+    verb = "resumed and finished" if summary["resumed"] else "finished"
+    out.print(
+        f"{verb} {summary['preset']} on {summary['target']}: {summary['epochs']} epochs, "
+        f"{summary['steps']} steps, best validation MAE {summary['best_val_mae']:.5g} "
+        f"{summary['unit']} ({summary['wall_time_s']} s)"
+    )
+    out.print(f"model: {summary['model_file']}")
+    if as_json:
+        _emit_json(summary)
+
+
+@app.command()
+@_fail_cleanly
+def evaluate(
+    run_or_model: Annotated[
+        Path, typer.Argument(help="Run folder or model.pt.", metavar="RUN_DIR_OR_MODEL")
+    ],
+    data: Annotated[Path, typer.Option(help="Dataset file (.h5).", metavar="FILE.h5")],
+    split: Annotated[str, typer.Option(help="train, val, test or all.")] = "test",
+    plot: Annotated[Path | None, typer.Option(help="Parity plot path (PNG).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Systems per inference batch.")] = 100,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Report MAE and RMSE of a trained model on a split, with a parity plot."""
+    from deepatoms.apps.evaluate import evaluate as run_eval
+
+    prog, advance = _progress(0, "evaluating", quiet)
+    with prog:
+        if advance is not None:
+            prog.update(prog.task_ids[0], total=None)
+        res = run_eval(run_or_model, data, split, plot, batch_size, advance)
+    u = res["unit"]
+    line = f"{res['target']} on {res['split']} ({res['n']} systems): MAE {res['mae']:.5g} {u}, RMSE {res['rmse']:.5g} {u}"
+    if u == "eV":
+        line += f"  [MAE {res['mae_meV']:.2f} meV = {res['mae_kcal_mol']:.3f} kcal/mol]"
+    out.print(line)
+    for ref in res["published"]:
+        scale, unit = (1e3, "meV") if u == "eV" else (1.0, u)
+        out.print(
+            f"  published: {ref['mae'] * scale:.4g} {unit} with {ref['n_train']:,} training examples ({ref['source']})"
+        )
+    out.print(f"parity plot: {res['plot']}")
+    if as_json:
+        _emit_json(res)
+
+
+@app.command()
+@_fail_cleanly
+def predict(
+    model: Annotated[
+        Path, typer.Argument(help="Model file (model.pt) or run folder.", metavar="MODEL")
+    ],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="ASE-readable structure files.", metavar="INPUT...")
+    ],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="CSV to write.", metavar="OUT.csv")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Systems per inference batch.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict the model's property for every structure in the input files."""
+    from deepatoms.apps.predict import predict as run_predict
+
+    if model.is_dir():
+        model = model / "model.pt"
+    res = run_predict(model, inputs, out_file, batch_size)
+    for w in res["warnings"]:
+        err.print(f"warning: {w}")
+    col = res["column"]
+    shown = res["rows"][:20]
+    for r in shown:
+        out.print(f"{r['file']}[{r['frame']}]  {r['formula']:<12} {col} = {r[col]:.6g}")
+    if len(res["rows"]) > len(shown):
+        out.print(f"… {len(res['rows']) - len(shown)} more")
+    if out_file is not None:
+        out.print(f"wrote {res['n']} predictions to {out_file}")
+    if as_json:
+        _emit_json({k: v for k, v in res.items() if k != "rows" or res["n"] <= 1000})
+
+
+@app.command()
+@_fail_cleanly
+def presets(as_json: JsonOpt = False) -> None:
+    """List the shipped presets, one line each."""
+    from deepatoms.train.config import load_preset, preset_names
+
+    rows = []
+    for name in preset_names():
+        cfg = load_preset(name)
+        rows.append(
+            {"name": name, "model": cfg["model"]["name"], "description": cfg["description"]}
+        )
+        out.print(f"{name:<18} {cfg['description']}")
+    if as_json:
+        _emit_json({"presets": rows})
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Batches for training: a seeded, epoch-aware batch sampler and a vectorised collate.
+
+The whole dataset lives in memory as :class:`PackedSystems`; a batch is a gather of index ranges
+plus one neighbour-list call, so loading never waits on per-sample Python work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from deepatoms.data.graph import Batch, collate
+from deepatoms.data.neighbors import GraphSpec
+from deepatoms.data.packed import PackedSystems
+
+
+class EpochBatchSampler(Sampler[np.ndarray]):
+    """Yields index arrays of ``batch_size`` systems.
+
+    With ``shuffle`` the order of epoch e is a permutation drawn from ``(seed, e)``: a run resumed
+    at epoch e sees exactly the batches an uninterrupted run would. Lightning calls
+    :meth:`set_epoch` before every epoch.
+    """
+
+    def __init__(
+        self, indices: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of epoch ``epoch``."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return (len(self.indices) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        idx = self.indices
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            idx = idx[rng.permutation(len(idx))]
+        for s in range(0, len(idx), self.batch_size):
+            yield idx[s : s + self.batch_size]
+
+
+class _Collate:
+    """Picklable collate function (DataLoader workers may need it)."""
+
+    def __init__(
+        self, data: PackedSystems, graph: GraphSpec, targets: Sequence[str], dtype: torch.dtype
+    ):
+        self.data, self.graph, self.targets, self.dtype = data, graph, list(targets), dtype
+
+    def __call__(self, systems: np.ndarray) -> Batch:
+        return collate(self.data, systems, self.graph, dtype=self.dtype, targets=self.targets)
+
+
+class _IndexArrays(torch.utils.data.Dataset):
+    """Identity dataset: item k of a batch sampler's output is the index array itself."""
+
+    def __getitem__(self, systems: np.ndarray) -> np.ndarray:
+        return systems
+
+    def __len__(self) -> int:  # pragma: no cover - not used with batch samplers
+        raise TypeError("use with a batch sampler")
+
+
+def make_loader(
+    data: PackedSystems,
+    indices: Sequence[int],
+    graph: GraphSpec,
+    targets: Sequence[str],
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    num_workers: int = 0,
+) -> DataLoader:
+    """DataLoader of :class:`Batch` objects over ``indices`` of ``data``."""
+    sampler = EpochBatchSampler(indices, batch_size, shuffle, seed)
+    # Each "sample" the DataLoader fetches is a whole index array (sampler=batch sampler,
+    # batch_size=None disables automatic batching), collated in one vectorised call.
+    return DataLoader(
+        _IndexArrays(),
+        sampler=sampler,
+        batch_size=None,
+        collate_fn=_Collate(data, graph, targets, dtype),
+        num_workers=num_workers,
+    )
