@@ -47,7 +47,7 @@ def evaluate(
     run_or_model = Path(run_or_model)
     model_path, split_path = _locate(run_or_model)
     loaded = load_model_file(model_path)
-    data, meta = read_dataset(data_path)
+    data, _ = read_dataset(data_path)
     prop = loaded.property
     if prop not in data.system_props:
         raise ValueError(

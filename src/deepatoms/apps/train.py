@@ -115,7 +115,7 @@ def _trainer(config: dict, run: RunDir, progress: bool) -> L.Trainer:
     max_time = None
     if t["max_time"] is not None:
         minutes = float(t["max_time"])
-        max_time = {"seconds": int(round(minutes * 60))}
+        max_time = {"seconds": round(minutes * 60)}
     val_every = t["val_every_steps"]
     return L.Trainer(
         default_root_dir=run.root,

@@ -89,9 +89,12 @@ def load_model_file(path: str | Path, map_location: str | torch.device = "cpu") 
             f"({FORMAT_VERSION}); upgrade deepatoms"
         )
     model = build_model(payload["model_config"])
+    # Cast first: load_state_dict copies into the existing tensors, so loading float64 weights
+    # into the freshly built float32 model would round them.
+    dtypes = [v.dtype for v in payload["state_dict"].values() if v.is_floating_point()]
+    model.to(dtype=dtypes[0] if dtypes else torch.float32)
     model.load_state_dict(payload["state_dict"])
-    dtype = next(iter(payload["state_dict"].values())).dtype
-    model.to(dtype=dtype if dtype.is_floating_point else torch.float32).eval()
+    model.eval()
     return LoadedModel(
         model=model,
         graph=GraphSpec.from_config(payload["graph"]),
