@@ -1,0 +1,130 @@
+"""The command line as a user calls it, on tiny data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = str(Path(sys.executable).parent / "deepatoms")
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "molecules.xyz"
+
+
+def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([EXE, *args], capture_output=True, text=True, timeout=600)
+    if ok and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def last_json(proc: subprocess.CompletedProcess) -> dict:
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory):
+    """data qm9 → train → evaluate → predict, as in the README."""
+    d = tmp_path_factory.mktemp("cli")
+    h5 = d / "q.h5"
+    made = last_json(run("data", "qm9", str(h5), "--limit", "120", "--seed", "2", "-q", "--json"))
+    trained = last_json(
+        run(
+            "train", "--preset", "schnet-fast", "--data", str(h5), "--target", "U0",
+            "--out", str(d / "run"), "--max-epochs", "2", "--n-train", "80", "--n-val", "20",
+            "--seed", "1", "--set", "model.n_atom_basis=16", "--set", "model.n_interactions=1",
+            "-q", "--json",
+        )
+    )  # fmt: skip
+    return d, h5, made, trained
+
+
+def test_every_command_has_help():
+    for cmd in (
+        [], ["data"], ["data", "qm9"], ["data", "import"], ["data", "info"], ["train"],
+        ["evaluate"], ["predict"], ["presets"],
+    ):  # fmt: skip
+        proc = run(*cmd, "--help")
+        assert "Usage" in proc.stdout, cmd
+
+
+def test_data_qm9_and_info(workflow):
+    d, h5, made, _ = workflow
+    assert made["n_systems"] == 120
+    info = last_json(run("data", "info", str(h5), "--json"))
+    assert info["n_systems"] == 120
+    assert "U0" in run("data", "info", str(h5)).stdout
+
+
+def test_train_evaluate_predict(workflow):
+    d, h5, _, trained = workflow
+    assert trained["epochs"] == 2 and trained["target"] == "U0" and trained["unit"] == "eV"
+    assert (d / "run" / "model.pt").is_file()
+    res = last_json(run("evaluate", str(d / "run"), "--data", str(h5), "--json"))
+    assert res["split"] == "test" and res["n"] == 20 and res["unit"] == "eV"
+    assert res["mae"] > 0 and res["rmse"] >= res["mae"]
+    assert Path(res["plot"]).is_file()
+    out_csv = d / "pred.csv"
+    pred = last_json(
+        run("predict", str(d / "run" / "model.pt"), str(EXAMPLES), "--out", str(out_csv), "--json")
+    )
+    assert pred["n"] == 7
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 7 and rows[1]["formula"] == "C6H6"
+    assert float(rows[0]["U0 [eV]"]) < 0
+
+
+def test_import_then_train_on_imported_data(tmp_path):
+    from ase.build import molecule
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    frames = []
+    for k, name in enumerate(["H2O", "NH3", "CH4", "C2H6", "CH3OH", "HCN"] * 3):
+        a = molecule(name)
+        a.rattle(0.01, seed=k)
+        a.calc = SinglePointCalculator(a, energy=-1.0 * len(a) - 0.1 * k)
+        frames.append(a)
+    write(tmp_path / "frames.extxyz", frames)
+    h5 = tmp_path / "imp.h5"
+    res = last_json(run("data", "import", str(tmp_path / "frames.extxyz"), str(h5), "-q", "--json"))
+    assert res["n_systems"] == 18 and "energy" in res["properties"]
+    trained = last_json(
+        run(
+            "train", "--preset", "schnet-fast", "--data", str(h5), "--target", "energy",
+            "--out", str(tmp_path / "r"), "--max-epochs", "1", "--n-train", "12", "--n-val", "3",
+            "--set", "model.n_atom_basis=8", "-q", "--json",
+        )
+    )  # fmt: skip
+    assert trained["n_test"] == 3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data", "info", "missing.h5"], "missing.h5"),
+        (["evaluate", "no_run_here", "--data", "x.h5"], "no_run_here"),
+        (["predict", "missing.pt", str(EXAMPLES)], "missing.pt"),
+        (
+            ["train", "--preset", "nope", "--data", "x.h5", "--target", "U0", "--out", "r"],
+            "unknown preset",
+        ),
+        (["data", "import", "only_one.h5"], "at least one input"),
+    ],
+)
+def test_bad_input_gives_one_clear_error_line(tmp_path, args, message):
+    proc = subprocess.run([EXE, *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_presets_lists_one_line_each():
+    proc = run("presets")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    names = [ln.split()[0] for ln in lines]
+    assert "schnet-fast" in names and "schnet-qm9" in names
+    assert len(names) == len(set(names))
