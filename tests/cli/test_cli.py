@@ -52,7 +52,7 @@ def test_every_command_has_help():
 
 
 def test_data_qm9_and_info(workflow):
-    d, h5, made, _ = workflow
+    _, h5, made, _ = workflow
     assert made["n_systems"] == 120
     info = last_json(run("data", "info", str(h5), "--json"))
     assert info["n_systems"] == 120

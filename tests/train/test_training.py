@@ -86,7 +86,7 @@ def test_run_folder_contents_and_exported_model(qm9_small, tmp_path):
 
 def test_unknown_target_is_a_clear_error(qm9_small, tmp_path):
     cfg = apply_overrides(load_preset("schnet-fast"), ["data.target=U00", *TINY])
-    with pytest.raises(ConfigError, match="not a numeric per-system property.*U0"):
+    with pytest.raises(ConfigError, match=r"not a numeric per-system property.*U0"):
         train(cfg, qm9_small, tmp_path / "x", progress=False)
 
 
@@ -112,6 +112,7 @@ def test_training_reduces_the_error_well_below_the_mean_predictor(qm9_small, tmp
         "data.n_train=32",
         "train.lr=3e-3",
         "train.lr_schedule=none",
+        "train.batch_size=8",
         preset=preset,
     )
     cfg["train"]["early_stopping_patience"] = 1000
