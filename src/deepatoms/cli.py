@@ -27,7 +27,7 @@ app = typer.Typer(
 data_app = typer.Typer(help="Build, import and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result as the last line.")]

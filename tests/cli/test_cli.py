@@ -56,7 +56,9 @@ def test_data_qm9_and_info(workflow):
     assert made["n_systems"] == 120
     info = last_json(run("data", "info", str(h5), "--json"))
     assert info["n_systems"] == 120
-    assert "U0" in run("data", "info", str(h5)).stdout
+    text = run("data", "info", str(h5)).stdout
+    u0_line = next(ln for ln in text.splitlines() if ln.strip().startswith("U0 "))
+    assert "[eV]" in u0_line  # units are shown, not eaten as terminal markup
 
 
 def test_train_evaluate_predict(workflow):

@@ -26,24 +26,36 @@ def plot_parity(
     unit: str,
     mae: float,
     rmse: float,
+    offset: np.ndarray | None = None,
 ) -> Path:
-    """Scatter of predicted vs reference values with the y = x line and the error metrics."""
+    """Parity plot (predicted vs reference, y = x line) next to a histogram of the errors.
+
+    ``offset`` (e.g. Σ_i E_ref(Z_i) per system) is subtracted from both axes, so total energies
+    are shown as atomization energies, where the errors are visible.
+    """
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(4.6, 4.4), dpi=130)
-    lo = float(min(reference.min(), predicted.min()))
-    hi = float(max(reference.max(), predicted.max()))
+    x, y = np.asarray(reference, float), np.asarray(predicted, float)
+    name = label
+    if offset is not None:
+        x, y = x - offset, y - offset
+        name = f"{label} − Σ atom refs"
+    u = f" [{unit}]" if unit else ""
+    fig, (ax, axh) = plt.subplots(1, 2, figsize=(8.6, 4.0), dpi=130)
+    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     pad = 0.03 * (hi - lo or 1.0)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.4", lw=1, zorder=1)
-    ax.scatter(reference, predicted, s=6, alpha=0.5, lw=0, zorder=2)
+    ax.scatter(x, y, s=6, alpha=0.5, lw=0, zorder=2)
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(lo - pad, hi + pad)
-    u = f" [{unit}]" if unit else ""
-    ax.set_xlabel(f"reference {label}{u}")
-    ax.set_ylabel(f"predicted {label}{u}")
-    ax.set_title(f"{label}: MAE {mae:.4g}, RMSE {rmse:.4g}{u}  (n={len(reference)})", fontsize=9)
+    ax.set_xlabel(f"reference {name}{u}")
+    ax.set_ylabel(f"predicted {name}{u}")
     ax.set_aspect("equal")
+    axh.hist(y - x, bins=60, color="C0", alpha=0.8)
+    axh.set_xlabel(f"error (predicted − reference){u}")
+    axh.set_ylabel("systems")
+    fig.suptitle(f"{label}: MAE {mae:.4g}, RMSE {rmse:.4g}{u}  (n={len(x)})", fontsize=10)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp)

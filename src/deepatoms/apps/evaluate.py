@@ -101,5 +101,10 @@ def evaluate(
         plot = base / "plots" / f"parity_{split}.png"
     from deepatoms.analysis.plots import plot_parity
 
-    result["plot"] = str(plot_parity(ref, pred, plot, prop, loaded.unit, mae, rmse))
+    refs = loaded.model.head.atomref.detach().cpu().numpy()
+    offset = None
+    if np.any(refs != 0):  # show total energies as atomization energies
+        sub = data.subset(idx)
+        offset = np.add.reduceat(refs[sub.numbers], sub.offsets[:-1]) if len(sub.numbers) else None
+    result["plot"] = str(plot_parity(ref, pred, plot, prop, loaded.unit, mae, rmse, offset))
     return result
