@@ -132,18 +132,39 @@ def test_training_reduces_the_error_well_below_the_mean_predictor(qm9_small, tmp
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["schnet-fast", "dtnn-fast", "nmpedge-fast"])
-def test_each_model_overfits_32_molecules(qm9_small, tmp_path, preset):
-    """Spec sanity check: 32 molecules are fitted to near-zero training error (< 15 meV)."""
-    cfg = _cfg(
-        "train.max_epochs=1500",
-        "data.n_train=32",
-        "train.batch_size=32",
-        "train.lr=1e-3",
-        "model.n_atom_basis=64",
-        "train.lr_schedule=none",
-        preset=preset,
+def test_each_model_overfits_32_molecules(qm9_small, preset):
+    """Spec sanity check: each model fits 32 molecules to near-zero training error (< 5 meV).
+
+    A plain Adam loop on one batch (no validation-based model selection, which would pick an
+    early epoch of an overfitting run).
+    """
+    from deepatoms.data.graph import collate
+    from deepatoms.data.neighbors import GraphSpec
+    from deepatoms.data.stats import atomref_sum, target_statistics
+    from deepatoms.models import build_model
+
+    torch.manual_seed(0)
+    data, meta = read_dataset(qm9_small)
+    sub = data.subset(np.arange(32))
+    refs = {int(k): v for k, v in meta["atomrefs"]["U0"].items()}
+    cfg = load_preset(preset)
+    model = build_model({**cfg["model"], "property": "U0", "readout": "sum"})
+    mean, std = target_statistics(
+        sub.system_props["U0"], sub.n_atoms, "sum", atomref_sum(sub.numbers, sub.offsets, refs)
     )
-    cfg["train"]["early_stopping_patience"] = 100000
-    run = tmp_path / preset
-    train(cfg, qm9_small, run, progress=False)
-    assert _train_mae(run, qm9_small) < 0.015
+    model.head.set_statistics(mean, std, refs)
+    batch = collate(sub, None, GraphSpec.from_config(cfg["graph"]), targets=["U0"])
+    steps = 1000
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 ** (s / steps))
+    start_mae = float((model(batch)["U0"] - batch.targets["U0"]).abs().mean())
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = ((model(batch)["U0"] - batch.targets["U0"]) ** 2).mean()
+        loss.backward()
+        opt.step()
+        sched.step()
+    with torch.no_grad():
+        mae = float((model(batch)["U0"] - batch.targets["U0"]).abs().mean())
+    assert start_mae > 0.5  # the task is not trivial at the start …
+    assert mae < 0.005  # … and is fitted to near-zero error
