@@ -63,22 +63,36 @@ def _emit_json(obj: dict) -> None:
     sys.stdout.flush()
 
 
-def _progress(total: int, label: str, quiet: bool):
-    """A rich progress bar on stderr (or a no-op), returning (context manager, advance callback)."""
-    if quiet:
-        import contextlib
+class _Bar:
+    """A rich progress bar on stderr, created on the first ``(done, total)`` update."""
 
-        return contextlib.nullcontext(), None
-    prog = Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
-    task = prog.add_task(label, total=total)
-    return prog, lambda n: prog.advance(task, n)
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.label, self.quiet = label, quiet
+        self.prog: Progress | None = None
+        self.task = None
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.prog is not None:
+            self.prog.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if self.prog is None:
+            self.prog = Progress(
+                TextColumn(self.label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            self.prog.start()
+            self.task = self.prog.add_task(self.label, total=total)
+        self.prog.update(self.task, completed=done)
 
 
 def _number(text: str | None, name: str) -> int | float | None:
@@ -252,11 +266,8 @@ def evaluate(
     """Report MAE and RMSE of a trained model on a split, with a parity plot."""
     from deepatoms.apps.evaluate import evaluate as run_eval
 
-    prog, advance = _progress(0, "evaluating", quiet)
-    with prog:
-        if advance is not None:
-            prog.update(prog.task_ids[0], total=None)
-        res = run_eval(run_or_model, data, split, plot, batch_size, advance)
+    with _Bar("evaluating", quiet) as bar:
+        res = run_eval(run_or_model, data, split, plot, batch_size, bar)
     u = res["unit"]
     line = f"{res['target']} on {res['split']} ({res['n']} systems): MAE {res['mae']:.5g} {u}, RMSE {res['rmse']:.5g} {u}"
     if u == "eV":
@@ -285,6 +296,7 @@ def predict(
         Path | None, typer.Option("--out", help="CSV to write.", metavar="OUT.csv")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Systems per inference batch.")] = 100,
+    quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict the model's property for every structure in the input files."""
@@ -292,7 +304,8 @@ def predict(
 
     if model.is_dir():
         model = model / "model.pt"
-    res = run_predict(model, inputs, out_file, batch_size)
+    with _Bar("predicting", quiet) as bar:
+        res = run_predict(model, inputs, out_file, batch_size, bar)
     for w in res["warnings"]:
         err.print(f"warning: {w}")
     col = res["column"]

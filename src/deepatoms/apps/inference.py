@@ -17,11 +17,11 @@ def predict_packed(
     data: PackedSystems,
     indices: Sequence[int] | np.ndarray | None = None,
     batch_size: int = 100,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Predict ``loaded.property`` for ``indices`` of ``data`` (all by default), in target units.
 
-    ``progress(n)`` is called after each batch with the number of systems just done.
+    ``progress(done, total)`` is called after each batch with the number of systems done so far.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -35,7 +35,7 @@ def predict_packed(
             batch = collate(data, chunk, loaded.graph, dtype=dtype, targets=())
             out[s : s + len(chunk)] = model(batch)[loaded.property].double().numpy()
             if progress is not None:
-                progress(len(chunk))
+                progress(s + len(chunk), len(idx))
     return out
 
 
