@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import pytest
 import torch
 from ase import Atoms
+from f64 import F64, float64_default
 
 from deepatoms.data.graph import Batch
 from deepatoms.data.neighbors import GraphSpec
@@ -16,19 +16,6 @@ from deepatoms.nn.activations import shifted_softplus
 from deepatoms.nn.cutoff import CosineCutoff, HardCutoff
 from deepatoms.nn.radial import GaussianRBF
 from deepatoms.nn.scatter import scatter_mean, scatter_sum
-
-F64 = torch.float64
-
-
-@contextmanager
-def float64_default():
-    """Build modules directly in float64 (constants such as RBF centres are then exact)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 # -- shifted softplus ---------------------------------------------------------------------------

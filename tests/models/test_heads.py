@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import pytest
 import torch
 from ase import Atoms
 from ase.build import molecule
+from f64 import F64, float64_default
 
 from deepatoms.data.graph import Batch
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.models import available_models, build_model
 from deepatoms.models.io import load_model_file, save_model_file
 
-F64 = torch.float64
 GRAPH = GraphSpec("all", None)
 MU, SIGMA = -3.25, 0.8
 REF = {1: -13.6, 6: -1029.5, 8: -2041.7}
@@ -26,16 +24,6 @@ SMALL = {
     "nmp_edge": {"name": "nmp_edge", "n_atom_basis": 8, "n_interactions": 2},
 }
 families = pytest.mark.parametrize("family", sorted(SMALL))
-
-
-@contextmanager
-def float64_default():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 def _systems() -> list[Atoms]:

@@ -6,19 +6,17 @@ consistency, self-pair exclusion, isolated atoms and forces = finite differences
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk, molecule
+from f64 import F64, float64_default
 
 from deepatoms.data.graph import Batch
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.models import build_model
 
-F64 = torch.float64
 ALL = GraphSpec("all", None)
 RC = 4.5  # graph cutoff (Å) for periodic systems; NaCl shells at 2.82, 3.99, 4.88 Å
 
@@ -34,16 +32,6 @@ FAMILIES = {
     "dtnn": {"name": "dtnn", "n_atom_basis": 10, "n_factors": 8, "n_interactions": 3},
     "nmp_edge": {"name": "nmp_edge", "n_atom_basis": 10, "n_interactions": 3},
 }
-
-
-@contextmanager
-def float64_default():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 def make_model(family: str, readout: str = "sum", aggregation: str = "sum", seed: int = 0):

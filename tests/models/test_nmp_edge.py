@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 import torch
 from ase import Atoms
+from f64 import F64, float64_default
 
 from deepatoms.data.graph import Batch
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.models import build_model
 
-F64 = torch.float64
 GRAPH = GraphSpec("all", None)
-
-
-@contextmanager
-def float64_default():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 def _water() -> Atoms:  # deliberately asymmetric

@@ -18,6 +18,17 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    """Write the figure atomically (temporary file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
 def plot_parity(
     reference: np.ndarray,
     predicted: np.ndarray,
@@ -57,11 +68,7 @@ def plot_parity(
     axh.set_ylabel("systems")
     fig.suptitle(f"{label}: MAE {mae:.4g}, RMSE {rmse:.4g}{u}  (n={len(x)})", fontsize=10)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(fig, path)
 
 
 def plot_learning_curve(metrics_csv: str | Path, path: str | Path, unit: str = "") -> Path:
@@ -89,8 +96,4 @@ def plot_learning_curve(metrics_csv: str | Path, path: str | Path, unit: str = "
     ax.set_ylabel(f"MAE [{unit}]" if unit else "MAE")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(fig, path)

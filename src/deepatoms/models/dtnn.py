@@ -33,7 +33,7 @@ from deepatoms.models.common import EdgeGeometry, atom_embedding, build_rbf
 from deepatoms.models.registry import register_model
 from deepatoms.nn.cutoff import build_cutoff
 from deepatoms.nn.mlp import Dense
-from deepatoms.nn.scatter import scatter_reduce, segment_counts
+from deepatoms.nn.scatter import check_aggregation, scatter_reduce, segment_counts
 
 
 class DTNNInteraction(nn.Module):
@@ -94,8 +94,7 @@ class DTNN(nn.Module):
         aggregation: str = "sum",
     ) -> None:
         super().__init__()
-        if aggregation not in ("sum", "mean"):
-            raise ValueError(f"aggregation must be 'sum' or 'mean', got {aggregation!r}")
+        check_aggregation(aggregation)
         if n_interactions < 0:
             raise ValueError(f"n_interactions must be >= 0, got {n_interactions}")
         rbf = rbf if rbf is not None else {"n_rbf": 100, "start": 0.0, "spacing": 0.2, "sigma": 0.2}

@@ -52,7 +52,7 @@ from deepatoms.nn.activations import shifted_softplus
 from deepatoms.nn.cutoff import build_cutoff
 from deepatoms.nn.mlp import Dense
 from deepatoms.nn.radial import GaussianRBF
-from deepatoms.nn.scatter import scatter_reduce, segment_counts
+from deepatoms.nn.scatter import check_aggregation, scatter_reduce, segment_counts
 
 
 class EdgeUpdate(nn.Module):
@@ -153,8 +153,7 @@ class NMPEdge(nn.Module):
         aggregation: str = "sum",
     ) -> None:
         super().__init__()
-        if aggregation not in ("sum", "mean"):
-            raise ValueError(f"aggregation must be 'sum' or 'mean', got {aggregation!r}")
+        check_aggregation(aggregation)
         if n_interactions < 1:
             raise ValueError(f"n_interactions must be >= 1, got {n_interactions}")
         c = n_atom_basis

@@ -24,7 +24,7 @@ from deepatoms.models.common import EdgeGeometry, atom_embedding, build_rbf
 from deepatoms.models.registry import register_model
 from deepatoms.nn.cutoff import build_cutoff
 from deepatoms.nn.mlp import Dense
-from deepatoms.nn.scatter import scatter_reduce, segment_counts
+from deepatoms.nn.scatter import check_aggregation, scatter_reduce, segment_counts
 
 
 class FilterNetwork(nn.Module):
@@ -101,8 +101,7 @@ class SchNet(nn.Module):
         super().__init__()
         n_filters = n_filters or n_atom_basis
         rbf = rbf if rbf is not None else {"n_rbf": 20, "stop": cutoff or 5.0}
-        if aggregation not in ("sum", "mean"):
-            raise ValueError(f"aggregation must be 'sum' or 'mean', got {aggregation!r}")
+        check_aggregation(aggregation)
         self.n_atom_basis = n_atom_basis
         self.aggregation = aggregation
         self.embedding = atom_embedding(n_atom_basis)

@@ -8,37 +8,32 @@ import torch
 from torch import nn
 
 
-class CosineCutoff(nn.Module):
-    """Cosine cutoff f_c(r) = ½(cos(π r / r_c) + 1) for r ≤ r_c, else 0 (spec §2)."""
+class _Cutoff(nn.Module):
+    """A function of r that vanishes beyond the radius ``cutoff`` (Å)."""
 
     def __init__(self, cutoff: float) -> None:
         super().__init__()
         if cutoff <= 0:
             raise ValueError(f"cutoff radius must be > 0 Å, got {cutoff}")
         self.cutoff = float(cutoff)
+
+    def extra_repr(self) -> str:
+        return f"cutoff={self.cutoff} Å"
+
+
+class CosineCutoff(_Cutoff):
+    """Cosine cutoff f_c(r) = ½(cos(π r / r_c) + 1) for r ≤ r_c, else 0 (spec §2)."""
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         fc = 0.5 * (torch.cos(r * (math.pi / self.cutoff)) + 1.0)
         return fc * (r <= self.cutoff).to(r.dtype)
 
-    def extra_repr(self) -> str:
-        return f"cutoff={self.cutoff} Å"
 
-
-class HardCutoff(nn.Module):
+class HardCutoff(_Cutoff):
     """Step cutoff f_c(r) = 1 for r ≤ r_c, else 0."""
-
-    def __init__(self, cutoff: float) -> None:
-        super().__init__()
-        if cutoff <= 0:
-            raise ValueError(f"cutoff radius must be > 0 Å, got {cutoff}")
-        self.cutoff = float(cutoff)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         return (r <= self.cutoff).to(r.dtype)
-
-    def extra_repr(self) -> str:
-        return f"cutoff={self.cutoff} Å"
 
 
 def build_cutoff(kind: str | None, cutoff: float | None) -> nn.Module | None:

@@ -28,6 +28,16 @@ def scatter_mean(
     return total / denom.view(-1, *([1] * (src.dim() - 1)))
 
 
+AGGREGATIONS = ("sum", "mean")
+
+
+def check_aggregation(name: str) -> str:
+    """Return ``name`` if it is a supported aggregation (``sum`` or ``mean``), else raise."""
+    if name not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be 'sum' or 'mean', got {name!r}")
+    return name
+
+
 def scatter_reduce(
     src: torch.Tensor,
     index: torch.Tensor,
