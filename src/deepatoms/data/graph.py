@@ -69,9 +69,9 @@ class Batch:
     def edge_vectors(self) -> torch.Tensor:
         """r_ij = r_j − r_i + S·cell [E,3] in Å, differentiable w.r.t. positions and cell."""
         i, j = self.edge_index
-        vec = self.positions[j] - self.positions[i]
+        vec = self.positions.index_select(0, j) - self.positions.index_select(0, i)
         if self.cell.abs().sum() > 0 and bool(self.edge_shift.any()):
-            cell_of_edge = self.cell[self.batch[i]]
+            cell_of_edge = self.cell.index_select(0, self.batch.index_select(0, i))
             vec = vec + torch.einsum("ek,ekl->el", self.edge_shift, cell_of_edge)
         return vec
 

@@ -61,7 +61,7 @@ class DTNNInteraction(nn.Module):
         """Return AGG_j v_ij [N, F] for atom features ``x`` and per-edge distance factors."""
         receivers, senders = edge_index
         fx = self.in2fac(x)  # W^{fx} x + b^{f1}, per atom [N, n_factors]
-        v = torch.tanh(self.fac2out(fx[senders] * fdist))  # Eq. 3.7, tanh per edge
+        v = torch.tanh(self.fac2out(fx.index_select(0, senders) * fdist))  # Eq. 3.7, tanh per edge
         if fcut is not None:
             v = v * fcut.unsqueeze(-1)
         return scatter_reduce(v, receivers, x.shape[0], aggregation, in_degree)

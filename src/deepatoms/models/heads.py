@@ -83,7 +83,9 @@ class AtomwiseHead(nn.Module):
         raw = self.net(x).squeeze(-1)
         # Scale/shift in the model dtype; references and pooling in float64, because total
         # energies (~10⁴ eV for QM9) lose meV to float32 rounding.
-        contrib = (self.std * raw + self.mean).double() + self.atomref[batch.numbers].double()
+        contrib = (self.std * raw + self.mean).double() + self.atomref.index_select(
+            0, batch.numbers
+        )
         y = scatter_sum(contrib, batch.batch, batch.num_systems)
         if self.readout == "mean":
             y = y / batch.n_atoms.to(y.dtype)

@@ -82,7 +82,7 @@ class EdgeUpdate(nn.Module):
         w = self.l1.weight
         hr = h @ w[:, : self.n_node].T  # receiver block, per atom
         hs = h @ w[:, self.n_node : 2 * self.n_node].T  # sender block, per atom
-        z = hr[receivers] + hs[senders] + edge_term + self.l1.bias
+        z = hr.index_select(0, receivers) + hs.index_select(0, senders) + edge_term + self.l1.bias
         return self.l2(shifted_softplus(z))
 
 
@@ -111,7 +111,7 @@ class MessageBlock(nn.Module):
     ) -> torch.Tensor:
         """Return the node-state update W₅ g(W₄ m_i + b₄) + b₅ given per-edge gates [E, C]."""
         receivers, senders = edge_index
-        msg = self.lin_node(h)[senders] * gate  # Eq. 8
+        msg = self.lin_node(h).index_select(0, senders) * gate  # Eq. 8
         m = scatter_reduce(msg, receivers, h.shape[0], aggregation, in_degree)
         return self.update2(self.update1(m))  # Eq. 9 (residual added by the caller)
 

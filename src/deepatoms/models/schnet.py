@@ -12,6 +12,10 @@
 The non-linearity sits outside the neighbour sum, so the convolution is linear in x_j. No
 self-interaction: the neighbour lists never contain (i, i, S = 0). Filters depend only on d_ij,
 so on mirrored edge lists each filter is evaluated once per pair.
+
+Gathers use ``index_select`` rather than advanced indexing: the same values and gradients, but
+its backward is a fast scatter-add instead of the slow accumulating ``index_put`` on CPU
+(measured: 28 % of a training step with advanced indexing, benchmarks/throughput.py).
 """
 
 from __future__ import annotations
@@ -65,7 +69,9 @@ class SchNetInteraction(nn.Module):
         w = geom.expand(w)
         y = self.in2f(x)
         receivers, senders = edge_index
-        m = scatter_reduce(y[senders] * w, receivers, x.shape[0], aggregation, in_degree)
+        m = scatter_reduce(
+            y.index_select(0, senders) * w, receivers, x.shape[0], aggregation, in_degree
+        )
         return self.dense(self.f2out(m))
 
 
