@@ -168,3 +168,26 @@ def test_each_model_overfits_32_molecules(qm9_small, preset):
         mae = float((model(batch)["U0"] - batch.targets["U0"]).abs().mean())
     assert start_mae > 0.5  # the task is not trivial at the start …
     assert mae < 0.005  # … and is fitted to near-zero error
+
+
+def test_split_seed_fixes_the_split_while_train_seed_varies_the_model(qm9_small, tmp_path):
+    a = train(
+        _cfg("train.max_epochs=1", "train.seed=1", "data.split_seed=7"),
+        qm9_small,
+        tmp_path / "a",
+        progress=False,
+    )
+    b = train(
+        _cfg("train.max_epochs=1", "train.seed=2", "data.split_seed=7"),
+        qm9_small,
+        tmp_path / "b",
+        progress=False,
+    )
+    sa, sb = load_split(tmp_path / "a" / "split.json"), load_split(tmp_path / "b" / "split.json")
+    for k in ("train", "val", "test"):
+        assert np.array_equal(sa[k], sb[k])
+    wa, wb = _last_weights(tmp_path / "a"), _last_weights(tmp_path / "b")
+    assert not torch.equal(
+        wa["model.representation.embedding.weight"], wb["model.representation.embedding.weight"]
+    )
+    assert a["n_test"] == b["n_test"]

@@ -34,6 +34,8 @@ from deepatoms.train.runfiles import RunDir, read_json, write_json
 from deepatoms.train.task import PropertyTask
 
 log = logging.getLogger(__name__)
+# Lightning's start-up banner advertises a cloud logger; keep its warnings, drop the rest.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 # Limits a resumed run may change; everything else must match the saved config.
 _RESUMABLE_KEYS = {"max_epochs", "max_steps", "max_time"}
@@ -190,11 +192,12 @@ def train(
         split = load_split(run.split)
     else:
         d = config["data"]
-        split = random_split(len(data), d["n_train"], d["n_val"], d["n_test"], seed=tcfg["seed"])
+        split_seed = tcfg["seed"] if d["split_seed"] is None else d["split_seed"]
+        split = random_split(len(data), d["n_train"], d["n_val"], d["n_test"], seed=split_seed)
         save_split(
             run.split,
             split,
-            {"dataset": str(data_path.resolve()), "n_systems": len(data), "seed": tcfg["seed"]},
+            {"dataset": str(data_path.resolve()), "n_systems": len(data), "seed": split_seed},
         )
     if len(split["val"]) == 0:
         raise ConfigError("the validation split is empty; set --n-val to at least 1")

@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
         "n_train": 0.8,
         "n_val": 0.1,
         "n_test": None,
+        "split_seed": None,  # None: use train.seed; set it to vary the initialisation only
         "atomref": "auto",  # auto | dataset | fit | none
         "readout": "auto",  # auto | sum | mean
         "mean_readout_targets": ["homo", "lumo", "gap"],
