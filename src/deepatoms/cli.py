@@ -197,7 +197,12 @@ def train(
         Path, typer.Option("--out", help="Run folder (created; resumed if it holds a run).")
     ],
     max_epochs: Annotated[int | None, typer.Option(help="Stop after this many epochs.")] = None,
-    max_time: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
+    max_time: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop after this many minutes of training in total (a resumed run counts the time already spent)."
+        ),
+    ] = None,
     n_train: Annotated[
         str | None, typer.Option(help="Training systems (count or fraction).")
     ] = None,
