@@ -109,12 +109,22 @@ def _number(text: str | None, name: str) -> int | float | None:
 # ---------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+
+
+def _check_new_output(path: Path, overwrite: bool, hint: str = "") -> None:
+    """Refuse to replace an existing file unless asked to."""
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} already exists; pass --overwrite to replace it{hint}")
+
+
 @data_app.command("qm9")
 @_fail_cleanly
 def data_qm9(
     out_file: Annotated[Path, typer.Argument(help="Output dataset (.h5).", metavar="OUT.h5")],
     limit: Annotated[int | None, typer.Option(help="Random subset of N molecules.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random subset.")] = 0,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -126,6 +136,7 @@ def data_qm9(
     from deepatoms.data.dataset import dataset_info, write_dataset
     from deepatoms.data.sources.qm9 import load_qm9
 
+    _check_new_output(out_file, overwrite)
     data, meta = load_qm9(limit=limit, seed=seed, progress=not quiet)
     write_dataset(out_file, data, meta)
     info = dataset_info(out_file)
@@ -144,11 +155,13 @@ def data_import(
             metavar="FILES... OUT.h5",
         ),
     ],
+    append: Annotated[bool, typer.Option("--append", help="Add to an existing dataset.")] = False,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Import structures and their labels from ASE-readable files into one dataset file."""
-    from deepatoms.data.dataset import write_dataset
+    from deepatoms.data.dataset import append_dataset, write_dataset
     from deepatoms.data.sources.ase_io import read_structures
 
     if len(paths) < 2:
@@ -158,9 +171,19 @@ def data_import(
         raise ValueError(
             f"the last argument is the output dataset and must end in .h5, got {out_file}"
         )
+    if append and overwrite:
+        raise ValueError("--append and --overwrite exclude each other")
+    if not append:
+        _check_new_output(out_file, overwrite, " or --append to add to it")
+    elif not out_file.exists():
+        raise ValueError(f"--append: {out_file} does not exist yet; import without --append first")
     data, meta = read_structures(inputs, progress=not quiet)
-    write_dataset(out_file, data, meta)
-    out.print(f"wrote {len(data)} structures with properties {data.property_names} to {out_file}")
+    if append:
+        append_dataset(out_file, data)
+    else:
+        write_dataset(out_file, data, meta)
+    verb = "appended" if append else "wrote"
+    out.print(f"{verb} {len(data)} structures with properties {data.property_names} to {out_file}")
     for name, why in (meta.get("dropped_properties") or {}).items():
         err.print(f"note: dropped property {name!r}: {why}")
     if as_json:

@@ -94,6 +94,11 @@ def test_import_then_train_on_imported_data(tmp_path):
     h5 = tmp_path / "imp.h5"
     res = last_json(run("data", "import", str(tmp_path / "frames.extxyz"), str(h5), "-q", "--json"))
     assert res["n_systems"] == 18 and "energy" in res["properties"]
+    again = run("data", "import", str(tmp_path / "frames.extxyz"), str(h5), "-q", ok=False)
+    assert again.returncode == 2 and "--overwrite" in again.stderr and "--append" in again.stderr
+    run("data", "import", str(tmp_path / "frames.extxyz"), str(h5), "-q", "--append")
+    assert last_json(run("data", "info", str(h5), "--json"))["n_systems"] == 36
+    run("data", "import", str(tmp_path / "frames.extxyz"), str(h5), "-q", "--overwrite")
     trained = last_json(
         run(
             "train", "--preset", "schnet-fast", "--data", str(h5), "--target", "energy",
