@@ -27,6 +27,22 @@ def test_sampler_covers_all_indices_and_repeats_per_epoch():
     assert not np.array_equal(a, b)  # a new epoch reshuffles
 
 
+def test_sampler_shards_batches_across_processes():
+    full = EpochBatchSampler(np.arange(10), batch_size=2, shuffle=True, seed=1)
+    full.set_epoch(4)
+    all_batches = [b.tolist() for b in full]  # 5 batches
+    shards = []
+    for rank in range(2):
+        s = EpochBatchSampler(np.arange(10), 2, True, seed=1, num_replicas=2, rank=rank)
+        s.set_epoch(4)
+        shards.append([b.tolist() for b in s])
+        assert len(s) == 3
+    assert shards[0] == all_batches[0::2]
+    assert shards[1] == [*all_batches[1::2], all_batches[0]]  # wrapped to equal length
+    seen = {tuple(b) for shard in shards for b in shard}
+    assert seen == {tuple(b) for b in all_batches}
+
+
 def test_sampler_without_shuffle_keeps_order():
     s = EpochBatchSampler([4, 2, 9], batch_size=2, shuffle=False)
     assert [b.tolist() for b in s] == [[4, 2], [9]]

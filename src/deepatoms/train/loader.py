@@ -22,11 +22,18 @@ class EpochBatchSampler(Sampler[np.ndarray]):
 
     With ``shuffle`` the order of epoch e is a permutation drawn from ``(seed, e)``: a run resumed
     at epoch e sees exactly the batches an uninterrupted run would. Lightning calls
-    :meth:`set_epoch` before every epoch.
+    :meth:`set_epoch` before every epoch. Under multi-process training (DDP) the batches are
+    shared out among the processes (``num_replicas``/``rank``, or read from ``torch.distributed``).
     """
 
     def __init__(
-        self, indices: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0
+        self,
+        indices: Sequence[int],
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -35,20 +42,41 @@ class EpochBatchSampler(Sampler[np.ndarray]):
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
+        self._replicas, self._rank = num_replicas, rank
+
+    def _world(self) -> tuple[int, int]:
+        """(number of processes, this process's rank): explicit, or from torch.distributed."""
+        if self._replicas is not None:
+            return self._replicas, self._rank or 0
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_world_size(), dist.get_rank()
+        return 1, 0
 
     def set_epoch(self, epoch: int) -> None:
         """Select the permutation of epoch ``epoch``."""
         self.epoch = int(epoch)
 
-    def __len__(self) -> int:
+    def _n_batches(self) -> int:
         return (len(self.indices) + self.batch_size - 1) // self.batch_size
+
+    def __len__(self) -> int:
+        world, _ = self._world()
+        return (self._n_batches() + world - 1) // world
 
     def __iter__(self) -> Iterator[np.ndarray]:
         idx = self.indices
         if self.shuffle:
             rng = np.random.default_rng([self.seed, self.epoch])
             idx = idx[rng.permutation(len(idx))]
-        for s in range(0, len(idx), self.batch_size):
+        starts = list(range(0, len(idx), self.batch_size))
+        world, rank = self._world()
+        if world > 1:
+            # Under DDP each process takes every world-th batch of the same permutation; the
+            # list wraps around so that all processes run the same number of steps.
+            per_rank = len(self)
+            starts = (starts * world)[: per_rank * world][rank::world]
+        for s in starts:
             yield idx[s : s + self.batch_size]
 
 
