@@ -30,7 +30,7 @@ from deepatoms.models.registry import build_model
 from deepatoms.train.config import ConfigError, load_config, save_config
 from deepatoms.train.csvlog import AppendingCSVLogger
 from deepatoms.train.loader import make_loader
-from deepatoms.train.runfiles import RunDir, read_json, write_json
+from deepatoms.train.runfiles import RunDir, write_json
 from deepatoms.train.task import PropertyTask
 
 log = logging.getLogger(__name__)
@@ -285,14 +285,4 @@ def train(
     return summary
 
 
-def split_of_run(run_dir: str | Path) -> dict[str, np.ndarray]:
-    """The saved split of a run folder."""
-    return load_split(RunDir(run_dir).split)
-
-
-def stats_of_run(run_dir: str | Path) -> dict:
-    """The saved normalisation statistics of a run folder."""
-    return read_json(RunDir(run_dir).stats)
-
-
-__all__ = ["resolve_atomrefs", "resolve_readout", "split_of_run", "stats_of_run", "train"]
+__all__ = ["resolve_atomrefs", "resolve_readout", "train"]

@@ -101,7 +101,6 @@ def build_edges(
     Returns ``edge_index`` [2, E] (receiver, sender; global atom indices) and ``edge_shift`` [E, 3]
     (integer cell offsets). Edge ``e + E/2`` is edge ``e`` reversed.
     """
-    n_sys = len(offsets) - 1
     periodic = np.any(pbc, axis=1)
     mol = np.flatnonzero(~periodic)
     cutoff = spec.cutoff if spec.kind == "cutoff" else None
@@ -134,7 +133,6 @@ def build_edges(
     i = np.concatenate(i_parts)
     j = np.concatenate(j_parts)
     shift = np.concatenate(s_parts)
-    del n_sys
     edge_index = np.stack([np.concatenate([i, j]), np.concatenate([j, i])])
     edge_shift = np.concatenate([shift, -shift])
     return edge_index, edge_shift
