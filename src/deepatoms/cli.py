@@ -215,10 +215,23 @@ def data_info(
 def train(
     preset: Annotated[str, typer.Option(help="Preset name (see `deepatoms presets`).")],
     data: Annotated[Path, typer.Option(help="Dataset file (.h5).", metavar="FILE.h5")],
-    target: Annotated[str, typer.Option(help="Property to learn, e.g. U0.")],
     out_dir: Annotated[
         Path, typer.Option("--out", help="Run folder (created; resumed if it holds a run).")
     ],
+    target: Annotated[
+        str | None, typer.Option(help="Property to learn, e.g. U0 (default: the preset's).")
+    ] = None,
+    forces: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-atom force label to train on with the energy (thesis Eq. 5.7), e.g. forces; "
+            "'none' trains on energies only (default: the preset's)."
+        ),
+    ] = None,
+    rho: Annotated[
+        float | None,
+        typer.Option(help="Energy weight ρ of the energy–force loss (0: forces only)."),
+    ] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Stop after this many epochs.")] = None,
     max_time: Annotated[
         float | None,
@@ -252,7 +265,11 @@ def train(
     from deepatoms.train.config import apply_overrides, load_preset
 
     cfg = load_preset(preset)
-    extra = [f"data.target={target}"]
+    extra = [f"data.target={target}"] if target is not None else []
+    if forces is not None:
+        extra.append("data.forces=null" if forces.lower() == "none" else f"data.forces={forces}")
+    if rho is not None:
+        extra.append(f"train.rho={rho}")
     if max_epochs is not None:
         extra.append(f"train.max_epochs={max_epochs}")
     if max_time is not None:
@@ -268,10 +285,17 @@ def train(
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     summary = run_train(cfg, data, out_dir, progress=not quiet)
     verb = "resumed and finished" if summary["resumed"] else "finished"
+    u = summary["unit"]
+    if summary.get("forces"):
+        score = (
+            f"best validation loss {summary['best_val_loss']:.5g}; energy MAE "
+            f"{summary['val_energy_mae']:.5g} {u}, force MAE {summary['val_force_mae']:.5g} {u}/Å"
+        )
+    else:
+        score = f"best validation MAE {summary['best_val_mae']:.5g} {u}"
     out.print(
         f"{verb} {summary['preset']} on {summary['target']}: {summary['epochs']} epochs, "
-        f"{summary['steps']} steps, best validation MAE {summary['best_val_mae']:.5g} "
-        f"{summary['unit']} ({summary['wall_time_s']} s)"
+        f"{summary['steps']} steps, {score} ({summary['wall_time_s']} s)"
     )
     out.print(f"model: {summary['model_file']}")
     if as_json:

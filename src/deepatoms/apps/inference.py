@@ -8,8 +8,10 @@ import numpy as np
 import torch
 
 from deepatoms.data.graph import collate
+from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
 from deepatoms.models.io import LoadedModel
+from deepatoms.models.potential import compute_potential, stress_to_voigt
 
 
 def predict_packed(
@@ -37,6 +39,45 @@ def predict_packed(
             if progress is not None:
                 progress(s + len(chunk), len(idx))
     return out
+
+
+def predict_potential(
+    model: torch.nn.Module,
+    graph: GraphSpec,
+    data: PackedSystems,
+    indices: Sequence[int] | np.ndarray | None = None,
+    batch_size: int = 50,
+    stress: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Energies [M] (eV), forces [N_sel,3] (eV/Å) and optionally Voigt stress [M,6] (eV/Å³).
+
+    ``model`` is an energy model (``model.property`` names the energy); forces are −∂E/∂R of the
+    whole batch (:func:`deepatoms.models.potential.compute_potential`). Atoms of the selected
+    systems are returned in selection order. ``progress(done, total)`` as in
+    :func:`predict_packed`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    idx = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
+    model = model.eval()
+    dtype = next(model.parameters()).dtype
+    energy = np.empty(len(idx), dtype=np.float64)
+    forces, voigt = [], []
+    for s in range(0, len(idx), batch_size):
+        chunk = idx[s : s + batch_size]
+        batch = collate(data, chunk, graph, dtype=dtype, targets=())
+        out = compute_potential(model, batch, forces=True, stress=stress)
+        energy[s : s + len(chunk)] = out["energy"].detach().double().numpy()
+        forces.append(out["forces"].detach().double().numpy())
+        if stress:
+            voigt.append(stress_to_voigt(out["stress"].double()))
+        if progress is not None:
+            progress(s + len(chunk), len(idx))
+    result = {"energy": energy, "forces": np.concatenate(forces) if forces else np.zeros((0, 3))}
+    if stress:
+        result["stress"] = np.concatenate(voigt) if voigt else np.zeros((0, 6))
+    return result
 
 
 def unseen_elements(loaded: LoadedModel, numbers: np.ndarray) -> list[int]:

@@ -23,7 +23,7 @@ from deepatoms.data.dataset import read_dataset
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import load_split, random_split, save_split
-from deepatoms.data.stats import atomref_sum, fit_atomrefs, target_statistics
+from deepatoms.data.stats import atomref_sum, fit_atomrefs, force_rms, target_statistics
 from deepatoms.models.heads import AtomisticModel
 from deepatoms.models.io import save_model_file
 from deepatoms.models.registry import build_model
@@ -31,7 +31,7 @@ from deepatoms.train.config import ConfigError, load_config, save_config
 from deepatoms.train.csvlog import AppendingCSVLogger
 from deepatoms.train.loader import make_loader
 from deepatoms.train.runfiles import RunDir, write_json
-from deepatoms.train.task import PropertyTask
+from deepatoms.train.task import PropertyTask, monitor_metric
 
 log = logging.getLogger(__name__)
 # Lightning's start-up banner advertises a cloud logger; keep its warnings, drop the rest.
@@ -91,6 +91,59 @@ def _check_target(data: PackedSystems, meta: dict, target: str | None, path: Pat
     return (meta.get("units") or {}).get(target, "")
 
 
+def _check_forces(data: PackedSystems, config: dict, path: Path) -> str | None:
+    """The per-atom force label to train on (``data.forces``), checked against the dataset."""
+    name = config["data"]["forces"]
+    if not name:
+        return None
+    arr = data.atom_props.get(name)
+    if arr is None:
+        have = sorted(k for k, v in data.atom_props.items() if v.ndim == 2 and v.shape[1] == 3)
+        raise ConfigError(
+            f"data.forces={name!r}, but {path} has no per-atom property of that name; "
+            f"per-atom [N,3] properties there: {have or 'none'} (use data.forces=null to train "
+            "on energies only)"
+        )
+    if arr.ndim != 2 or arr.shape[1] != 3 or not np.issubdtype(arr.dtype, np.floating):
+        raise ConfigError(f"data.forces={name!r} in {path} has shape {arr.shape}; need [N_atoms, 3]")
+    return name
+
+
+def _resolve_scale(config: dict, forces: str | None, std: float, train: PackedSystems) -> float:
+    """σ̂ of the output: the energy statistics, or the force RMS for potentials (data.scale)."""
+    scale = config["data"]["scale"]
+    if scale == "auto":
+        scale = "forces" if forces else "energy"
+    if scale == "energy":
+        return std
+    if scale == "forces":
+        if not forces:
+            raise ConfigError("data.scale=forces needs force labels: set data.forces")
+        return force_rms(train.atom_props[forces])
+    raise ConfigError(f"data.scale must be auto, energy or forces, got {scale!r}")
+
+
+def fit_energy_offset(
+    model: AtomisticModel, graph: GraphSpec, data: PackedSystems, target: str
+) -> float:
+    """Refit the integration constant of a force-only potential (ρ = 0, thesis Table 5.6).
+
+    Least squares for a per-atom shift δ (eV) added to the output bias:
+    δ = Σ_k n_k r_k / Σ_k n_k², with residuals r_k = E_k − Ê_k over the training systems.
+    Updates ``model.head.mean`` in place and returns δ.
+    """
+    from deepatoms.apps.inference import predict_potential
+
+    with torch.no_grad():
+        pred = predict_potential(model, graph, data)["energy"]
+    n = data.n_atoms.astype(np.float64)
+    resid = data.system_props[target] - pred
+    delta = float(np.sum(n * resid) / np.sum(n * n))
+    with torch.no_grad():
+        model.head.mean.add_(delta)
+    return delta
+
+
 def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     out = []
     for k in sorted(set(a) | set(b)):
@@ -102,18 +155,18 @@ def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _trainer(config: dict, run: RunDir, progress: bool) -> L.Trainer:
+def _trainer(config: dict, run: RunDir, progress: bool, monitor: str) -> L.Trainer:
     t = config["train"]
     ckpt = ModelCheckpoint(
         dirpath=run.checkpoints,
         filename="best",
-        monitor="val_mae",
+        monitor=monitor,
         mode="min",
         save_last=True,
         save_top_k=1,
         enable_version_counter=False,
     )
-    stop = EarlyStopping(monitor="val_mae", mode="min", patience=t["early_stopping_patience"])
+    stop = EarlyStopping(monitor=monitor, mode="min", patience=t["early_stopping_patience"])
     max_time = None
     if t["max_time"] is not None:
         minutes = float(t["max_time"])
@@ -137,12 +190,37 @@ def _trainer(config: dict, run: RunDir, progress: bool) -> L.Trainer:
         log_every_n_steps=10,
         deterministic=False,
         use_distributed_sampler=False,
+        # Validating a potential differentiates the energy: autograd must stay available.
+        inference_mode=monitor != "val_loss",
     )
 
 
 def _load_ckpt_weights(path: Path, model: AtomisticModel) -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+
+
+def _potential_val_errors(
+    model: AtomisticModel,
+    graph: GraphSpec,
+    data: PackedSystems,
+    val_idx: np.ndarray,
+    target: str,
+    forces: str,
+) -> dict[str, float]:
+    """Energy and component-wise force MAE/RMSE of the final model on the validation split."""
+    from deepatoms.apps.inference import predict_potential
+
+    val = data.subset(val_idx)
+    pred = predict_potential(model, graph, val)
+    de = pred["energy"] - val.system_props[target]
+    df = pred["forces"] - val.atom_props[forces]
+    return {
+        "val_energy_mae": float(np.abs(de).mean()),
+        "val_energy_rmse": float(np.sqrt(np.mean(de**2))),
+        "val_force_mae": float(np.abs(df).mean()),
+        "val_force_rmse": float(np.sqrt(np.mean(df**2))),
+    }
 
 
 def train(
@@ -186,6 +264,8 @@ def train(
     data, meta = read_dataset(data_path)
     target = config["data"]["target"]
     unit = _check_target(data, meta, target, data_path)
+    forces = _check_forces(data, config, data_path)
+    monitor = monitor_metric(forces)
     L.seed_everything(tcfg["seed"], workers=True, verbose=False)
 
     if resume and run.split.is_file():
@@ -210,6 +290,9 @@ def train(
     mean, std = target_statistics(
         tr.system_props[target], tr.n_atoms, readout, ref_sum, ddof=config["data"]["std_ddof"]
     )
+    if forces and readout != "sum":
+        raise ConfigError("training on forces needs a sum readout of the energy (data.readout=sum)")
+    std = _resolve_scale(config, forces, std, tr)
     stats = {
         "target": target,
         "unit": unit,
@@ -219,6 +302,7 @@ def train(
         "atomref_source": atomref_source,
         "atomrefs": {str(z): v for z, v in atomrefs.items()},
         "n_train": len(split["train"]),
+        "forces": forces,
     }
     write_json(run.stats, stats)
 
@@ -229,11 +313,12 @@ def train(
     graph = GraphSpec.from_config(config["graph"])
 
     bs, ebs, seed = tcfg["batch_size"], tcfg["eval_batch_size"], tcfg["seed"]
-    train_loader = make_loader(data, split["train"], graph, [target], bs, True, seed, dtype)
-    val_loader = make_loader(data, split["val"], graph, [target], ebs, False, seed, dtype)
+    labels = [target, forces] if forces else [target]
+    train_loader = make_loader(data, split["train"], graph, labels, bs, True, seed, dtype)
+    val_loader = make_loader(data, split["val"], graph, labels, ebs, False, seed, dtype)
 
-    task = PropertyTask(model, target, tcfg)
-    trainer = _trainer(config, run, progress)
+    task = PropertyTask(model, target, tcfg, forces=forces)
+    trainer = _trainer(config, run, progress, monitor)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*max_epochs.*")
@@ -247,6 +332,11 @@ def train(
         _load_ckpt_weights(best, model)
     ckpt_cb = trainer.checkpoint_callback
     best_val = float(ckpt_cb.best_model_score) if ckpt_cb.best_model_score is not None else math.nan
+    potential = {}
+    if forces:
+        if float(tcfg["rho"]) == 0.0:
+            potential["energy_offset_fit"] = fit_energy_offset(model, graph, tr, target)
+        potential.update(_potential_val_errors(model, graph, data, split["val"], target, forces))
     summary = {
         "run": str(run.root),
         "preset": config.get("name"),
@@ -259,7 +349,9 @@ def train(
         "n_test": len(split["test"]),
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
-        "best_val_mae": best_val,
+        f"best_val_{monitor.removeprefix('val_')}": best_val,
+        **potential,
+        "forces": forces,
         "resumed": resume,
         "wall_time_s": round(time.time() - t0, 1),
         "model_file": str(run.model),
@@ -271,7 +363,9 @@ def train(
         "stats": stats,
         "elements": sorted(int(z) for z in np.unique(tr.numbers)),
         "config": config,
-        "best_val_mae": best_val,
+        f"best_val_{monitor.removeprefix('val_')}": best_val,
+        "forces": forces,
+        "rho": float(tcfg["rho"]) if forces else None,
         "steps": trainer.global_step,
     }
     save_model_file(run.model, model, graph, unit, meta_out)
@@ -285,4 +379,4 @@ def train(
     return summary
 
 
-__all__ = ["resolve_atomrefs", "resolve_readout", "train"]
+__all__ = ["fit_energy_offset", "resolve_atomrefs", "resolve_readout", "train"]

@@ -26,7 +26,14 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["atomref_sum", "atomref_table", "fit_atomrefs", "system_index", "target_statistics"]
+__all__ = [
+    "atomref_sum",
+    "atomref_table",
+    "fit_atomrefs",
+    "force_rms",
+    "system_index",
+    "target_statistics",
+]
 
 
 def _np(x: Any, name: str, dtype: Any = None) -> np.ndarray:
@@ -216,3 +223,20 @@ def target_statistics(
         logger.warning(msg)
         std = 1.0
     return mean, std
+
+
+def force_rms(forces: Any) -> float:
+    """Root-mean-square force component sqrt(mean(F²)) over all atoms and axes (eV/Å).
+
+    Used as the output scale σ̂ of a potential trained on forces: the model's forces are
+    σ̂·(−∂R/∂r), so σ̂ sets their initial size (the NequIP/MACE convention).
+    """
+    f = _np(forces, "forces", np.float64)
+    if f.ndim != 2 or f.shape[1] != 3:
+        raise ValueError(f"forces must have shape [N_atoms, 3], got {f.shape}")
+    if not np.all(np.isfinite(f)):
+        raise ValueError(f"forces contain {int(np.sum(~np.isfinite(f)))} non-finite values")
+    rms = float(np.sqrt(np.mean(f * f))) if f.size else 0.0
+    if not rms > 0:
+        raise ValueError("all training forces are zero: cannot scale a potential by them")
+    return rms

@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
         "readout": "auto",  # auto | sum | mean
         "mean_readout_targets": ["homo", "lumo", "gap"],
         "std_ddof": 0,
+        "forces": None,  # per-atom force label [N,3] (eV/Å) to train on with Eq. 5.7, e.g. forces
+        "scale": "auto",  # auto | energy | forces: σ̂ from the energies or the force RMS
     },
     "train": {
         "seed": 0,
@@ -57,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
         "devices": 1,
         "num_threads": None,
         "dtype": "float32",
+        "rho": 0.01,  # energy weight ρ of Eq. 5.7 (0: forces only, offset fitted afterwards)
+        "force_weight": "1",  # 1 | 1-rho (Jørgensen 2019 thesis Eq. 3.15)
     },
 }
 

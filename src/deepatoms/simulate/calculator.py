@@ -1,0 +1,263 @@
+"""ASE calculator for any trained deepatoms energy model.
+
+Energies (eV), forces F = −∂E/∂R (eV/Å) and, for periodic cells, stress σ = (1/V) ∂E/∂ε (eV/Å³,
+ASE Voigt order) come from :func:`deepatoms.models.potential.compute_potential`.
+
+Neighbour lists are reused between steps with a Verlet skin: the list is built with cutoff
+r_c + skin and rebuilt only when an atom has moved more than skin/2 since the last build (or the
+cell, the elements or the periodicity changed). This is exact only when pairs beyond r_c
+contribute nothing, i.e. when the model multiplies its messages by a cutoff function that
+vanishes at r_c and sums them (``aggregation: sum``). For other models (mean aggregation divides
+by the neighbour count; no cutoff function) the calculator sets the skin to 0 and rebuilds the
+list whenever the positions change. All-pairs graphs (molecules) never need a rebuild.
+
+Several images are evaluated in one batched forward pass with :meth:`Calculator.calculate_images`
+(used by ``scan``, finite-difference vibrations and path-integral beads).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator as AseCalculator
+from ase.calculators.calculator import all_changes
+
+from deepatoms.data.graph import Batch
+from deepatoms.data.neighbors import GraphSpec, build_edges
+from deepatoms.models.io import LoadedModel, load_model_file
+from deepatoms.models.potential import compute_potential, stress_to_voigt
+
+log = logging.getLogger(__name__)
+
+ModelLike = str | Path | LoadedModel
+
+
+def _load(model: ModelLike, device: torch.device, dtype: torch.dtype | None) -> LoadedModel:
+    loaded = model if isinstance(model, LoadedModel) else load_model_file(model)
+    if loaded.unit not in ("eV", ""):
+        raise ValueError(
+            f"the model predicts {loaded.property!r} in {loaded.unit!r}; an ASE calculator needs "
+            "an energy model in eV (train one with --target energy)"
+        )
+    loaded.model.to(device=device)
+    if dtype is not None:
+        loaded.model.to(dtype=dtype)
+    # Only gradients with respect to positions and strain are needed at run time.
+    loaded.model.requires_grad_(False).eval()
+    return loaded
+
+
+def skin_is_exact(model_config: dict, graph: GraphSpec) -> bool:
+    """True when extra pairs in r_c < d ≤ r_c + skin cannot change the model's energy."""
+    if graph.kind != "cutoff":
+        return False
+    fn, rc = model_config.get("cutoff_fn"), model_config.get("cutoff")
+    return (
+        fn in ("cosine", "hard")
+        and rc is not None
+        and rc <= graph.cutoff
+        and model_config.get("aggregation", "sum") == "sum"
+    )
+
+
+@dataclass
+class _Neighbours:
+    """A cached neighbour list and the state it was built for."""
+
+    edge_index: torch.Tensor
+    edge_shift: torch.Tensor
+    positions: np.ndarray
+    cell: np.ndarray
+    pbc: np.ndarray
+    numbers: np.ndarray
+
+
+class Calculator(AseCalculator):
+    """ASE calculator around a deepatoms model file (or a :class:`LoadedModel`).
+
+    Args:
+        model: ``model.pt`` of a training run (energy in eV), or a loaded model.
+        force_model: optional second model for forces and stress; energies then come from
+            ``model`` (separate energy and force models, Schütt 2018 thesis Eqs. 5.8–5.11).
+        skin: Verlet skin in Å for neighbour-list reuse (0: rebuild on every position change).
+        device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+        dtype: cast the model, e.g. ``torch.float64`` for tight relaxations (default: as saved).
+    """
+
+    implemented_properties = ("energy", "free_energy", "energies", "forces", "stress")
+
+    def __init__(
+        self,
+        model: ModelLike,
+        *,
+        force_model: ModelLike | None = None,
+        skin: float = 0.5,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if skin < 0:
+            raise ValueError(f"skin must be >= 0 Å, got {skin}")
+        self.device = torch.device(device)
+        self.energy_model = _load(model, self.device, dtype)
+        self.force_model = (
+            _load(force_model, self.device, dtype) if force_model is not None else None
+        )
+        self.dtype = next(self.energy_model.model.parameters()).dtype
+        models = [self.energy_model] + ([self.force_model] if self.force_model else [])
+        self.graph = self._common_graph(models)
+        exact = all(skin_is_exact(m.model.config, m.graph) for m in models)
+        if skin > 0 and self.graph.kind == "cutoff" and not exact:
+            log.info(
+                "skin set to 0: the model's energy depends on pairs beyond its cutoff "
+                "(mean aggregation or no cutoff function), so the list is rebuilt every step"
+            )
+        self.skin = skin if exact else 0.0
+        self._nbrs: _Neighbours | None = None
+        self.n_builds = 0
+
+    @staticmethod
+    def _common_graph(models: Sequence[LoadedModel]) -> GraphSpec:
+        kinds = {m.graph.kind for m in models}
+        if len(kinds) > 1:
+            raise ValueError(f"the energy and force models use different graph kinds {kinds}")
+        cutoffs = [m.graph.cutoff for m in models if m.graph.cutoff is not None]
+        return GraphSpec(kinds.pop(), max(cutoffs) if cutoffs else None)
+
+    # -- neighbour lists ---------------------------------------------------------------------
+    def _needs_rebuild(self, atoms: Atoms) -> bool:
+        nb = self._nbrs
+        if nb is None or len(nb.numbers) != len(atoms):
+            return True
+        if not (np.array_equal(nb.numbers, atoms.numbers) and np.array_equal(nb.pbc, atoms.pbc)):
+            return True
+        if not np.array_equal(nb.cell, atoms.cell.array):
+            return True
+        if self.graph.kind == "all" and not atoms.pbc.any():
+            return False  # all pairs: independent of the positions
+        moved = np.linalg.norm(atoms.positions - nb.positions, axis=1).max(initial=0.0)
+        return bool(moved > 0.5 * self.skin) if self.skin > 0 else moved > 0
+
+    def _batch(self, atoms: Atoms) -> Batch:
+        """A one-system batch, reusing the cached neighbour list when it is still valid."""
+        if self._needs_rebuild(atoms):
+            graph = self.graph
+            if graph.kind == "cutoff" and self.skin > 0:
+                graph = GraphSpec("cutoff", graph.cutoff + self.skin)
+            offsets = np.array([0, len(atoms)])
+            ei, es = build_edges(
+                atoms.positions, offsets, atoms.cell.array[None], atoms.pbc[None], graph
+            )
+            self._nbrs = _Neighbours(
+                edge_index=torch.from_numpy(ei).to(self.device),
+                edge_shift=torch.from_numpy(es).to(self.device, self.dtype),
+                positions=atoms.positions.copy(),
+                cell=atoms.cell.array.copy(),
+                pbc=atoms.pbc.copy(),
+                numbers=atoms.numbers.copy(),
+            )
+            self.n_builds += 1
+        nb = self._nbrs
+        n = len(atoms)
+        dev = self.device
+        return Batch(
+            numbers=torch.from_numpy(atoms.numbers.astype(np.int64)).to(dev),
+            positions=torch.from_numpy(atoms.positions).to(dev, self.dtype),
+            cell=torch.from_numpy(atoms.cell.array[None]).to(dev, self.dtype),
+            pbc=torch.from_numpy(atoms.pbc[None].copy()).to(dev),
+            batch=torch.zeros(n, dtype=torch.long, device=dev),
+            n_atoms=torch.tensor([n], device=dev),
+            edge_index=nb.edge_index,
+            edge_shift=nb.edge_shift,
+            mirrored_edges=True,
+        )
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def _evaluate(self, batch: Batch, want_forces: bool, want_stress: bool) -> dict:
+        emodel = self.energy_model.model
+        fmodel = self.force_model.model if self.force_model else emodel
+        derivs = want_forces or want_stress
+        out = compute_potential(fmodel, batch, forces=derivs, stress=want_stress)
+        if self.force_model is not None:
+            with torch.no_grad():
+                e_out = emodel(batch)
+            out["energy"], out["contributions"] = e_out[emodel.property], e_out["contributions"]
+        res = {
+            "energy": out["energy"].detach().double().cpu().numpy(),
+            "energies": out["contributions"].detach().double().cpu().numpy(),
+        }
+        if derivs:
+            res["forces"] = out["forces"].detach().double().cpu().numpy()
+        if want_stress:
+            res["stress"] = stress_to_voigt(out["stress"].double())
+        return res
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
+        """ASE entry point: fill ``self.results`` for ``atoms``."""
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        periodic = bool(atoms.pbc.all()) and atoms.cell.rank == 3
+        if "stress" in properties and not periodic:
+            from ase.calculators.calculator import PropertyNotImplementedError
+
+            raise PropertyNotImplementedError(
+                "stress needs a 3-D periodic cell (atoms.pbc all True and a full cell)"
+            )
+        # Forces cost one backward pass; stress of a periodic cell almost nothing on top, so it is
+        # computed with them and cached for ASE's next request (e.g. cell filters).
+        want_forces = "forces" in properties or "stress" in properties or periodic
+        res = self._evaluate(self._batch(atoms), want_forces, periodic and want_forces)
+        self.results = {
+            "energy": float(res["energy"][0]),
+            "free_energy": float(res["energy"][0]),
+            "energies": res["energies"],
+        }
+        if "forces" in res:
+            self.results["forces"] = res["forces"]
+        if "stress" in res:
+            self.results["stress"] = res["stress"][0]
+
+    def calculate_images(
+        self, images: Sequence[Atoms], forces: bool = True, stress: bool = False
+    ) -> list[dict]:
+        """Energy (eV), per-atom energies, forces (eV/Å) and stress of many images in one batch.
+
+        Returns one results dict per image (the keys of ``Calculator.results``). Does not touch
+        the cached neighbour list.
+        """
+        if not len(images):
+            return []
+        if stress and not all(a.pbc.all() for a in images):
+            raise ValueError("stress needs every image to be 3-D periodic")
+        batch = Batch.from_atoms(list(images), self.graph, dtype=self.dtype).to(self.device)
+        res = self._evaluate(batch, forces, stress)
+        ends = np.cumsum([len(a) for a in images])
+        starts = ends - np.array([len(a) for a in images])
+        out = []
+        for k, (s, e) in enumerate(zip(starts, ends, strict=True)):
+            r = {
+                "energy": float(res["energy"][k]),
+                "free_energy": float(res["energy"][k]),
+                "energies": res["energies"][s:e],
+            }
+            if "forces" in res:
+                r["forces"] = res["forces"][s:e]
+            if stress:
+                r["stress"] = res["stress"][k]
+            out.append(r)
+        return out
+
+
+__all__ = ["Calculator", "skin_is_exact"]
