@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepatoms.apps.inference import predict_packed
+from deepatoms.apps.inference import predict_packed, predict_potential
 from deepatoms.apps.references import published_references
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.splits import load_split
@@ -31,6 +31,31 @@ def _locate(run_or_model: Path) -> tuple[Path, Path | None]:
     raise FileNotFoundError(f"{run_or_model} is neither a run folder nor a model file")
 
 
+def force_label(loaded, data, forces: str | None = "auto") -> str | None:
+    """The per-atom force label to score an energy model against, or None.
+
+    ``"auto"``: the label the model was trained on (``meta.stats.forces``), else ``forces`` when
+    the dataset has it and the model predicts an energy in eV; ``None``/``"none"``: no forces.
+    """
+    if forces is None or forces == "none":
+        return None
+    if forces != "auto":
+        if forces not in data.atom_props:
+            raise ValueError(
+                f"force label {forces!r} is not in the dataset; per-atom properties: "
+                f"{sorted(data.atom_props)}"
+            )
+        if loaded.unit != "eV":
+            raise ValueError(f"forces need an energy model in eV; this one predicts {loaded.unit}")
+        return forces
+    trained = ((loaded.meta or {}).get("stats") or {}).get("forces")
+    for name in (trained, "forces"):
+        arr = data.atom_props.get(name) if name else None
+        if arr is not None and arr.ndim == 2 and arr.shape[1] == 3 and loaded.unit == "eV":
+            return name
+    return None
+
+
 def evaluate(
     run_or_model: str | Path,
     data_path: str | Path,
@@ -38,11 +63,15 @@ def evaluate(
     plot: str | Path | None = None,
     batch_size: int = 100,
     progress=None,
+    forces: str | None = "auto",
 ) -> dict:
     """Errors of a model on ``split`` (train/val/test, or ``all``) of the dataset ``data_path``.
 
     Returns a dict with ``mae`` and ``rmse`` in target units (and meV / kcal/mol for eV targets),
-    the number of systems, the parity-plot path and the published reference numbers.
+    the number of systems, the parity-plot path and the published reference numbers. For an
+    energy model and a dataset with force labels (see :func:`force_label`) it also returns the
+    component-wise force ``force_mae``/``force_rmse`` in eV/Å (and kcal/mol/Å) and a force
+    parity plot.
     """
     run_or_model = Path(run_or_model)
     model_path, split_path = _locate(run_or_model)
@@ -73,7 +102,12 @@ def evaluate(
             )
     if len(idx) == 0:
         raise ValueError(f"split {split!r} is empty")
-    pred = predict_packed(loaded, data, idx, batch_size, progress)
+    flabel = force_label(loaded, data, forces)
+    if flabel:
+        pot = predict_potential(loaded.model, loaded.graph, data, idx, batch_size, False, progress)
+        pred = pot["energy"]
+    else:
+        pred = predict_packed(loaded, data, idx, batch_size, progress)
     ref = data.system_props[prop][idx].astype(np.float64)
     err = pred - ref
     mae, rmse = float(np.mean(np.abs(err))), float(np.sqrt(np.mean(err**2)))
@@ -107,4 +141,29 @@ def evaluate(
         sub = data.subset(idx)
         offset = np.add.reduceat(refs[sub.numbers], sub.offsets[:-1]) if len(sub.numbers) else None
     result["plot"] = str(plot_parity(ref, pred, plot, prop, loaded.unit, mae, rmse, offset))
+    if flabel:
+        f_ref = data.subset(idx).atom_props[flabel].astype(np.float64).reshape(-1)
+        f_err = pot["forces"].reshape(-1) - f_ref
+        f_mae, f_rmse = float(np.mean(np.abs(f_err))), float(np.sqrt(np.mean(f_err**2)))
+        f_plot = Path(plot).with_name(Path(plot).stem + "_forces.png")
+        result.update(
+            forces=flabel,
+            force_unit="eV/Å",
+            force_mae=f_mae,
+            force_rmse=f_rmse,
+            force_mae_kcal_mol=f_mae / KCAL,
+            force_rmse_kcal_mol=f_rmse / KCAL,
+            force_plot=str(
+                plot_parity(
+                    f_ref,
+                    pot["forces"].reshape(-1),
+                    f_plot,
+                    "force component",
+                    "eV/Å",
+                    f_mae,
+                    f_rmse,
+                    None,
+                )
+            ),
+        )
     return result
