@@ -28,3 +28,22 @@ def qm9_small(tmp_path_factory) -> str:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def ethanol_xtb(tmp_path_factory) -> str:
+    """150 frames of ethanol at 500 K labelled with GFN2-xTB (energy eV, forces eV/Å)."""
+    from ase.build import molecule
+
+    from deepatoms.data.dataset import write_dataset
+    from deepatoms.datagen.calculators import make_calculator
+    from deepatoms.datagen.md import generate_md
+
+    atoms = molecule("CH3CH2OH")
+    calc, prov = make_calculator("xtb", atoms)
+    data, meta = generate_md(
+        atoms, calc, prov, temperature=500, n_frames=150, stride=5, equilibration_steps=100, seed=1
+    )
+    path = tmp_path_factory.mktemp("md") / "ethanol_xtb.h5"
+    write_dataset(path, data, meta)
+    return str(path)
