@@ -192,6 +192,44 @@ def data_import(
         )
 
 
+@data_app.command("md17")
+@_fail_cleanly
+def data_md17(
+    npz: Annotated[Path, typer.Argument(help="MD17 or rMD17 trajectory (.npz).", metavar="NPZ")],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Output dataset (.h5).", metavar="FILE.h5")
+    ],
+    limit: Annotated[int | None, typer.Option(help="Keep N frames (default: all).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="With --limit: a seeded random subset, else the first N.")
+    ] = None,
+    units: Annotated[
+        str, typer.Option(help="Energy unit of the file: kcal/mol (MD17, rMD17) or eV.")
+    ] = "kcal/mol",
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import an MD17-style .npz trajectory (energies → eV, forces → eV/Å)."""
+    from deepatoms.data.dataset import write_dataset
+    from deepatoms.data.sources.md17 import load_md17
+
+    _check_new_output(out_file, overwrite)
+    data, meta = load_md17(npz, limit=limit, seed=seed, units=units)
+    write_dataset(out_file, data, meta)
+    n_atoms = int(data.n_atoms[0]) if len(data) else 0
+    out.print(f"wrote {len(data)} frames of {n_atoms} atoms (energy, forces in eV) to {out_file}")
+    if as_json:
+        _emit_json(
+            {
+                "out": str(out_file),
+                "n_systems": len(data),
+                "n_atoms": n_atoms,
+                "properties": data.property_names,
+                "units": meta["units"],
+            }
+        )
+
+
 @data_app.command("info")
 @_fail_cleanly
 def data_info(
@@ -312,14 +350,24 @@ def evaluate(
     split: Annotated[str, typer.Option(help="train, val, test or all.")] = "test",
     plot: Annotated[Path | None, typer.Option(help="Parity plot path (PNG).")] = None,
     batch_size: Annotated[int, typer.Option(help="Systems per inference batch.")] = 100,
+    forces: Annotated[
+        str,
+        typer.Option(
+            help="Force label to score an energy model against: auto (the trained one, else "
+            "'forces' if present), a per-atom property name, or none."
+        ),
+    ] = "auto",
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Report MAE and RMSE of a trained model on a split, with a parity plot."""
+    """Report MAE and RMSE of a trained model on a split, with a parity plot.
+
+    For energy models on datasets with forces, component-wise force errors are reported too.
+    """
     from deepatoms.apps.evaluate import evaluate as run_eval
 
     with _Bar("evaluating", quiet) as bar:
-        res = run_eval(run_or_model, data, split, plot, batch_size, bar)
+        res = run_eval(run_or_model, data, split, plot, batch_size, bar, forces)
     u = res["unit"]
     line = f"{res['target']} on {res['split']} ({res['n']} systems): MAE {res['mae']:.5g} {u}, RMSE {res['rmse']:.5g} {u}"
     if u == "eV":
@@ -330,7 +378,14 @@ def evaluate(
         out.print(
             f"  published: {ref['mae'] * scale:.4g} {unit} with {ref['n_train']:,} training examples ({ref['source']})"
         )
+    if res.get("forces"):
+        out.print(
+            f"forces ({res['forces']}, all components): MAE {res['force_mae']:.5g} eV/Å, "
+            f"RMSE {res['force_rmse']:.5g} eV/Å  [MAE {res['force_mae_kcal_mol']:.3f} kcal/mol/Å]"
+        )
     out.print(f"parity plot: {res['plot']}")
+    if res.get("force_plot"):
+        out.print(f"force parity plot: {res['force_plot']}")
     if as_json:
         _emit_json(res)
 
@@ -387,6 +442,17 @@ def presets(as_json: JsonOpt = False) -> None:
         out.print(f"{name:<18} {cfg['description']}")
     if as_json:
         _emit_json({"presets": rows})
+
+
+# imported last: deepatoms.datagen.cli uses the helpers defined above
+from deepatoms.datagen.cli import datagen_app  # noqa: E402
+
+app.add_typer(datagen_app, name="datagen")
+
+# simulation commands (relax, md, vibrations, scan) at the top level; imported last like datagen
+from deepatoms.simulate.cli import simulate_app  # noqa: E402
+
+app.add_typer(simulate_app)
 
 
 def main() -> None:

@@ -45,6 +45,13 @@ def _load(model: ModelLike, device: torch.device, dtype: torch.dtype | None) -> 
             f"the model predicts {loaded.property!r} in {loaded.unit!r}; an ASE calculator needs "
             "an energy model in eV (train one with --target energy)"
         )
+    readout = getattr(getattr(loaded.model, "head", None), "readout", "sum")
+    if readout != "sum":
+        raise ValueError(
+            f"the model predicts {loaded.property!r} with a {readout} readout (an intensive "
+            "property such as an orbital energy), not a total energy; an ASE calculator needs a "
+            "potential energy model with a sum readout (train one with --target energy)"
+        )
     loaded.model.to(device=device)
     if dtype is not None:
         loaded.model.to(dtype=dtype)
@@ -208,7 +215,7 @@ class Calculator(AseCalculator):
         """ASE entry point: fill ``self.results`` for ``atoms``."""
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        periodic = bool(atoms.pbc.all()) and atoms.cell.rank == 3
+        periodic = bool(atoms.pbc.all() and atoms.cell.rank == 3)
         if "stress" in properties and not periodic:
             from ase.calculators.calculator import PropertyNotImplementedError
 

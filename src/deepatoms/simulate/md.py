@@ -1,0 +1,224 @@
+"""Molecular dynamics with ASE integrators: NVE (velocity Verlet) and NVT (Langevin).
+
+Defaults follow specs/property-models.md ("Decisions on gaps"): Langevin thermostat, 0.5 fs time
+step. Initial velocities are drawn from the Maxwell–Boltzmann distribution at the given
+temperature (seeded), with zero total momentum (and zero angular momentum for molecules); the
+centre of mass is held fixed (``ase.constraints.FixCom``) unless the structure brings its own
+constraints.
+
+Outputs are written while the run goes, into hidden partial files next to the targets, and
+renamed into place when the run ends (also when it stops early with an error or Ctrl-C: the
+frames written so far are complete). A killed process leaves no half-written file under the
+target names.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator
+from ase.constraints import FixCom
+from ase.io.trajectory import Trajectory
+from ase.md import velocitydistribution as _vd
+from ase.md.langevin import Langevin
+from ase.md.verlet import VelocityVerlet
+
+from deepatoms.simulate.analysis import energy_drift
+from deepatoms.simulate.relax import frozen_copy, is_periodic
+from deepatoms.simulate.structures import PartialFile
+
+#: Ensembles by name: NVE (velocity Verlet) and NVT (Langevin thermostat).
+ENSEMBLES = ("nve", "nvt")
+#: Columns of the MD log (whitespace-separated text, readable with ``numpy.loadtxt``).
+LOG_COLUMNS = ("step", "time[ps]", "Etot[eV]", "Epot[eV]", "Ekin[eV]", "T[K]")
+
+Progress = Callable[[int, int], None]
+
+
+def _check(
+    ensemble: str, temperature_K: float, timestep_fs: float, steps: int, friction: float,
+    interval: int,
+) -> str:  # fmt: skip
+    """The ensemble's key; all problems with the settings in one ``ValueError``."""
+    key = str(ensemble).lower()
+    problems = []
+    if key not in ENSEMBLES:
+        problems.append(f"unknown ensemble {ensemble!r}; choose nve or nvt")
+    if not timestep_fs > 0:
+        problems.append(f"timestep must be > 0 fs, got {timestep_fs}")
+    if not temperature_K >= 0:
+        problems.append(f"temperature must be >= 0 K, got {temperature_K}")
+    if not isinstance(steps, (int, np.integer)) or steps < 0:
+        problems.append(f"steps must be a non-negative integer, got {steps!r}")
+    if not isinstance(interval, (int, np.integer)) or interval < 1:
+        problems.append(f"interval must be a positive integer, got {interval!r}")
+    if key == "nvt" and not friction > 0:
+        problems.append(f"the Langevin friction must be > 0 1/fs, got {friction}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return key
+
+
+def initial_velocities(atoms: Atoms, temperature_K: float, rng: np.random.Generator) -> None:
+    """Set Maxwell–Boltzmann momenta at ``temperature_K`` (K) in place, with zero total momentum
+    (and zero angular momentum for non-periodic systems); zero momenta at 0 K."""
+    if temperature_K <= 0 or len(atoms) < 2:
+        atoms.set_momenta(np.zeros((len(atoms), 3)))
+        return
+    if hasattr(_vd, "thermalize_momenta"):  # ASE >= 3.29
+        _vd.thermalize_momenta(atoms, temperature_K, rng=rng)
+    else:
+        _vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+    _vd.Stationary(atoms)
+    if not is_periodic(atoms):
+        _vd.ZeroRotation(atoms)
+
+
+def run_md(
+    atoms: Atoms,
+    calculator: Calculator,
+    *,
+    ensemble: str = "nvt",
+    temperature_K: float = 300.0,
+    timestep_fs: float = 0.5,
+    steps: int = 1000,
+    friction: float = 0.01,
+    seed: int = 0,
+    trajectory: str | Path | None = None,
+    log: str | Path | None = None,
+    interval: int = 10,
+    progress: Progress | None = None,
+) -> dict:
+    """Run MD from ``atoms`` (not modified) with ``calculator``.
+
+    Args:
+        atoms: starting structure (Å); initial velocities are drawn, not read.
+        calculator: ASE calculator giving energy (eV) and forces (eV/Å).
+        ensemble: ``nve`` (velocity Verlet) or ``nvt`` (Langevin).
+        temperature_K: initial-velocity temperature and, for NVT, thermostat temperature (K).
+        timestep_fs: time step (fs).
+        steps: number of MD steps.
+        friction: Langevin friction (1/fs; NVT only).
+        seed: seed of the initial velocities and the Langevin noise.
+        trajectory: ASE ``.traj`` file (positions, momenta, energy, forces) written every
+            ``interval`` steps, from step 0; readable by ``ase gui`` and ``ase.io.read``.
+        log: text log written every ``interval`` steps, columns :data:`LOG_COLUMNS`.
+        interval: steps between trajectory frames and log lines.
+        progress: called as ``progress(steps_done, steps)``.
+
+    Returns:
+        dict with the settings, ``duration_ps``, ``n_frames`` (trajectory), ``mean_temperature_K``
+        and ``std_temperature_K`` (over all steps after step 0), ``energy_drift`` (from
+        :func:`~deepatoms.simulate.analysis.energy_drift` of Etot over every step: ``drift`` in
+        eV/atom/ps, ``std`` and ``max_deviation`` in eV/atom), ``initial_etot`` / ``final_etot``
+        (eV), ``wall_time_s``, ``steps_per_s``, ``ns_per_day``, ``series`` (per step arrays
+        ``time_ps``, ``etot``, ``epot``, ``ekin`` in eV and ``temperature`` in K) and ``atoms``
+        (final structure with momenta, energy and forces).
+    """
+    ensemble = _check(ensemble, temperature_K, timestep_fs, steps, friction, interval)
+    work = atoms.copy()
+    work.calc = calculator
+    if not work.constraints:
+        work.set_constraint(FixCom())
+    rng = np.random.default_rng(seed)
+    initial_velocities(work, temperature_K, rng)
+    dt = timestep_fs * units.fs
+    if ensemble == "nvt":
+        dyn = Langevin(
+            work,
+            timestep=dt,
+            temperature_K=temperature_K,
+            friction=friction / units.fs,
+            fixcm=False,
+            rng=rng,
+        )
+    else:
+        dyn = VelocityVerlet(work, timestep=dt)
+
+    n = steps + 1
+    epot, ekin, temp = np.empty(n), np.empty(n), np.empty(n)
+    report_every = max(1, steps // 500)
+    files: list[PartialFile] = []
+    traj: Trajectory | None = None
+    log_fh: IO[str] | None = None
+    n_frames = 0
+
+    def record() -> None:
+        k = dyn.nsteps
+        epot[k] = work.get_potential_energy()
+        ekin[k] = work.get_kinetic_energy()
+        temp[k] = work.get_temperature()
+        if k % interval == 0:
+            if log_fh is not None:
+                etot = epot[k] + ekin[k]
+                t_ps = k * timestep_fs / 1000.0
+                log_fh.write(
+                    f"{k:10d} {t_ps:12.6f} {etot:16.8f} {epot[k]:16.8f} {ekin[k]:14.8f} "
+                    f"{temp[k]:10.3f}\n"
+                )
+        if progress is not None and (k % report_every == 0 or k == steps):
+            progress(k, steps)
+
+    def write_frame() -> None:
+        nonlocal n_frames
+        traj.write(work)
+        n_frames += 1
+
+    start = time.perf_counter()
+    try:
+        if trajectory is not None:
+            files.append(PartialFile(trajectory))
+            traj = Trajectory(str(files[-1].part), "w", work)
+            dyn.attach(write_frame, interval=interval)
+        if log is not None:
+            files.append(PartialFile(log))
+            log_fh = open(files[-1].part, "w")  # closed in the finally block
+            log_fh.write("# " + "  ".join(LOG_COLUMNS) + "\n")
+        dyn.attach(record, interval=1)
+        dyn.run(steps)
+    finally:
+        wall = time.perf_counter() - start
+        if traj is not None:
+            traj.close()
+        if log_fh is not None:
+            log_fh.close()
+        for f in files:
+            f.finish()
+
+    times = np.arange(n) * timestep_fs / 1000.0
+    etot = epot + ekin
+    tail = temp[1:] if steps > 0 else temp
+    duration_ps = steps * timestep_fs / 1000.0
+    return {
+        "ensemble": ensemble,
+        "integrator": "Langevin" if ensemble == "nvt" else "VelocityVerlet",
+        "temperature_K": float(temperature_K),
+        "timestep_fs": float(timestep_fs),
+        "friction_per_fs": float(friction) if ensemble == "nvt" else None,
+        "steps": int(steps),
+        "seed": seed,
+        "n_atoms": len(work),
+        "duration_ps": duration_ps,
+        "interval": int(interval),
+        "trajectory": str(trajectory) if trajectory is not None else None,
+        "log": str(log) if log is not None else None,
+        "n_frames": n_frames,
+        "mean_temperature_K": float(tail.mean()),
+        "std_temperature_K": float(tail.std()),
+        "energy_drift": energy_drift(times, etot, len(work)),
+        "initial_etot": float(etot[0]),
+        "final_etot": float(etot[-1]),
+        "wall_time_s": round(wall, 3),
+        "steps_per_s": steps / wall if wall > 0 else float("nan"),
+        "ns_per_day": duration_ps * 1e-3 / wall * 86400 if wall > 0 else float("nan"),
+        "series": {"time_ps": times, "etot": etot, "epot": epot, "ekin": ekin, "temperature": temp},
+        "atoms": frozen_copy(work, calculator),
+    }
+
+
+__all__ = ["ENSEMBLES", "LOG_COLUMNS", "initial_velocities", "run_md"]

@@ -1,0 +1,136 @@
+"""Structures for simulations: read from a file or built from a molecule name / SMILES; written
+atomically."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ase import Atoms
+
+from deepatoms.data.dataset import _atomic_target, _default_mode
+
+# Names that look like structure files even when they do not exist (for a clear error).
+_FILE_NAME = re.compile(
+    r"(\.(xyz|extxyz|cif|traj|vasp|poscar|pdb|json|db|xsf|gen|cfg|in|res|mol|sdf)$)|"
+    r"(^|[/\\])(POSCAR|CONTCAR)[^/\\]*$",
+    re.IGNORECASE,
+)
+
+
+def _read_file(path: Path, index: str | int) -> Atoms:
+    from ase.io import read
+
+    try:
+        atoms = read(path, index=index)
+    except Exception as exc:  # ase.io raises many types for unreadable files
+        raise ValueError(
+            f"cannot read a structure from {path} ({type(exc).__name__}: {exc}); give a file "
+            "that ase.io.read understands (xyz, extxyz, cif, POSCAR, traj, …)"
+        ) from exc
+    if isinstance(atoms, list):
+        if len(atoms) != 1:
+            raise ValueError(
+                f"{path}@{index} selects {len(atoms)} frames; give one frame, e.g. {path}@-1"
+            )
+        atoms = atoms[0]
+    if len(atoms) == 0:
+        raise ValueError(f"{path} (frame {index}) holds no atoms")
+    return atoms
+
+
+def load_structure(spec: str, seed: int = 0) -> Atoms:
+    """One structure (positions in Å) from a file or a molecule spec.
+
+    ``spec`` is, in this order:
+
+    1. an existing file readable by ``ase.io.read`` (xyz, extxyz, cif, POSCAR, traj, …); its last
+       frame is used;
+    2. ``FILE@INDEX`` with ASE's index syntax for one frame (``run.traj@0``, ``md.xyz@-1``);
+    3. a molecule spec of :func:`deepatoms.datagen.structures.molecule_from_spec`: an ASE
+       molecule name (``CH3CH2OH``), an alias (``ethanol``) or SMILES (``smiles:CCO``), embedded
+       in 3-D with ``seed``.
+
+    The returned atoms carry no calculator (labels stored in the file are dropped).
+    """
+    text = str(spec).strip()
+    if not text:
+        raise ValueError("empty structure: give a structure file or a molecule name / SMILES")
+    path = Path(text)
+    if path.is_file():
+        atoms = _read_file(path, -1)
+    elif "@" in text and Path(text.rsplit("@", 1)[0]).is_file():
+        name, index = text.rsplit("@", 1)
+        atoms = _read_file(Path(name), index)
+    elif path.is_dir():
+        raise ValueError(f"structure {text!r} is a folder; give a structure file")
+    elif _FILE_NAME.search(text.rsplit("@", 1)[0]):
+        raise FileNotFoundError(
+            f"structure file {text.rsplit('@', 1)[0]} does not exist (check the path)"
+        )
+    else:
+        from deepatoms.datagen.structures import molecule_from_spec
+
+        try:
+            atoms = molecule_from_spec(text, seed=seed)
+        except ValueError as exc:
+            raise ValueError(
+                f"structure {text!r} is neither an existing file nor a known molecule: {exc}"
+            ) from exc
+    atoms = atoms.copy()
+    atoms.calc = None
+    return atoms
+
+
+def structure_format(path: str | Path) -> str:
+    """The ASE format name that ``ase.io.write`` would use for ``path``, or a clear error."""
+    from ase.io.formats import filetype, ioformats
+
+    try:
+        fmt = filetype(Path(path), read=False)
+    except Exception:
+        fmt = None
+    if fmt not in ioformats or not ioformats[fmt].can_write:
+        raise ValueError(
+            f"cannot tell a structure format that ASE can write from the name {path}; use a "
+            "suffix such as .extxyz, .xyz, .cif or .traj"
+        )
+    return fmt
+
+
+def write_structures(path: str | Path, images: Atoms | Sequence[Atoms]) -> Path:
+    """Write one or more structures with ``ase.io.write`` atomically (temporary file + rename).
+
+    The format follows the file name (``.extxyz``, ``.xyz``, ``.cif``, ``.traj``, ``POSCAR`` …).
+    Energies and forces attached through a calculator are written where the format allows.
+    """
+    from ase.io import write
+
+    path = Path(path)
+    fmt = structure_format(path)
+    with _atomic_target(path) as tmp:
+        write(tmp, images, format=fmt)
+    return path
+
+
+class PartialFile:
+    """A file written while a simulation runs: into a hidden ``.NAME.part`` next to ``path``,
+    renamed onto ``path`` by :meth:`finish` (so a killed run never leaves a half-written file
+    under the target name)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.part = self.path.with_name(f".{self.path.name}.part")
+        self.part.unlink(missing_ok=True)
+
+    def finish(self) -> None:
+        """Move the partial file into place (if anything was written)."""
+        if self.part.exists():
+            os.chmod(self.part, _default_mode(self.path))
+            os.replace(self.part, self.path)
+
+
+__all__ = ["PartialFile", "load_structure", "structure_format", "write_structures"]
