@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the non-interactive Agg backend (safe without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +19,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     """Write the figure atomically (temporary file, then rename) and close it."""
     import matplotlib.pyplot as plt
 
@@ -44,7 +45,7 @@ def plot_parity(
     ``offset`` (e.g. Σ_i E_ref(Z_i) per system) is subtracted from both axes, so total energies
     are shown as atomization energies, where the errors are visible.
     """
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x, y = np.asarray(reference, float), np.asarray(predicted, float)
@@ -68,7 +69,7 @@ def plot_parity(
     axh.set_ylabel("systems")
     fig.suptitle(f"{label}: MAE {mae:.4g}, RMSE {rmse:.4g}{u}  (n={len(x)})", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_learning_curve(metrics_csv: str | Path, path: str | Path, unit: str = "") -> Path:
@@ -83,7 +84,7 @@ def plot_learning_curve(metrics_csv: str | Path, path: str | Path, unit: str = "
                 v = row.get(key)
                 if v not in (None, "") and not math.isnan(float(v)):
                     series[key].append((float(row["step"]), float(v)))
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 3.4), dpi=130)
@@ -96,4 +97,4 @@ def plot_learning_curve(metrics_csv: str | Path, path: str | Path, unit: str = "
     ax.set_ylabel(f"MAE [{unit}]" if unit else "MAE")
     ax.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -105,7 +105,9 @@ def _check_forces(data: PackedSystems, config: dict, path: Path) -> str | None:
             "on energies only)"
         )
     if arr.ndim != 2 or arr.shape[1] != 3 or not np.issubdtype(arr.dtype, np.floating):
-        raise ConfigError(f"data.forces={name!r} in {path} has shape {arr.shape}; need [N_atoms, 3]")
+        raise ConfigError(
+            f"data.forces={name!r} in {path} has shape {arr.shape}; need [N_atoms, 3]"
+        )
     return name
 
 

@@ -58,7 +58,7 @@ _CHUNK_BYTES = 1 << 20
 
 # -- helpers ----------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
+def atomic_target(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path``, else is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -66,7 +66,7 @@ def _atomic_target(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, _default_mode(path))  # mkstemp makes 0600; use the usual file mode
+        os.chmod(tmp_path, default_file_mode(path))  # mkstemp makes 0600; use the usual file mode
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -74,7 +74,7 @@ def _atomic_target(path: Path) -> Iterator[Path]:
         raise
 
 
-def _default_mode(path: Path) -> int:
+def default_file_mode(path: Path) -> int:
     """Mode of the existing ``path``, else 0o666 minus the process umask."""
     try:
         return path.stat().st_mode & 0o777
@@ -268,7 +268,7 @@ def write_dataset(
         raise TypeError(f"data for '{path}' must be PackedSystems, got {type(data).__name__}")
     _, meta_json = _prepare_metadata(metadata, path)
     try:
-        with _atomic_target(path) as tmp:
+        with atomic_target(path) as tmp:
             _write_file(tmp, data, meta_json)
     except (TypeError, ValueError) as err:
         raise type(err)(f"cannot write dataset '{path}': {err}") from err

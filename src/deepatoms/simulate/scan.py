@@ -166,9 +166,9 @@ def write_scan_csv(result: dict, path: str | Path) -> Path:
 def plot_scan(result: dict, path: str | Path, label: str = "model", ref_label: str = "reference"):
     """PNG of the energy relative to its minimum (eV) against the scale factor, model vs
     reference, with the pressure (GPa) in a second panel for periodic cells."""
-    from deepatoms.analysis.plots import _pyplot, _save
+    from deepatoms.analysis.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     s = result["scale"]
@@ -192,7 +192,7 @@ def plot_scan(result: dict, path: str | Path, label: str = "model", ref_label: s
         axp.set_ylabel("pressure [GPa]")
         axp.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 __all__ = ["parse_scale", "plot_scan", "scaled_images", "scan", "scan_table", "write_scan_csv"]

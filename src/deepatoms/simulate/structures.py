@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ase import Atoms
 
-from deepatoms.data.dataset import _atomic_target, _default_mode
+from deepatoms.data.dataset import atomic_target, default_file_mode
 
 # Names that look like structure files even when they do not exist (for a clear error).
 _FILE_NAME = re.compile(
@@ -110,7 +110,7 @@ def write_structures(path: str | Path, images: Atoms | Sequence[Atoms]) -> Path:
 
     path = Path(path)
     fmt = structure_format(path)
-    with _atomic_target(path) as tmp:
+    with atomic_target(path) as tmp:
         write(tmp, images, format=fmt)
     return path
 
@@ -129,7 +129,7 @@ class PartialFile:
     def finish(self) -> None:
         """Move the partial file into place (if anything was written)."""
         if self.part.exists():
-            os.chmod(self.part, _default_mode(self.path))
+            os.chmod(self.part, default_file_mode(self.path))
             os.replace(self.part, self.path)
 
 
