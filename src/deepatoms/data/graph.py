@@ -71,6 +71,8 @@ class Batch:
         i, j = self.edge_index
         vec = self.positions.index_select(0, j) - self.positions.index_select(0, i)
         if self.cell.abs().sum() > 0 and bool(self.edge_shift.any()):
+            if self.cell.shape[0] == 1:  # one system (e.g. a calculator call): one matmul
+                return vec + self.edge_shift @ self.cell[0]
             cell_of_edge = self.cell.index_select(0, self.batch.index_select(0, i))
             vec = vec + torch.einsum("ek,ekl->el", self.edge_shift, cell_of_edge)
         return vec

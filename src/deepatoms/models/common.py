@@ -43,3 +43,14 @@ class EdgeGeometry:
     def expand(self, t: torch.Tensor) -> torch.Tensor:
         """Per-pair tensor [E/2, ...] → per-directed-edge tensor [E, ...] (no-op if not mirrored)."""
         return torch.cat([t, t], dim=0) if self.half else t
+
+    def multiply(self, edge_t: torch.Tensor, pair_t: torch.Tensor) -> torch.Tensor:
+        """``edge_t [E, ...] * expand(pair_t)`` without materialising the expanded copy.
+
+        Both halves of the mirrored edge list share the pair tensor, so a broadcast over a
+        leading axis of 2 replaces the concatenation (one fewer E×F tensor, forward and backward).
+        """
+        if not self.half:
+            return edge_t * pair_t
+        shape = edge_t.shape
+        return (edge_t.reshape(2, shape[0] // 2, *shape[1:]) * pair_t).reshape(shape)

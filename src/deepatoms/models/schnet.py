@@ -66,11 +66,14 @@ class SchNetInteraction(nn.Module):
         w = self.filter_net(rbf)
         if fcut is not None:
             w = w * fcut.unsqueeze(-1)
-        w = geom.expand(w)
         y = self.in2f(x)
         receivers, senders = edge_index
         m = scatter_reduce(
-            y.index_select(0, senders) * w, receivers, x.shape[0], aggregation, in_degree
+            geom.multiply(y.index_select(0, senders), w),
+            receivers,
+            x.shape[0],
+            aggregation,
+            in_degree,
         )
         return self.dense(self.f2out(m))
 

@@ -75,10 +75,16 @@ def skin_is_exact(model_config: dict, graph: GraphSpec) -> bool:
 
 @dataclass
 class _Neighbours:
-    """A cached neighbour list and the state it was built for."""
+    """A cached neighbour list (r_c + skin, mirrored) and the state it was built for.
+
+    ``pairs [2,P]`` and ``pair_shift [P,3]`` are its first half (one entry per unordered pair);
+    ``edge_index``/``edge_shift`` the full mirrored list used when no pruning applies.
+    """
 
     edge_index: torch.Tensor
     edge_shift: torch.Tensor
+    pairs: np.ndarray
+    pair_shift: np.ndarray
     positions: np.ndarray
     cell: np.ndarray
     pbc: np.ndarray
@@ -162,9 +168,12 @@ class Calculator(AseCalculator):
             ei, es = build_edges(
                 atoms.positions, offsets, atoms.cell.array[None], atoms.pbc[None], graph
             )
+            half = ei.shape[1] // 2
             self._nbrs = _Neighbours(
                 edge_index=torch.from_numpy(ei).to(self.device),
                 edge_shift=torch.from_numpy(es).to(self.device, self.dtype),
+                pairs=ei[:, :half],
+                pair_shift=es[:half],
                 positions=atoms.positions.copy(),
                 cell=atoms.cell.array.copy(),
                 pbc=atoms.pbc.copy(),
@@ -174,6 +183,9 @@ class Calculator(AseCalculator):
         nb = self._nbrs
         n = len(atoms)
         dev = self.device
+        edge_index, edge_shift = nb.edge_index, nb.edge_shift
+        if self.skin > 0:
+            edge_index, edge_shift = self._pruned(atoms, nb)
         return Batch(
             numbers=torch.from_numpy(atoms.numbers.astype(np.int64)).to(dev),
             positions=torch.from_numpy(atoms.positions).to(dev, self.dtype),
@@ -181,10 +193,49 @@ class Calculator(AseCalculator):
             pbc=torch.from_numpy(atoms.pbc[None].copy()).to(dev),
             batch=torch.zeros(n, dtype=torch.long, device=dev),
             n_atoms=torch.tensor([n], device=dev),
-            edge_index=nb.edge_index,
-            edge_shift=nb.edge_shift,
+            edge_index=edge_index,
+            edge_shift=edge_shift,
             mirrored_edges=True,
         )
+
+    def _pruned(self, atoms: Atoms, nb: _Neighbours) -> tuple[torch.Tensor, torch.Tensor]:
+        """The skin list cut back to r_c at the current positions (mirrored again).
+
+        Pairs beyond r_c contribute exactly zero (that is when a skin is used at all), so
+        dropping them changes nothing but the work: (r_c/(r_c + skin))³ of the edges remain.
+        A 1e-6 Å margin leaves pairs at r_c to the model's own cutoff function.
+        """
+        i, j = nb.pairs
+        vec = atoms.positions[j] - atoms.positions[i]
+        if nb.pair_shift.any():
+            vec += nb.pair_shift @ atoms.cell.array
+        keep = np.einsum("ij,ij->i", vec, vec) < (self.graph.cutoff + 1e-6) ** 2
+        half = nb.pairs[:, keep]
+        shift = nb.pair_shift[keep]
+        ei = np.concatenate([half, half[::-1]], axis=1)
+        es = np.concatenate([shift, -shift], axis=0)
+        return (
+            torch.from_numpy(ei).to(self.device),
+            torch.from_numpy(es).to(self.device, self.dtype),
+        )
+
+    def check_state(self, atoms: Atoms, tol: float = 1e-15) -> list[str]:
+        """Changes since the last calculation (ASE API), fast path for an unchanged structure.
+
+        The model sees only positions, numbers, cell and periodicity, so when those are equal
+        nothing it depends on changed; MD integrators ask several times per step.
+        """
+        old = self.atoms
+        if (
+            old is not None
+            and len(old) == len(atoms)
+            and np.array_equal(old.positions, atoms.positions)
+            and np.array_equal(old.numbers, atoms.numbers)
+            and np.array_equal(old.cell.array, atoms.cell.array)
+            and np.array_equal(old.pbc, atoms.pbc)
+        ):
+            return []
+        return super().check_state(atoms, tol)
 
     # -- evaluation ----------------------------------------------------------------------------
     def _evaluate(self, batch: Batch, want_forces: bool, want_stress: bool) -> dict:
