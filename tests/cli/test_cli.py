@@ -43,12 +43,19 @@ def workflow(tmp_path_factory):
 
 
 def test_every_command_has_help():
+    """The installed executable answers --help; every (sub)command documents itself."""
+    from typer.testing import CliRunner
+
+    from deepatoms.cli import app
+
+    assert "Usage" in run("--help").stdout
     for cmd in (
-        [], ["data"], ["data", "qm9"], ["data", "import"], ["data", "info"], ["train"],
-        ["evaluate"], ["predict"], ["presets"],
+        ["data"], ["data", "qm9"], ["data", "import"], ["data", "md17"], ["data", "info"],
+        ["datagen"], ["datagen", "md"], ["train"], ["evaluate"], ["predict"], ["presets"],
+        ["relax"], ["md"], ["vibrations"], ["scan"],
     ):  # fmt: skip
-        proc = run(*cmd, "--help")
-        assert "Usage" in proc.stdout, cmd
+        res = CliRunner().invoke(app, [*cmd, "--help"])
+        assert res.exit_code == 0 and "Usage" in res.output, cmd
 
 
 def test_data_qm9_and_info(workflow):
