@@ -86,3 +86,15 @@ def test_cli_trains_a_potential_and_reports_force_errors(ethanol_xtb, tmp_path):
     bad = CliRunner().invoke(app, [*args[:-1], "--forces", "nope", "--out", str(tmp_path / "b")])
     assert bad.exit_code == 2
     assert "no per-atom property of that name" in bad.output
+
+
+def test_paper_md17_preset_trains_on_energies_and_forces(ethanol_xtb, tmp_path):
+    """schnet-md17 (thesis settings: T=3, F=64, 300 Gaussians, all pairs, ρ=0.01) runs end to end."""
+    cfg = apply_overrides(
+        load_preset("schnet-md17"),
+        ["data.n_train=20", "data.n_val=10", "train.max_steps=4", "train.val_every_steps=2"],
+    )
+    assert cfg["model"]["n_interactions"] == 3 and cfg["model"]["n_atom_basis"] == 64
+    assert cfg["train"]["rho"] == 0.01 and cfg["data"]["forces"] == "forces"
+    s = train(cfg, ethanol_xtb, tmp_path / "paper", progress=False)
+    assert s["steps"] == 4 and np.isfinite(s["val_force_mae"])
