@@ -507,7 +507,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--train-minutes",
         type=float,
         default=None,
-        help="training budget per model made here (default 2; 0.33 with --quick)",
+        help="training budget per model made here (default 2; 0.1 with --quick)",
     )
     p.add_argument("--retrain", action="store_true", help="train the models again")
     p.add_argument(
@@ -553,7 +553,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--make", default="none", help=argparse.SUPPRESS)
     args = p.parse_args(argv)  # fmt: skip
     q = args.quick
-    args.train_minutes = args.train_minutes or (0.33 if q else 2.0)
+    args.train_minutes = args.train_minutes or (0.1 if q else 2.0)
     args.steps = {
         "molecule": args.steps_molecule or (200 if q else 1000),
         "bulk": args.steps_bulk or (15 if q else 100),
@@ -613,7 +613,7 @@ def main(argv=None) -> dict | None:
         line = (
             f"  {k:8s} {LABEL[k]}: {i['n_atoms']} atoms; directed edges at start: "
             f"{n_rc} within {i['cutoff']:g} Å, deepatoms list {i['edges_list']} "
-            f"(cutoff + skin; the model sees all of them)"
+            "(cutoff + skin, pruned to the cutoff every step)"
         )
         if worker is not None:
             s = worker.info[k]
