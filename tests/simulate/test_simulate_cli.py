@@ -162,3 +162,26 @@ def test_an_unavailable_reference_calculator_is_a_clear_error(mol_model, monkeyp
 def test_elements_the_model_never_saw_give_a_warning(mol_model):
     res = invoke("scan", mol_model, "NH3", "--scale", "1.0")
     assert "warning: the model was trained on H C O only; N in NH3" in one_line(res.stderr)
+
+
+def test_separate_force_model(mol_model, ethanol, tmp_path):
+    """--force-model: energies from MODEL, forces from the second model (thesis Eqs. 5.8-5.11)."""
+    import torch
+
+    from deepatoms.models.io import load_model_file, save_model_file
+
+    loaded = load_model_file(mol_model)
+    with torch.no_grad():
+        loaded.model.head.std.mul_(2.0)  # twice the forces, different energies
+    doubled = tmp_path / "doubled.pt"
+    save_model_file(doubled, loaded.model, loaded.graph, loaded.unit, loaded.meta)
+    start = ethanol.copy()
+    start.rattle(0.05, seed=5)
+    write(tmp_path / "start.xyz", start)
+    common = ["relax", mol_model, tmp_path / "start.xyz", "--steps", "0", "--json"]
+    plain = last_json(invoke(*common, "--out", tmp_path / "a.extxyz").stdout)
+    mixed = last_json(
+        invoke(*common, "--out", tmp_path / "b.extxyz", "--force-model", doubled).stdout
+    )
+    assert mixed["initial_energy"] == pytest.approx(plain["initial_energy"], abs=1e-9)
+    assert mixed["initial_fmax"] == pytest.approx(2 * plain["initial_fmax"], rel=1e-6)

@@ -50,6 +50,14 @@ ThreadsOpt = Annotated[
         min=1,
     ),
 ]
+ForceModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Second model (model.pt or run folder) for forces and stress; MODEL then gives "
+        "only the energies (separate energy and force models, Schütt 2018 thesis Eqs. 5.8-5.11).",
+        metavar="MODEL",
+    ),
+]
 ReferenceOpt = Annotated[
     str | None,
     typer.Option(help="Reference calculator for comparison: xtb (GFN2-xTB) or emt."),
@@ -57,25 +65,34 @@ ReferenceOpt = Annotated[
 
 
 # -- shared set-up ----------------------------------------------------------------------------
-def model_calculator(model: Path, dtype: str | None, threads: int | None = None) -> Any:
-    """A deepatoms Calculator for a model file or run folder, with a clear error if unusable;
-    ``threads`` sets torch's CPU threads."""
-    import torch
-
-    from deepatoms.simulate.calculator import Calculator
-
+def _model_path(model: Path) -> Path:
+    """model.pt of a run folder, or the model file itself, with a clear error if missing."""
     path = model / "model.pt" if model.is_dir() else model
     if not path.is_file():
         where = f"run folder {model} has no model.pt" if model.is_dir() else f"{model} not found"
         raise FileNotFoundError(
             f"model: {where}; pass the model.pt of a training run (deepatoms train --out RUN)"
         )
+    return path
+
+
+def model_calculator(
+    model: Path, dtype: str | None, threads: int | None = None, force_model: Path | None = None
+) -> Any:
+    """A deepatoms Calculator for a model file or run folder, with a clear error if unusable;
+    ``threads`` sets torch's CPU threads; ``force_model`` supplies forces and stress."""
+    import torch
+
+    from deepatoms.simulate.calculator import Calculator
+
+    path = _model_path(model)
+    fpath = _model_path(force_model) if force_model is not None else None
     dtypes = {"float32": torch.float32, "float64": torch.float64, None: None}
     if dtype not in dtypes:
         raise ValueError(f"--dtype must be float32 or float64, got {dtype!r}")
     if threads is not None:
         torch.set_num_threads(threads)
-    return Calculator(path, dtype=dtypes[dtype])
+    return Calculator(path, force_model=fpath, dtype=dtypes[dtype])
 
 
 def load_input(structure: str, calc: Any) -> Any:
@@ -154,6 +171,7 @@ def relax_command(
     dtype: Annotated[
         str | None, typer.Option(help="Model precision: float32 or float64.", metavar="DTYPE")
     ] = "float64",
+    force_model: ForceModelOpt = None,
     threads: ThreadsOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
@@ -165,7 +183,7 @@ def relax_command(
     _outputs(overwrite, out_file, traj)
     if out_file is not None:
         structure_format(out_file)  # a bad name fails now, not after the relaxation
-    calc = model_calculator(model, dtype, threads)
+    calc = model_calculator(model, dtype, threads, force_model)
     atoms = load_input(structure, calc)
     res = relax(
         atoms, calc, fmax=fmax, optimizer=optimizer, steps=steps, relax_cell=cell, trajectory=traj
@@ -224,6 +242,7 @@ def md_command(
         typer.Option(help="Energy/temperature log (default: TRAJ with .log).", metavar="FILE"),
     ] = None,
     dtype: DtypeOpt = None,
+    force_model: ForceModelOpt = None,
     threads: ThreadsOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -242,7 +261,7 @@ def md_command(
         )
     log = log if log is not None else out_file.with_suffix(".log")
     _outputs(overwrite, out_file, log)
-    calc = model_calculator(model, dtype, threads)
+    calc = model_calculator(model, dtype, threads, force_model)
     atoms = load_input(structure, calc)
     with _Bar("MD steps", quiet) as bar:
         res = run_md(
@@ -303,6 +322,7 @@ def vibrations_command(
     dtype: Annotated[
         str | None, typer.Option(help="Model precision: float32 or float64.", metavar="DTYPE")
     ] = "float64",
+    force_model: ForceModelOpt = None,
     threads: ThreadsOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
@@ -316,7 +336,7 @@ def vibrations_command(
     from deepatoms.train.runfiles import atomic_write_text
 
     _outputs(overwrite, out_file)
-    calc = model_calculator(model, dtype, threads)
+    calc = model_calculator(model, dtype, threads, force_model)
     atoms = load_input(structure, calc)
     ref_calc = ref_name = None
     if reference is not None:
@@ -401,6 +421,7 @@ def scan_command(
         Path | None, typer.Option("--out", help="Table (CSV).", metavar="FILE.csv")
     ] = None,
     dtype: DtypeOpt = None,
+    force_model: ForceModelOpt = None,
     threads: ThreadsOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
@@ -410,7 +431,7 @@ def scan_command(
 
     scales = parse_scale(scale)
     _outputs(overwrite, out_file, plot)
-    calc = model_calculator(model, dtype, threads)
+    calc = model_calculator(model, dtype, threads, force_model)
     atoms = load_input(structure, calc)
     ref_calc = ref_name = None
     if reference is not None:
