@@ -54,6 +54,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+from machine import cpu_busy, loadavg  # noqa: E402
 
 PRESET = "schnet-md17-fast"
 MOLECULE_SPEC = "smiles:CCCCCC"  # hexane, C6H14: 20 atoms
@@ -78,32 +79,6 @@ PROTO = "@@ "  # prefix of protocol lines of the SchNetPack worker
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def cpu_busy(seconds: float = 1.0) -> float | None:
-    """Fraction of all cores busy during the next ``seconds`` (from /proc/stat; None elsewhere)."""
-
-    def sample():
-        with open("/proc/stat") as fh:
-            v = [int(x) for x in fh.readline().split()[1:]]
-        return v[3] + v[4], sum(v)  # idle + iowait, total
-
-    try:
-        i0, t0 = sample()
-        time.sleep(seconds)
-        i1, t1 = sample()
-    except OSError:
-        return None
-    return 1.0 - (i1 - i0) / max(t1 - t0, 1)
-
-
-def loadavg() -> str:
-    """The 1/5/15-minute load average as text."""
-    try:
-        a, b, c = os.getloadavg()
-    except OSError:  # pragma: no cover - not on every platform
-        return "n/a"
-    return f"{a:.2f} / {b:.2f} / {c:.2f} (1 / 5 / 15 min, {os.cpu_count()} cores)"
-
-
 def venv_python(name: str) -> Path | None:
     """``ROOT/<name>/bin/python`` if it exists."""
     p = ROOT / name / "bin" / "python"

@@ -32,12 +32,14 @@ KCAL = 0.0433641  # eV per kcal/mol
 THESIS_ETHANOL_1K = {"energy_only": {"E": 0.93, "F": 6.56}, "energy_forces": {"E": 0.08, "F": 0.39}}
 
 
-def sh(*args: str) -> str:
-    """Run the deepatoms CLI; return its stdout (raises on failure)."""
+def sh(*args: str, capture: bool = False) -> str:
+    """Run the deepatoms CLI (raises on failure); its output streams to the terminal, so long
+    steps show their progress bars, unless ``capture``, which returns stdout instead."""
     exe = Path(sys.executable).with_name("deepatoms")
     cmd = [str(exe), *args]
     print("+", " ".join(cmd), flush=True)
-    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    stdout = subprocess.PIPE if capture else None
+    return subprocess.run(cmd, check=True, stdout=stdout, text=True).stdout or ""
 
 
 def last_json(text: str) -> dict:
@@ -101,7 +103,7 @@ def main(argv=None) -> dict:
     if not data.is_file():
         sh("datagen", "md", "--molecule", "ethanol", "--temperature", str(args.temperature),
            "--frames", str(args.frames), "--stride", str(args.stride), "--seed", str(args.seed + 11),
-           "--out", str(data), "--no-progress")  # fmt: skip
+           "--out", str(data))  # fmt: skip
 
     results = {}
     for name, extra in (("energy_forces", []), ("energy_only", ["--forces", "none"])):
@@ -111,8 +113,10 @@ def main(argv=None) -> dict:
                "--n-train", "1000", "--n-val", "200", "--set", "data.n_test=1000",
                "--set", "train.early_stopping_patience=200", "--set", "train.plateau_patience=25",
                "--max-epochs", str(args.epochs), "--max-time", str(args.minutes),
-               "--seed", str(args.seed), "--quiet", *extra)  # fmt: skip
-        ev = last_json(sh("evaluate", str(run), "--data", str(data), "--quiet", "--json"))
+               "--seed", str(args.seed), *extra)  # fmt: skip
+        ev = last_json(
+            sh("evaluate", str(run), "--data", str(data), "--quiet", "--json", capture=True)
+        )
         summary = json.loads((run / "summary.json").read_text())
         results[name] = {
             "test_frames": ev["n"],
@@ -138,12 +142,12 @@ def main(argv=None) -> dict:
     if not model_traj.is_file():
         sh("md", str(work / "run_energy_forces"), "ethanol", "--ensemble", "nvt",
            "--temperature", str(args.temperature), "--timestep", "0.5", "--steps", str(steps),
-           "--interval", "10", "--seed", str(args.seed), "--out", str(model_traj), "--quiet")  # fmt: skip
+           "--interval", "10", "--seed", str(args.seed), "--out", str(model_traj))  # fmt: skip
     ref = work / "nvt_xtb.h5"
     if not ref.is_file():
         sh("datagen", "md", "--molecule", "ethanol", "--temperature", str(args.temperature),
            "--frames", str(steps // 10), "--stride", "10", "--seed", str(args.seed + 23),
-           "--out", str(ref), "--no-progress")  # fmt: skip
+           "--out", str(ref))  # fmt: skip
     rdf = rdf_comparison(model_traj, ref, work / "rdf_ethanol.png")
 
     print("\nethanol 500 K, GFN2-xTB labels, schnet-md17-fast, 1,000 training frames")

@@ -50,36 +50,12 @@ from deepatoms.train.loader import make_loader
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import spk_support
+from machine import cpu_busy, loadavg
 
 TARGET = "U0"
 
 
 # -- helpers --------------------------------------------------------------------------------
-def cpu_busy(seconds: float = 1.0) -> float | None:
-    """Fraction of all cores busy during the next ``seconds`` (from /proc/stat; None elsewhere)."""
-
-    def sample():
-        with open("/proc/stat") as fh:
-            v = [int(x) for x in fh.readline().split()[1:]]
-        return v[3] + v[4], sum(v)  # idle + iowait, total
-
-    try:
-        i0, t0 = sample()
-        time.sleep(seconds)
-        i1, t1 = sample()
-    except OSError:
-        return None
-    return 1.0 - (i1 - i0) / max(t1 - t0, 1)
-
-
-def loadavg() -> str:
-    try:
-        a, b, c = os.getloadavg()
-    except OSError:  # pragma: no cover - not on every platform
-        return "n/a"
-    return f"{a:.2f} / {b:.2f} / {c:.2f} (1 / 5 / 15 min, {os.cpu_count()} cores)"
-
-
 def endless(loader) -> Iterator:
     """Batches of ``loader``, epoch after epoch (``set_epoch`` on deepatoms' sampler)."""
     epoch = 0

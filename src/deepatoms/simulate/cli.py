@@ -40,7 +40,10 @@ StructureArg = Annotated[
 ]
 DtypeOpt = Annotated[
     str | None,
-    typer.Option(help="Model precision: float32 or float64 (default: as saved).", metavar="DTYPE"),
+    typer.Option(
+        help="Model precision: float32 or float64 (unset: the precision the model was saved in).",
+        metavar="DTYPE",
+    ),
 ]
 ThreadsOpt = Annotated[
     int | None,
@@ -168,9 +171,7 @@ def relax_command(
     traj: Annotated[
         Path | None, typer.Option(help="ASE trajectory of every step.", metavar="FILE.traj")
     ] = None,
-    dtype: Annotated[
-        str | None, typer.Option(help="Model precision: float32 or float64.", metavar="DTYPE")
-    ] = "float64",
+    dtype: DtypeOpt = "float64",
     force_model: ForceModelOpt = None,
     threads: ThreadsOpt = None,
     overwrite: OverwriteOpt = False,
@@ -319,9 +320,7 @@ def vibrations_command(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Frequency table (CSV).", metavar="FILE.csv")
     ] = None,
-    dtype: Annotated[
-        str | None, typer.Option(help="Model precision: float32 or float64.", metavar="DTYPE")
-    ] = "float64",
+    dtype: DtypeOpt = "float64",
     force_model: ForceModelOpt = None,
     threads: ThreadsOpt = None,
     overwrite: OverwriteOpt = False,
