@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,9 @@ from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_s
 from ase.md.langevin import Langevin
 
 from deepatoms.models.io import load_model_file, save_model_file
+from deepatoms.models.potential import compute_potential
 from deepatoms.models.registry import build_model
+from deepatoms.models.schnet_potential import SchNetPotential
 from deepatoms.simulate import Calculator
 from deepatoms.simulate.md import initial_velocities
 
@@ -41,9 +45,30 @@ def test_forces_and_stress_equal_finite_differences_periodic(cu_model, cu_cell):
     np.testing.assert_allclose(stress, numeric, rtol=1e-5, atol=1e-8)
 
 
-def test_skin_reuse_equals_rebuilding_every_step(cu_model, cu_cell):
+def test_analytic_schnet_path_equals_autograd_path(mol_model, cu_model, ethanol, cu_cell):
+    """SchNet models get the hand-derived forces; they agree with autograd (float32, as run)."""
+    for model, atoms in ((mol_model, ethanol), (cu_model, cu_cell)):
+        atoms.rattle(0.05, seed=2)
+        fast, slow = Calculator(model), Calculator(model)
+        assert isinstance(fast._potential, SchNetPotential)
+        slow._potential = partial(compute_potential, slow.energy_model.model)  # autograd route
+        props = ["energy", "forces"] + (["stress"] if atoms.pbc.all() else [])
+        for calc in (fast, slow):
+            calc.calculate(atoms.copy(), props)
+        f_fast, f_slow = fast.results["forces"], slow.results["forces"]
+        np.testing.assert_allclose(f_fast, f_slow, rtol=0, atol=2e-5 * np.abs(f_slow).max())
+        assert abs(fast.results["energy"] - slow.results["energy"]) < 1e-4 * len(atoms)
+        if atoms.pbc.all():
+            np.testing.assert_allclose(fast.results["stress"], slow.results["stress"], atol=1e-6)
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_skin_reuse_equals_rebuilding_every_step(cu_model, cu_cell, prune, monkeypatch):
     """Along a hot MD trajectory the Verlet-skin list gives the energies and forces of a list
-    rebuilt at every step, with far fewer rebuilds."""
+    rebuilt at every step, with far fewer rebuilds; whether or not it is pruned to r_c."""
+    import deepatoms.simulate.calculator as calculator_module
+
+    monkeypatch.setattr(calculator_module, "PRUNE_MIN_PAIRS", 0 if prune else 10**9)
     reused = Calculator(cu_model, dtype=F64, skin=0.5)
     fresh = Calculator(cu_model, dtype=F64, skin=0.0)
     assert reused.skin == 0.5

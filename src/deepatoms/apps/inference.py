@@ -11,7 +11,7 @@ from deepatoms.data.graph import collate
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
 from deepatoms.models.io import LoadedModel
-from deepatoms.models.potential import compute_potential, stress_to_voigt
+from deepatoms.models.potential import inference_potential, stress_to_voigt
 
 
 def predict_packed(
@@ -53,7 +53,7 @@ def predict_potential(
     """Energies [M] (eV), forces [N_sel,3] (eV/Å) and optionally Voigt stress [M,6] (eV/Å³).
 
     ``model`` is an energy model (``model.property`` names the energy); forces are −∂E/∂R of the
-    whole batch (:func:`deepatoms.models.potential.compute_potential`). Atoms of the selected
+    whole batch (:func:`deepatoms.models.potential.inference_potential`). Atoms of the selected
     systems are returned in selection order. ``progress(done, total)`` as in
     :func:`predict_packed`.
     """
@@ -62,12 +62,13 @@ def predict_potential(
     idx = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
     model = model.eval()
     dtype = next(model.parameters()).dtype
+    potential = inference_potential(model)
     energy = np.empty(len(idx), dtype=np.float64)
     forces, voigt = [], []
     for s in range(0, len(idx), batch_size):
         chunk = idx[s : s + batch_size]
         batch = collate(data, chunk, graph, dtype=dtype, targets=())
-        out = compute_potential(model, batch, forces=True, stress=stress)
+        out = potential(batch, forces=True, stress=stress)
         energy[s : s + len(chunk)] = out["energy"].detach().double().numpy()
         forces.append(out["forces"].detach().double().numpy())
         if stress:

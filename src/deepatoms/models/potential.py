@@ -15,13 +15,16 @@ always computed in torch"):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 
 from deepatoms.data.graph import Batch
+from deepatoms.models.schnet_potential import SchNetPotential
 
 #: ASE Voigt order of the six independent stress components.
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
@@ -91,6 +94,17 @@ def compute_potential(
     return out
 
 
+def inference_potential(model: nn.Module) -> Callable[..., dict[str, torch.Tensor]]:
+    """The fastest exact evaluator of ``model`` for inference (no gradients to the weights).
+
+    Returns a callable ``f(batch, forces=True, stress=False)`` with the results of
+    :func:`compute_potential`: the analytic :class:`SchNetPotential` for SchNet energy models
+    (a snapshot of the current weights: call again after changing them), else autograd.
+    """
+    fast = SchNetPotential.from_model(model)
+    return fast if fast is not None else partial(compute_potential, model)
+
+
 def stress_to_voigt(stress: torch.Tensor | np.ndarray) -> np.ndarray:
     """[..., 3, 3] stress → ASE Voigt [..., 6] (xx, yy, zz, yz, xz, xy), same units."""
     s = stress.detach().cpu().numpy() if isinstance(stress, torch.Tensor) else np.asarray(stress)
@@ -108,4 +122,11 @@ def voigt_to_stress(voigt: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows, -2)
 
 
-__all__ = ["VOIGT", "compute_potential", "energy_key", "stress_to_voigt", "voigt_to_stress"]
+__all__ = [
+    "VOIGT",
+    "compute_potential",
+    "energy_key",
+    "inference_potential",
+    "stress_to_voigt",
+    "voigt_to_stress",
+]
