@@ -421,8 +421,16 @@ class SpkWorker:
         cmd += ["--skin", str(args.skin), "--spk-neighbors", args.spk_neighbors]
         cmd += ["--threads", str(args.threads)]
         self.log = open(args.workdir / "spk_worker.log", "w")
+        env = dict(os.environ)
+        if args.spk_malloc_tuned:  # the glibc settings the deepatoms Calculator applies itself
+            from deepatoms.simulate.allocator import MMAP_THRESHOLD, TRIM_THRESHOLD
+
+            env.update(
+                MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD),
+                MALLOC_TRIM_THRESHOLD_=str(TRIM_THRESHOLD),
+            )
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env
         )
         ready = self._read()
         self.version, self.threads = ready["version"], ready["threads"]
@@ -520,6 +528,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "fastest; torch fails on periodic cells with torch 2.13)",
     )
     p.add_argument("--no-spk", action="store_true", help="skip SchNetPack")
+    p.add_argument(
+        "--spk-malloc-tuned",
+        action="store_true",
+        help="give the SchNetPack worker the glibc malloc thresholds that deepatoms' Calculator "
+        "sets for itself (deepatoms.simulate.allocator), to separate that effect",
+    )
     p.add_argument(
         "--spk-only", action="store_true", help="run only the SchNetPack side (in .venv-spk)"
     )
@@ -672,6 +686,7 @@ def main(argv=None) -> dict | None:
         out["spk_steps_per_s_molecule"] = round(sp["molecule"]["steps_per_s"], 2)
         out["spk_steps_per_s_bulk"] = round(sp["bulk"]["steps_per_s"], 2)
         out["spk_neighbors"] = f"SkinNeighborList({args.spk_neighbors}, skin {args.skin})"
+        out["spk_malloc_tuned"] = bool(args.spk_malloc_tuned)
         out["spk_weights"] = "copied from the deepatoms models"
         out["spk_max_dF_molecule"] = worker.info["molecule"]["check"]["max_dF"]
         out["spk_max_dF_bulk"] = worker.info["bulk"]["check"]["max_dF"]
