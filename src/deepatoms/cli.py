@@ -16,7 +16,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from deepatoms.progress import ProgressBar
 
 app = typer.Typer(
     help="deepatoms: deep learning for molecules and materials (SchNet, DTNN, NMP-edge).",
@@ -63,36 +64,7 @@ def _emit_json(obj: dict) -> None:
     sys.stdout.flush()
 
 
-class _Bar:
-    """A rich progress bar on stderr, created on the first ``(done, total)`` update."""
-
-    def __init__(self, label: str, quiet: bool) -> None:
-        self.label, self.quiet = label, quiet
-        self.prog: Progress | None = None
-        self.task = None
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.prog is not None:
-            self.prog.stop()
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.quiet:
-            return
-        if self.prog is None:
-            self.prog = Progress(
-                TextColumn(self.label),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=err,
-                transient=True,
-            )
-            self.prog.start()
-            self.task = self.prog.add_task(self.label, total=total)
-        self.prog.update(self.task, completed=done)
+_Bar = ProgressBar  # kept for the command modules that import it from here
 
 
 def _number(text: str | None, name: str) -> int | float | None:
@@ -292,6 +264,14 @@ def train(
             "--set", help="Override a config value, e.g. --set train.lr=1e-4 (repeatable)."
         ),
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fine-tune: start from this model.pt (same preset and overrides); the "
+            "optimiser starts fresh.",
+            metavar="MODEL.pt",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -321,7 +301,7 @@ def train(
     cfg = apply_overrides(cfg, extra + list(set_ or []))
     if not quiet:
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    summary = run_train(cfg, data, out_dir, progress=not quiet)
+    summary = run_train(cfg, data, out_dir, progress=not quiet, init=init)
     verb = "resumed and finished" if summary["resumed"] else "finished"
     u = summary["unit"]
     if summary.get("forces"):
@@ -453,6 +433,11 @@ app.add_typer(datagen_app, name="datagen")
 from deepatoms.simulate.cli import simulate_app  # noqa: E402
 
 app.add_typer(simulate_app)
+
+# k-fold cross-validation (cv); imported last like datagen
+from deepatoms.apps.crossval_cli import register as _register_cv  # noqa: E402
+
+_register_cv(app)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from deepatoms.data.edge_store import attach_edges
 from deepatoms.data.graph import collate
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
@@ -28,6 +29,9 @@ def predict_packed(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     idx = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
+    if loaded.graph.precomputed and (data.edges is None or data.edges.spec != loaded.graph):
+        data = attach_edges(data.subset(idx), loaded.graph)  # e.g. Voronoi: once per structure
+        idx = np.arange(len(data))
     model = loaded.model.eval()
     dtype = next(model.parameters()).dtype
     out = np.empty(len(idx), dtype=np.float64)

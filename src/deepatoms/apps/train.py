@@ -12,6 +12,7 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -20,13 +21,15 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from deepatoms.data.dataset import read_dataset
+from deepatoms.data.edge_store import attach_edges
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import load_split, random_split, save_split
 from deepatoms.data.stats import atomref_sum, fit_atomrefs, force_rms, target_statistics
 from deepatoms.models.heads import AtomisticModel
-from deepatoms.models.io import save_model_file
+from deepatoms.models.io import load_model_file, save_model_file
 from deepatoms.models.registry import build_model
+from deepatoms.progress import ProgressBar
 from deepatoms.train.config import ConfigError, load_config, save_config
 from deepatoms.train.csvlog import AppendingCSVLogger
 from deepatoms.train.loader import make_loader
@@ -197,6 +200,43 @@ def _trainer(config: dict, run: RunDir, progress: bool, monitor: str) -> L.Train
     )
 
 
+def _explicit_split(split: Mapping, n: int) -> dict[str, np.ndarray]:
+    """Validate user-given split indices: keys train/val/test, in range, disjoint."""
+    missing = {"train", "val"} - set(split)
+    if missing:
+        raise ConfigError(f"an explicit split needs 'train' and 'val' indices; missing {missing}")
+    out = {
+        k: np.asarray(split.get(k, []), dtype=np.int64).reshape(-1)
+        for k in ("train", "val", "test")
+    }
+    seen = np.concatenate(list(out.values()))
+    if len(seen) and (seen.min() < 0 or seen.max() >= n):
+        raise ConfigError(f"split indices must lie in 0 … {n - 1} for this dataset of {n} systems")
+    if len(np.unique(seen)) != len(seen):
+        raise ConfigError("split indices overlap: train, val and test must be disjoint")
+    return out
+
+
+def _init_from(model: AtomisticModel, path: str | Path) -> dict:
+    """Copy every weight and buffer of the model file ``path`` into ``model`` (fine-tuning)."""
+    loaded = load_model_file(path)
+    src_cfg = {k: v for k, v in loaded.model.config.items() if k not in ("property", "readout")}
+    dst_cfg = {k: v for k, v in model.config.items() if k not in ("property", "readout")}
+    if src_cfg != dst_cfg:
+        diff = _config_diff(src_cfg, dst_cfg)
+        raise ConfigError(
+            f"--init {path}: its model differs from this run's model, so its weights cannot be "
+            "loaded:\n  " + "\n  ".join(diff) + "\nUse the same preset (and --set overrides)."
+        )
+    if loaded.model.head.readout != model.head.readout:
+        raise ConfigError(
+            f"--init {path}: readout {loaded.model.head.readout!r} differs from this run's "
+            f"{model.head.readout!r}"
+        )
+    model.load_state_dict(loaded.model.state_dict())
+    return {"model_file": str(Path(path).resolve()), "property": loaded.property}
+
+
 def _load_ckpt_weights(path: Path, model: AtomisticModel) -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
@@ -230,11 +270,17 @@ def train(
     data_path: str | Path,
     out: str | Path,
     progress: bool = True,
+    split: Mapping[str, Sequence[int] | np.ndarray] | None = None,
+    init: str | Path | None = None,
 ) -> dict:
     """Train (or resume) a run in folder ``out`` on the dataset file ``data_path``.
 
-    Returns the run summary (also written to ``summary.json``), with validation MAE/RMSE in the
-    target's units and the path of the exported model file.
+    ``split``: explicit ``{"train", "val", "test"}`` index arrays (cross-validation) instead of
+    the config's random split; saved in the run like a random one. ``init``: a ``model.pt`` to
+    start from (fine-tuning, Paper B §VI.G): same model config and element embedding; every
+    weight and the output statistics (mean, scale, atom references) are taken from it, and the
+    optimiser starts fresh. Returns the run summary (also written to ``summary.json``), with
+    validation MAE/RMSE in the target's units and the path of the exported model file.
     """
     config = copy.deepcopy(config)
     data_path = Path(data_path)
@@ -272,6 +318,13 @@ def train(
 
     if resume and run.split.is_file():
         split = load_split(run.split)
+    elif split is not None:
+        split = _explicit_split(split, len(data))
+        save_split(
+            run.split,
+            split,
+            {"dataset": str(data_path.resolve()), "n_systems": len(data), "seed": None},
+        )
     else:
         d = config["data"]
         split_seed = tcfg["seed"] if d["split_seed"] is None else d["split_seed"]
@@ -311,8 +364,15 @@ def train(
     model_cfg = {**config["model"], "property": target, "readout": readout}
     model = build_model(model_cfg)
     model.head.set_statistics(mean, std, atomrefs)
+    if init is not None:
+        init_info = _init_from(model, init)
+        stats["init"] = init_info
+        write_json(run.stats, stats)
     model.to(dtype)
     graph = GraphSpec.from_config(config["graph"])
+    if graph.precomputed:
+        with ProgressBar(f"{graph.kind} graphs", quiet=not progress) as tick:
+            attach_edges(data, graph, tick)
 
     bs, ebs, seed = tcfg["batch_size"], tcfg["eval_batch_size"], tcfg["seed"]
     labels = [target, forces] if forces else [target]

@@ -22,6 +22,7 @@ class Batch:
     ``edge_index [2,E]`` as (receiver i, sender j), ``edge_shift [E,3]`` integer cell offsets
     (stored in the float dtype of the positions), ``targets`` per-system [B, ...] or per-atom [N, ...].
     ``mirrored_edges`` says that edge e + E/2 is edge e reversed (see ``neighbors``).
+    ``edge_attr`` holds per-edge inputs besides geometry, e.g. Voronoi facet ``symmetry`` [E, 9].
     """
 
     numbers: torch.Tensor
@@ -34,6 +35,7 @@ class Batch:
     edge_shift: torch.Tensor
     targets: dict[str, torch.Tensor] = field(default_factory=dict)
     mirrored_edges: bool = False
+    edge_attr: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def num_systems(self) -> int:
@@ -60,8 +62,9 @@ class Batch:
             v = getattr(self, f.name)
             if isinstance(v, torch.Tensor):
                 kw[f.name] = conv(v)
-            elif isinstance(v, dict):
-                kw[f.name] = {k: conv(t, cast=False) for k, t in v.items()}  # labels keep dtype
+            elif isinstance(v, dict):  # labels keep their dtype; edge attributes are inputs
+                cast = f.name == "edge_attr"
+                kw[f.name] = {k: conv(t, cast=cast) for k, t in v.items()}
             else:
                 kw[f.name] = v
         return Batch(**kw)
@@ -110,7 +113,11 @@ def collate(
     dtype = dtype or torch.get_default_dtype()
     if systems is not None:
         data = data.subset(systems)
-    edge_index, edge_shift = build_edges(data.positions, data.offsets, data.cell, data.pbc, graph)
+    stored = data.edges
+    if stored is not None and getattr(stored, "spec", None) == graph:
+        edges = stored.gather(data.offsets)
+    else:
+        edges = build_edges(data.positions, data.offsets, data.cell, data.pbc, graph)
     n_atoms = data.n_atoms
     names = data.property_names if targets is None else list(targets)
     tgt = {}
@@ -130,8 +137,11 @@ def collate(
         pbc=torch.from_numpy(data.pbc),
         batch=torch.repeat_interleave(torch.arange(len(n_atoms)), torch.from_numpy(n_atoms)),
         n_atoms=torch.from_numpy(n_atoms),
-        edge_index=torch.from_numpy(edge_index),
-        edge_shift=torch.from_numpy(edge_shift).to(dtype),
+        edge_index=torch.from_numpy(edges.edge_index),
+        edge_shift=torch.from_numpy(edges.edge_shift).to(dtype),
         targets=tgt,
-        mirrored_edges=True,
+        mirrored_edges=edges.mirrored,
+        edge_attr={
+            k: torch.from_numpy(np.ascontiguousarray(v)).to(dtype) for k, v in edges.attrs.items()
+        },
     )

@@ -21,36 +21,100 @@ from dataclasses import dataclass
 import numpy as np
 import vesin
 
+GRAPH_KINDS = ("all", "cutoff", "knn", "voronoi")
+
 
 @dataclass(frozen=True)
 class GraphSpec:
     """How edges are built.
 
-    ``kind``: ``"all"`` (all pairs for molecules; periodic systems then need ``cutoff``) or
-    ``"cutoff"`` (pairs with d ≤ ``cutoff`` Å). Crystal builders (k-nearest, Voronoi) plug in here.
+    ``kind``:
+
+    * ``"all"``: all pairs for molecules (periodic systems then need ``cutoff``);
+    * ``"cutoff"``: pairs with d ≤ ``cutoff`` Å;
+    * ``"knn"``: the ``k`` nearest neighbours of every atom (Paper A: K = 24), found within a
+      radius that grows until every atom has k (``cutoff`` is the first radius, optional), plus
+      every neighbour tied with the k-th within 1e-4 Å (cell-choice invariant; ``knn_strict``:
+      exactly k); not mirrored, since j ∈ kNN(i) does not imply i ∈ kNN(j);
+    * ``"voronoi"``: one edge per shared Voronoi facet of a periodic structure with solid angle
+      ≥ ``omega_cut`` sr (Paper B), carrying the facet's area, solid angle and 9-bit symmetry
+      label as edge attributes (``deepatoms.data.voronoi``).
     """
 
     kind: str = "cutoff"
     cutoff: float | None = 5.0
+    k: int = 24
+    knn_strict: bool = False
+    omega_cut: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.kind not in ("all", "cutoff"):
-            raise ValueError(f"unknown graph kind {self.kind!r}; choose 'all' or 'cutoff'")
+        if self.kind not in GRAPH_KINDS:
+            raise ValueError(f"unknown graph kind {self.kind!r}; choose one of {GRAPH_KINDS}")
         if self.kind == "cutoff" and (self.cutoff is None or self.cutoff <= 0):
             raise ValueError(f"graph kind 'cutoff' needs a cutoff > 0 Å, got {self.cutoff}")
+        if self.kind == "knn" and self.k < 1:
+            raise ValueError(f"graph kind 'knn' needs k >= 1 neighbours, got {self.k}")
+        if self.kind == "voronoi" and not 0 <= self.omega_cut < 4 * np.pi:
+            raise ValueError(f"omega_cut must be a solid angle in [0, 4π) sr, got {self.omega_cut}")
+
+    @property
+    def mirrored(self) -> bool:
+        """Whether the builder returns mirrored lists (edge e + E/2 is edge e reversed)."""
+        return self.kind != "knn"
+
+    @property
+    def precomputed(self) -> bool:
+        """Whether edges are worth computing once per structure and storing (Voronoi)."""
+        return self.kind == "voronoi"
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> GraphSpec:
         """Build from a config mapping such as ``{"kind": "cutoff", "cutoff": 5.0}``."""
         cfg = dict(cfg or {})
-        unknown = set(cfg) - {"kind", "cutoff"}
+        allowed = {"kind", "cutoff", "k", "knn_strict", "omega_cut"}
+        unknown = set(cfg) - allowed
         if unknown:
-            raise ValueError(f"unknown graph options {sorted(unknown)}; allowed: kind, cutoff")
+            raise ValueError(f"unknown graph options {sorted(unknown)}; allowed: {sorted(allowed)}")
         return cls(**cfg)
 
     def to_config(self) -> dict:
         """Plain-dict form for configs and model files."""
-        return {"kind": self.kind, "cutoff": self.cutoff}
+        cfg: dict = {"kind": self.kind, "cutoff": self.cutoff}
+        if self.kind == "knn":
+            cfg["k"] = self.k
+            cfg["knn_strict"] = self.knn_strict
+        if self.kind == "voronoi":
+            cfg["omega_cut"] = self.omega_cut
+        return cfg
+
+
+@dataclass
+class EdgeList:
+    """Edges of a packed batch: ``edge_index`` [2, E] (receiver, sender; global atom indices),
+    ``edge_shift`` [E, 3] integer cell offsets, ``mirrored`` (edge e + E/2 is edge e reversed)
+    and per-edge ``attrs`` (e.g. Voronoi facet ``area`` [E], ``solid_angle`` [E], ``symmetry``
+    [E, 9])."""
+
+    edge_index: np.ndarray
+    edge_shift: np.ndarray
+    mirrored: bool
+    attrs: dict[str, np.ndarray]
+
+    @classmethod
+    def from_halves(
+        cls,
+        i: np.ndarray,
+        j: np.ndarray,
+        shift: np.ndarray,
+        attrs: dict[str, np.ndarray] | None = None,
+    ) -> EdgeList:
+        """Mirrored list from one direction of every pair (attributes equal both ways)."""
+        return cls(
+            np.stack([np.concatenate([i, j]), np.concatenate([j, i])]),
+            np.concatenate([shift, -shift]),
+            True,
+            {k: np.concatenate([v, v]) for k, v in (attrs or {}).items()},
+        )
 
 
 def _molecule_half_pairs(
@@ -89,18 +153,155 @@ def _periodic_half_pairs(
     return i[not_self], j[not_self], s[not_self]
 
 
+KNN_TIE_TOL = 1e-4  # Å: neighbours this close to the k-th distance count as tied
+
+
+def _knn_select(
+    i: np.ndarray,
+    j: np.ndarray,
+    shift: np.ndarray,
+    d: np.ndarray,
+    n: int,
+    k: int,
+    strict: bool,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]:
+    """Keep the k nearest senders of every receiver (full candidate lists, sorted here).
+
+    Default: every neighbour within ``KNN_TIE_TOL`` of the k-th distance is kept too, so the
+    graph does not depend on the choice of unit cell (the in-degree may exceed k in symmetric
+    crystals). ``strict``: exactly k, ties broken by sender index and shift. Also returns the
+    largest distance any receiver needs (to check that the search radius covered the ties).
+    """
+    order = np.lexsort((shift[:, 2], shift[:, 1], shift[:, 0], j, d, i))
+    i, j, shift, d = i[order], j[order], shift[order], d[order]
+    start = np.searchsorted(i, np.arange(n))
+    count = np.diff(np.append(start, len(i)))
+    rank = np.arange(len(i)) - start[i]
+    kth = np.where(count >= k, d[np.minimum(start + k - 1, len(d) - 1)], np.inf)
+    keep = rank < k if strict else (rank < k) | (d <= kth[i] + KNN_TIE_TOL)
+    needed = float(np.max(kth[count >= k], initial=0.0)) + KNN_TIE_TOL
+    return (i[keep], j[keep], shift[keep]), needed
+
+
+def _periodic_knn(
+    positions: np.ndarray,
+    cell: np.ndarray,
+    pbc: np.ndarray,
+    k: int,
+    r0: float | None,
+    strict: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k nearest neighbours of every atom of one periodic system (full list, vesin).
+
+    The search radius starts at ``r0`` (default: the radius of a sphere holding 1.5 k atoms at
+    the system's density) and grows by 1.5x until every atom has k neighbours and all ties at
+    the k-th distance lie inside it.
+    """
+    n = len(positions)
+    volume = abs(np.linalg.det(cell))
+    r = r0 or (1.5 * k * volume / n * 3 / (4 * np.pi)) ** (1 / 3)
+    for _ in range(30):
+        nl = vesin.NeighborList(cutoff=float(r), full_list=True)
+        i, j, s, d = nl.compute(
+            points=positions, box=cell, periodic=[bool(p) for p in pbc], quantities="ijSd"
+        )
+        i, j, s = i.astype(np.int64), j.astype(np.int64), s.astype(np.int64)
+        not_self = ~((i == j) & np.all(s == 0, axis=1))
+        i, j, s, d = i[not_self], j[not_self], s[not_self], d[not_self]
+        if np.bincount(i, minlength=n).min() >= k:
+            picked, needed = _knn_select(i, j, s, d, n, k, strict)
+            if needed <= r:
+                return picked
+        r *= 1.5
+    raise ValueError(f"could not find {k} neighbours per atom within {r:.1f} Å")
+
+
 def build_edges(
     positions: np.ndarray,
     offsets: np.ndarray,
     cell: np.ndarray,
     pbc: np.ndarray,
     spec: GraphSpec,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mirrored edge list for a packed batch.
+) -> EdgeList:
+    """Edge list of a packed batch (see :class:`EdgeList`); mirrored except for ``knn``."""
+    if spec.kind == "knn":
+        return _knn_edges(positions, offsets, cell, pbc, spec)
+    if spec.kind == "voronoi":
+        return _voronoi_edges(positions, offsets, cell, pbc, spec)
+    ei, es = _pair_edges(positions, offsets, cell, pbc, spec)
+    return EdgeList(ei, es, True, {})
 
-    Returns ``edge_index`` [2, E] (receiver, sender; global atom indices) and ``edge_shift`` [E, 3]
-    (integer cell offsets). Edge ``e + E/2`` is edge ``e`` reversed.
-    """
+
+def _knn_edges(
+    positions: np.ndarray, offsets: np.ndarray, cell: np.ndarray, pbc: np.ndarray, spec: GraphSpec
+) -> EdgeList:
+    periodic = np.any(pbc, axis=1)
+    parts = []
+    mol = np.flatnonzero(~periodic)
+    if len(mol):  # molecules: the k nearest among all other atoms of the molecule
+        hi, hj = _molecule_half_pairs(positions, offsets, mol, None)
+        i, j = np.concatenate([hi, hj]), np.concatenate([hj, hi])
+        d = np.linalg.norm(positions[j] - positions[i], axis=1)
+        zero = np.zeros((len(i), 3), np.int64)
+        parts.append(_knn_select(i, j, zero, d, len(positions), spec.k, spec.knn_strict)[0])
+    for sys_k in np.flatnonzero(periodic):
+        s, e = offsets[sys_k], offsets[sys_k + 1]
+        if e > s:
+            i, j, sh = _periodic_knn(
+                positions[s:e], cell[sys_k], pbc[sys_k], spec.k, spec.cutoff, spec.knn_strict
+            )
+            parts.append((i + s, j + s, sh))
+    if not parts:
+        return EdgeList(np.zeros((2, 0), np.int64), np.zeros((0, 3), np.int64), False, {})
+    i = np.concatenate([p[0] for p in parts])
+    j = np.concatenate([p[1] for p in parts])
+    sh = np.concatenate([p[2] for p in parts])
+    return EdgeList(np.stack([i, j]), sh, False, {})
+
+
+def _voronoi_edges(
+    positions: np.ndarray, offsets: np.ndarray, cell: np.ndarray, pbc: np.ndarray, spec: GraphSpec
+) -> EdgeList:
+    from deepatoms.data.voronoi import voronoi_edges
+
+    halves = []
+    for sys_k in range(len(offsets) - 1):
+        if not np.all(pbc[sys_k]):
+            raise ValueError(
+                f"system {sys_k} is not 3-D periodic: Voronoi graphs need a periodic crystal "
+                "(pbc all True); use graph kind 'cutoff' or 'knn' for molecules and slabs"
+            )
+        s, e = offsets[sys_k], offsets[sys_k + 1]
+        vor = voronoi_edges(positions[s:e], cell[sys_k], omega_cut=spec.omega_cut)
+        h = vor.edge_index.shape[1] // 2
+        halves.append(
+            (
+                vor.edge_index[0, :h] + s,
+                vor.edge_index[1, :h] + s,
+                vor.edge_shift[:h],
+                {name: getattr(vor, name)[:h] for name in VORONOI_ATTRS},
+            )
+        )
+    return EdgeList.from_halves(
+        np.concatenate([x[0] for x in halves]),
+        np.concatenate([x[1] for x in halves]),
+        np.concatenate([x[2] for x in halves]).astype(np.int64),
+        {name: np.concatenate([x[3][name] for x in halves]) for name in VORONOI_ATTRS},
+    )
+
+
+#: Per-edge attributes of Voronoi graphs (``deepatoms.data.voronoi.VoronoiEdges`` fields).
+VORONOI_ATTRS = ("area", "solid_angle", "symmetry")
+
+
+def _pair_edges(
+    positions: np.ndarray,
+    offsets: np.ndarray,
+    cell: np.ndarray,
+    pbc: np.ndarray,
+    spec: GraphSpec,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mirrored all-pairs or cutoff edge list: ``edge_index`` [2, E], ``edge_shift`` [E, 3]."""
     periodic = np.any(pbc, axis=1)
     mol = np.flatnonzero(~periodic)
     cutoff = spec.cutoff if spec.kind == "cutoff" else None

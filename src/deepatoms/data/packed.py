@@ -25,6 +25,8 @@ class PackedSystems:
     pbc: np.ndarray  # [B, 3] bool
     system_props: dict[str, np.ndarray] = field(default_factory=dict)  # [B, ...]
     atom_props: dict[str, np.ndarray] = field(default_factory=dict)  # [N_total, ...]
+    #: precomputed edges (``deepatoms.data.edge_store.StoredEdges``), e.g. Voronoi graphs
+    edges: object | None = None
 
     def __post_init__(self) -> None:
         self.numbers = np.asarray(self.numbers, dtype=np.int64)
@@ -51,6 +53,8 @@ class PackedSystems:
         for k, v in self.atom_props.items():
             if len(v) != n_at:
                 problems.append(f"atom property {k!r} has {len(v)} rows for {n_at} atoms")
+        if self.edges is not None and len(self.edges) != n_sys:
+            problems.append(f"stored edges for {len(self.edges)} systems, not {n_sys}")
         if problems:
             raise ValueError("inconsistent packed systems: " + "; ".join(problems))
 
@@ -144,6 +148,7 @@ class PackedSystems:
             self.pbc[systems],
             {k: v[systems] for k, v in self.system_props.items()},
             {k: v[idx] for k, v in self.atom_props.items()},
+            self.edges.subset(systems) if self.edges is not None else None,
         )
 
     def get_atoms(self, k: int) -> Atoms:

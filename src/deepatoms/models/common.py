@@ -39,6 +39,7 @@ class EdgeGeometry:
             vec = vec[: n_edges // 2]
         self.d = torch.linalg.vector_norm(vec, dim=-1)
         self.n_edges = n_edges
+        self.n_pairs = self.d.shape[0]
 
     def expand(self, t: torch.Tensor) -> torch.Tensor:
         """Per-pair tensor [E/2, ...] → per-directed-edge tensor [E, ...] (no-op if not mirrored)."""

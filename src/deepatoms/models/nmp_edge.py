@@ -20,6 +20,12 @@ with hidden width C and output width C/2, linear output. Options: output width C
 an ssp on the output (the text's g(W_E2 g(W_E1 ·))). The concatenation is ordered (receiver,
 sender, edge), so e_ij ≠ e_ji after the first update even though ε_ij = ε_ji.
 
+Edge inputs ε_ij (Paper B §IV, ``edge_input``): ``"dist"`` the Gaussians above (needs relaxed
+positions); ``"sym"`` the 9-bit point-group label [C2, C3, C4, C6, D1, D2, D3, D4, D6] of the shared
+Voronoi facet (``batch.edge_attr["symmetry"]``); ``"none"`` nothing, so E₀ sees [h_i; h_j] only;
+``"sym+dist"`` both. With ``"sym"`` and ``"none"`` the model never reads positions: on a Voronoi
+graph it predicts from the prototype's topology (and facet labels) alone.
+
 ``use_edge_updates=False`` keeps e_ij⁽ᵗ⁾ = ε_ij for every t: the message is then SchNet's
 continuous-filter convolution (W₁ h_j) ⊙ W⁽ᵗ⁾(d_ij), the SchNet baseline of Paper A.
 
@@ -137,6 +143,7 @@ class NMPEdge(nn.Module):
         cutoff_fn: ``"cosine"``, ``"hard"`` or None (default, no cutoff function);
             ``cutoff``: its radius in Å.
         aggregation: ``"sum"`` (molecules) or ``"mean"`` (materials).
+        edge_input: ``"dist"`` (default), ``"sym"``, ``"none"`` or ``"sym+dist"`` (see above).
     """
 
     def __init__(
@@ -151,9 +158,19 @@ class NMPEdge(nn.Module):
         cutoff_fn: str | None = None,
         cutoff: float | None = None,
         aggregation: str = "sum",
+        edge_input: str = "dist",
     ) -> None:
         super().__init__()
         check_aggregation(aggregation)
+        if edge_input not in EDGE_INPUTS:
+            raise ValueError(f"edge_input must be one of {EDGE_INPUTS}, got {edge_input!r}")
+        self.edge_input = edge_input
+        self.uses_distances = "dist" in edge_input or cutoff_fn is not None
+        if not self.uses_distances and not use_edge_updates:
+            raise ValueError(
+                f"edge_input={edge_input!r} without edge updates gives every edge the same "
+                "filter; use use_edge_updates=True or edge_input='dist'"
+            )
         if n_interactions < 1:
             raise ValueError(f"n_interactions must be >= 1, got {n_interactions}")
         c = n_atom_basis
@@ -166,7 +183,9 @@ class NMPEdge(nn.Module):
             self.embedding.weight[0].zero_()
         self.rbf = _build_edge_rbf(rbf, rbf_width)
         self.cutoff_fn = build_cutoff(cutoff_fn, cutoff)
-        n_rbf = self.rbf.n_rbf
+        n_rbf = {"dist": self.rbf.n_rbf, "sym": N_SYMMETRY, "none": 0}.get(
+            edge_input, self.rbf.n_rbf + N_SYMMETRY
+        )
         if use_edge_updates:
             self.edge_width = edge_width if edge_width is not None else c // 2
             if self.edge_width < 1:
@@ -202,8 +221,8 @@ class NMPEdge(nn.Module):
 
     def _propagate(self, batch: Batch, n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Run ``n_steps`` steps; return node states h and the current edge states [E, ·]."""
-        geom = EdgeGeometry(batch)
-        eps = self.rbf(geom.d)  # ε_ij, once per pair on mirrored lists
+        geom = EdgeGeometry(batch) if self.uses_distances else _Topology(batch)
+        eps = self._edge_input(batch, geom)  # ε_ij, once per pair on mirrored lists
         fcut = None
         if self.cutoff_fn is not None:
             fcut = geom.expand(self.cutoff_fn(geom.d)).unsqueeze(-1)
@@ -233,6 +252,42 @@ class NMPEdge(nn.Module):
         if e is None:
             e = geom.expand(eps)
         return h, e
+
+    def _edge_input(self, batch: Batch, geom: EdgeGeometry | _Topology) -> torch.Tensor:
+        """ε per evaluated pair [E' , width] for the configured ``edge_input``."""
+        parts = []
+        if "sym" in self.edge_input:
+            sym = batch.edge_attr.get("symmetry")
+            if sym is None:
+                raise ValueError(
+                    f"edge_input={self.edge_input!r} needs facet symmetry labels: train and "
+                    "predict on a Voronoi graph (graph.kind=voronoi)"
+                )
+            parts.append(sym[: geom.n_pairs].to(self.embedding.weight.dtype))
+        if "dist" in self.edge_input:
+            parts.append(self.rbf(geom.d))
+        if not parts:  # "none": an empty edge input
+            w = self.embedding.weight
+            return w.new_zeros(geom.n_pairs, 0)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+
+#: Edge-input modes of Paper B §IV (plus the concatenation as an extension).
+EDGE_INPUTS = ("dist", "sym", "none", "sym+dist")
+N_SYMMETRY = 9  # C2, C3, C4, C6, D1, D2, D3, D4, D6
+
+
+class _Topology:
+    """The pair bookkeeping of :class:`EdgeGeometry` without reading positions."""
+
+    def __init__(self, batch: Batch) -> None:
+        n_edges = batch.edge_index.shape[1]
+        self.half = batch.mirrored_edges and n_edges % 2 == 0
+        self.n_pairs = n_edges // 2 if self.half else n_edges
+
+    def expand(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-pair tensor → per-directed-edge tensor (see ``EdgeGeometry.expand``)."""
+        return torch.cat([t, t], dim=0) if self.half else t
 
 
 def _build_edge_rbf(cfg: dict | None, width: str) -> GaussianRBF:

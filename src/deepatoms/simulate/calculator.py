@@ -145,6 +145,11 @@ class Calculator(AseCalculator):
         self._potential = inference_potential(derivative_model)
         models = [self.energy_model] + ([self.force_model] if self.force_model else [])
         self.graph = self._common_graph(models)
+        if self.graph.kind not in ("all", "cutoff"):
+            raise ValueError(
+                f"the calculator supports distance-cutoff and all-pairs models, not "
+                f"{self.graph.kind!r} graphs (their edges are not a smooth function of positions)"
+            )
         exact = all(skin_is_exact(m.model.config, m.graph) for m in models)
         if skin > 0 and self.graph.kind == "cutoff" and not exact:
             log.info(
@@ -184,9 +189,10 @@ class Calculator(AseCalculator):
             if graph.kind == "cutoff" and self.skin > 0:
                 graph = GraphSpec("cutoff", graph.cutoff + self.skin)
             offsets = np.array([0, len(atoms)])
-            ei, es = build_edges(
+            edges = build_edges(
                 atoms.positions, offsets, atoms.cell.array[None], atoms.pbc[None], graph
             )
+            ei, es = edges.edge_index, edges.edge_shift
             half = ei.shape[1] // 2
             dev, n = self.device, len(atoms)
             static = {

@@ -1,0 +1,91 @@
+"""Fine-tuning from a model file (Paper B transfer learning) and explicit splits (CV)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from deepatoms.apps.train import _init_from, train
+from deepatoms.cli import app
+from deepatoms.data.splits import load_split
+from deepatoms.models.io import load_model_file
+from deepatoms.models.registry import build_model
+from deepatoms.train.config import ConfigError, apply_overrides, load_preset
+
+TINY = [
+    "data.target=U0",
+    "model.n_atom_basis=16",
+    "model.n_interactions=2",
+    "data.n_train=40",
+    "data.n_val=10",
+    "train.batch_size=10",
+    "train.max_epochs=1",
+]
+
+
+def _cfg(*extra: str) -> dict:
+    return apply_overrides(load_preset("schnet-fast"), [*TINY, *extra])
+
+
+def test_explicit_split_is_used_and_saved(qm9_small, tmp_path):
+    split = {"train": np.arange(10, 40), "val": np.arange(0, 10), "test": np.arange(40, 50)}
+    summary = train(_cfg(), qm9_small, tmp_path / "run", progress=False, split=split)
+    assert (summary["n_train"], summary["n_val"], summary["n_test"]) == (30, 10, 10)
+    saved = load_split(tmp_path / "run" / "split.json")
+    for k in split:
+        np.testing.assert_array_equal(saved[k], split[k])
+
+
+@pytest.mark.parametrize(
+    "split, words",
+    [
+        ({"train": [0, 1], "val": [1, 2]}, "overlap"),
+        ({"train": [0, 1]}, "missing"),
+        ({"train": [0, 10**6], "val": [2]}, "must lie in"),
+    ],
+)
+def test_bad_explicit_split_is_refused(qm9_small, tmp_path, split, words):
+    with pytest.raises(ConfigError, match=words):
+        train(_cfg(), qm9_small, tmp_path / "bad", progress=False, split=split)
+
+
+def test_init_copies_every_weight_and_statistic(qm9_small, tmp_path):
+    """The fine-tuned model starts exactly from the pretrained one (parameters and buffers)."""
+    pre = train(_cfg(), qm9_small, tmp_path / "pre", progress=False)
+    loaded = load_model_file(pre["model_file"])
+    torch.manual_seed(123)
+    fresh = build_model(loaded.model.config)
+    assert not torch.equal(
+        fresh.representation.embedding.weight, loaded.model.representation.embedding.weight
+    )
+    _init_from(fresh, pre["model_file"])
+    for (k, a), (k2, b) in zip(
+        fresh.state_dict().items(), loaded.model.state_dict().items(), strict=True
+    ):
+        assert k == k2
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+
+
+def test_init_refuses_a_different_architecture(qm9_small, tmp_path):
+    pre = train(_cfg(), qm9_small, tmp_path / "pre", progress=False)
+    other = build_model({**load_model_file(pre["model_file"]).model.config, "n_atom_basis": 8})
+    with pytest.raises(ConfigError, match="n_atom_basis"):
+        _init_from(other, pre["model_file"])
+
+
+def test_cli_fine_tunes_from_a_model_file(qm9_small, tmp_path):
+    pre = train(_cfg(), qm9_small, tmp_path / "pre", progress=False)
+    args = ["train", "--preset", "schnet-fast", "--data", qm9_small, "--out", str(tmp_path / "ft")]
+    args += ["--init", pre["model_file"], "--quiet"]
+    for s in TINY:
+        args += ["--set", s]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    stats = (tmp_path / "ft" / "stats.json").read_text()
+    assert "init" in stats and "model.pt" in stats
+    narrow = [a.replace("n_atom_basis=16", "n_atom_basis=8") for a in args]
+    narrow[narrow.index(str(tmp_path / "ft"))] = str(tmp_path / "ft2")
+    bad = CliRunner().invoke(app, narrow)
+    assert bad.exit_code == 2 and "cannot be loaded" in bad.output
