@@ -9,6 +9,7 @@ and batches gather them (:meth:`StoredEdges.gather`), keeping the batch-level mi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -130,8 +131,28 @@ def attach_edges(
         return data
     if data.edges is not None and getattr(data.edges, "spec", None) == spec:
         return data
-    data.edges = precompute_edges(data.positions, data.offsets, data.cell, data.pbc, spec, progress)
+    key = (spec, _fingerprint(data))
+    if key not in _CACHE:
+        edges = precompute_edges(data.positions, data.offsets, data.cell, data.pbc, spec, progress)
+        while len(_CACHE) >= CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = edges
+    data.edges = _CACHE[key]
     return data
+
+
+#: Stored edges of the last few packs, reused within a process (e.g. the folds of a
+#: cross-validation read the same dataset again and again).
+CACHE_SIZE = 4
+_CACHE: dict[tuple, StoredEdges] = {}
+
+
+def _fingerprint(data: PackedSystems) -> str:
+    """Digest of everything the edges depend on (geometry, not species or labels)."""
+    h = hashlib.blake2b(digest_size=16)
+    for arr in (data.offsets, data.positions, data.cell, data.pbc):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
 
 
 __all__ = ["StoredEdges", "attach_edges", "precompute_edges"]
