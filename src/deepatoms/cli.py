@@ -439,6 +439,9 @@ from deepatoms.apps.crossval_cli import register as _register_cv  # noqa: E402
 
 _register_cv(app)
 
+# crystal dataset commands (data cif-csv | cif-folder | mp-json); imported last like datagen
+import deepatoms.data.sources.crystals_cli  # noqa: E402,F401
+
 
 def main() -> None:
     """Console-script entry point."""
@@ -446,4 +449,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable module, not this __main__ copy: command modules (cv, crystal data)
+    # register themselves on deepatoms.cli's apps.
+    from deepatoms.cli import main as _main
+
+    _main()

@@ -118,8 +118,8 @@ class PackedSystems:
             offsets,
             np.concatenate([p.cell for p in parts]),
             np.concatenate([p.pbc for p in parts]),
-            {k: np.concatenate([p.system_props[k] for p in parts]) for k in names_s},
-            {k: np.concatenate([p.atom_props[k] for p in parts]) for k in names_a},
+            {k: np.concatenate([p.system_props[k] for p in parts]) for k in parts[0].system_props},
+            {k: np.concatenate([p.atom_props[k] for p in parts]) for k in parts[0].atom_props},
         )
 
     # -- access -----------------------------------------------------------------------------
