@@ -99,3 +99,33 @@ def test_mean_readout_is_the_same_for_a_supercell(graph):
     one = _predict(model, Batch.from_atoms(cell, graph, dtype=F64))
     eight = _predict(model, Batch.from_atoms(cell.repeat(2), graph, dtype=F64))
     assert eight == pytest.approx(one, rel=1e-10)
+
+
+VORONOI = GraphSpec("voronoi", None, omega_cut=0.2)
+
+
+@pytest.mark.parametrize("mode", ["none", "sym", "dist"])
+def test_voronoi_supercell_gives_the_same_energy_per_atom(mode):
+    """Paper B models on Voronoi graphs: a 2x2x2 supercell (the 8-fold covering graph) gives the
+    same mean-readout prediction as the unit cell."""
+    model = _model(mode)
+    cell = bulk("NaCl", "rocksalt", a=5.0)
+    cell.rattle(0.04, seed=2)
+    one = Batch.from_atoms(cell, VORONOI, dtype=F64)
+    eight = Batch.from_atoms(cell.repeat(2), VORONOI, dtype=F64)
+    assert eight.edge_index.shape[1] == 8 * one.edge_index.shape[1]
+    assert set(one.edge_attr) >= {"symmetry", "area", "solid_angle"}
+    assert _predict(model, eight) == pytest.approx(_predict(model, one), rel=1e-10)
+
+
+def test_fcc_and_hcp_differ_only_with_symmetry_labels():
+    """Jørgensen 2019 thesis Ch. 3: both are 12-regular Voronoi graphs; the labels tell them apart."""
+    fcc = bulk("Cu", "fcc", a=3.6, cubic=True)  # 4 atoms, 12 facets each
+    hcp = bulk("Cu", "hcp", a=3.6 / np.sqrt(2), c=3.6 / np.sqrt(2) * np.sqrt(8 / 3)).repeat(
+        (1, 1, 2)
+    )  # 4 atoms, ideal c/a
+    b_fcc = Batch.from_atoms(fcc, VORONOI, dtype=F64)
+    b_hcp = Batch.from_atoms(hcp, VORONOI, dtype=F64)
+    none, sym = _model("none"), _model("sym")
+    assert _predict(none, b_fcc) == pytest.approx(_predict(none, b_hcp), rel=1e-12)
+    assert _predict(sym, b_fcc) != pytest.approx(_predict(sym, b_hcp), rel=1e-6)
