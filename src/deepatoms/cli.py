@@ -442,6 +442,11 @@ _register_cv(app)
 # crystal dataset commands (data cif-csv | cif-folder | mp-json); imported last like datagen
 import deepatoms.data.sources.crystals_cli  # noqa: E402,F401
 
+# screening (`deepatoms screen`) at the top level; imported last like datagen
+from deepatoms.screen.cli import register as _register_screen  # noqa: E402
+
+_register_screen(app)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -52,7 +52,8 @@ def test_every_command_has_help():
     for cmd in (
         ["data"], ["data", "qm9"], ["data", "import"], ["data", "md17"], ["data", "info"],
         ["datagen"], ["datagen", "md"], ["train"], ["evaluate"], ["predict"], ["presets"],
-        ["relax"], ["md"], ["vibrations"], ["scan"],
+        ["relax"], ["md"], ["vibrations"], ["scan"], ["cv"], ["screen"],
+        ["data", "cif-csv"], ["data", "cif-folder"], ["data", "mp-json"], ["datagen", "prototypes"],
     ):  # fmt: skip
         res = CliRunner().invoke(app, [*cmd, "--help"])
         assert res.exit_code == 0 and "Usage" in res.output, cmd

@@ -190,3 +190,7 @@ def datagen_md(
                 "wall_time_s": prov["wall_time_s"],
             }
         )
+
+
+# `datagen prototypes`: EMT formation energies on crystal prototypes
+from deepatoms.datagen import prototypes_cli  # noqa: E402, F401

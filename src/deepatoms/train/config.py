@@ -29,7 +29,17 @@ DEFAULTS: dict[str, Any] = {
         "split_seed": None,  # None: use train.seed; set it to vary the initialisation only
         "atomref": "auto",  # auto | dataset | fit | none
         "readout": "auto",  # auto | sum | mean
-        "mean_readout_targets": ["homo", "lumo", "gap"],
+        # intensive targets (per molecule or per atom): mean readout when data.readout=auto
+        "mean_readout_targets": [
+            "homo",
+            "lumo",
+            "gap",
+            "formation_energy_per_atom",
+            "heat_ref",
+            "heat_all",
+            "delta_e",
+            "e_above_hull",
+        ],
         "std_ddof": 0,
         "forces": None,  # per-atom force label [N,3] (eV/Å) to train on with Eq. 5.7, e.g. forces
         "scale": "auto",  # auto | energy | forces: σ̂ from the energies or the force RMS

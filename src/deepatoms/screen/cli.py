@@ -1,0 +1,193 @@
+"""``deepatoms screen``: rank hypothetical crystals of given compositions with a trained model.
+
+The command lives on ``screen_app`` (added to ``deepatoms.cli.app`` without a group name, so it
+is a top-level command). Importing this module registers it; ``deepatoms.cli`` calls
+:func:`register` too, which is idempotent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+# Defined before the import of deepatoms.cli below: that module imports this one at its end,
+# and with `python -m deepatoms.cli` the import chain comes back here half-initialised.
+screen_app = typer.Typer()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``screen`` command to ``app`` once."""
+    if not any(group.typer_instance is screen_app for group in app.registered_groups):
+        app.add_typer(screen_app)
+
+
+from deepatoms.cli import (  # noqa: E402
+    JsonOpt,
+    OverwriteOpt,
+    QuietOpt,
+    _Bar,
+    _emit_json,
+    _fail_cleanly,
+    out,
+)
+
+_SHOWN = 20  # compositions printed
+
+
+def _ints(text: str | None, name: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{name} takes whole numbers such as 2 or 2,3; got {text!r}") from None
+
+
+@screen_app.command("screen")
+@_fail_cleanly
+def screen_command(
+    model: Annotated[
+        Path, typer.Argument(help="Model file (model.pt) or run folder.", metavar="MODEL")
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Output folder: ranking.csv, best.db, screen.json.", metavar="DIR"
+        ),
+    ],
+    elements: Annotated[
+        str | None, typer.Option(help="Elements to combine, comma-separated: Al,Cu,Ni.")
+    ] = None,
+    arity: Annotated[
+        str | None,
+        typer.Option(
+            help="Elements per candidate, e.g. 2 or 2,3 (default 2, or from --stoichiometry)."
+        ),
+    ] = None,
+    stoichiometry: Annotated[
+        str | None,
+        typer.Option(help="Only these site stoichiometries, e.g. AB,AB3 (order-insensitive)."),
+    ] = None,
+    formula: Annotated[
+        list[str] | None,
+        typer.Option(help="Explicit compositions instead of --elements: CuAu,Cu3Au (repeatable)."),
+    ] = None,
+    prototypes: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="'aflow' (pymatgen's 288 AFLOW prototypes), AFLOW labels or Strukturbericht "
+            "designations (L1_2, B2), or CIF files; comma-separated or repeated (default aflow)."
+        ),
+    ] = None,
+    max_atoms: Annotated[int, typer.Option(help="Largest prototype cell (atoms).", min=1)] = 8,
+    rescale: Annotated[
+        str,
+        typer.Option(
+            help="Cell size of a candidate: volume (sum of elemental atomic volumes), contact "
+            "(touching atomic spheres) or none (prototype's cell)."
+        ),
+    ] = "volume",
+    window: Annotated[
+        float, typer.Option(help="Flag candidates within this of the ML minimum (eV/atom).")
+    ] = 0.05,
+    top: Annotated[
+        int, typer.Option(help="Best candidates per composition in best.db.", min=0)
+    ] = 3,
+    chunk: Annotated[
+        int, typer.Option(help="Candidates per prediction chunk (bounds memory).", min=1)
+    ] = 10_000,
+    batch_size: Annotated[int, typer.Option(help="Systems per inference batch.", min=1)] = 100,
+    per_atom: Annotated[
+        str,
+        typer.Option(
+            help="auto: predictions are per atom if the model's unit ends in /atom or its "
+            "readout is the mean, else divided by the atom count; yes; no."
+        ),
+    ] = "auto",
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="Dataset with candidate_id and reference energies (e.g. relaxed.h5 of "
+            "`deepatoms datagen prototypes`): reports the ground-state gap ΔE.",
+            metavar="FILE.h5",
+        ),
+    ] = None,
+    reference_column: Annotated[
+        str, typer.Option(help="Energy column (eV/atom) of --reference.")
+    ] = "formation_energy_per_atom",
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for the model (default: torch's).", min=1)
+    ] = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rank hypothetical crystals (prototype × elements) per composition with a model.
+
+    Predicts the energy per atom of every substitution of the elements onto the species sites
+    of the prototypes, ranks the candidates of each composition and flags those within --window
+    of the lowest for DFT.
+
+    Example: deepatoms screen run/ --elements Al,Cu,Ni --arity 2 --out screen/
+    """
+    from deepatoms.screen.candidates import CompositionRequest
+    from deepatoms.screen.run import build_space, model_predictor, run_screen
+
+    request = CompositionRequest.parse(
+        elements, _ints(arity, "--arity"), stoichiometry, formula or None
+    )
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    predictor, info = model_predictor(model, batch_size=batch_size, per_atom=per_atom)
+    specs = [x.strip() for spec in prototypes or ["aflow"] for x in spec.split(",") if x.strip()]
+    space = build_space(request, specs, max_atoms=max_atoms, rescale=rescale)
+    with _Bar("screening", quiet) as bar:
+        summary = run_screen(
+            space,
+            out_dir,
+            predictor,
+            model_info=info,
+            window=window,
+            top=top,
+            chunk=chunk,
+            reference=reference,
+            reference_column=reference_column,
+            overwrite=overwrite,
+            progress=bar,
+        )
+    _report(summary, space, info)
+    if as_json:
+        _emit_json({k: v for k, v in summary.items() if k != "ground_states" or len(v) <= 1000})
+
+
+def _report(summary: dict[str, Any], space: Any, info: dict[str, Any]) -> None:
+    out.print(
+        f"screened {summary['n_candidates']} candidates of {summary['n_compositions']} "
+        f"compositions on {len(space.prototypes)} prototypes with {info['property']} "
+        f"({info['unit']}): {summary['n_flagged']} within {summary['window_eV_per_atom']:g} "
+        f"eV/atom of their composition's minimum"
+    )
+    rows = summary["ground_states"]
+    for r in rows[:_SHOWN]:
+        out.print(
+            f"  {r['composition']:<12} {r['energy']:+.4f} eV/atom  {r['candidate_id']}  "
+            f"({r['n_flagged']} of {r['n_candidates']} flagged)"
+        )
+    if len(rows) > _SHOWN:
+        out.print(f"  … {len(rows) - _SHOWN} more compositions in ranking.csv")
+    gs = summary.get("ground_state")
+    if gs:
+        out.print(
+            f"ground state vs {gs['reference']}: {gs['n_correct']} of {gs['n_compositions']} "
+            f"compositions correct (random guess {gs['random_expectation']:.1f}); ΔE mean "
+            f"{gs['mad'] * 1000:.1f}, max {gs['max_delta_e'] * 1000:.1f} meV/atom"
+        )
+    files = summary["files"]
+    out.print(
+        f"wrote {files['ranking.csv']}, {files['best.db']} ({summary['n_best_rows']} structures) "
+        f"and {files['screen.json']} in {summary['wall_time_s']:.1f} s"
+    )
