@@ -114,7 +114,9 @@ def test_voronoi_supercell_gives_the_same_energy_per_atom(mode):
     one = Batch.from_atoms(cell, VORONOI, dtype=F64)
     eight = Batch.from_atoms(cell.repeat(2), VORONOI, dtype=F64)
     assert eight.edge_index.shape[1] == 8 * one.edge_index.shape[1]
-    assert set(one.edge_attr) >= {"symmetry", "area", "solid_angle"}
+    assert set(one.edge_attr) >= {"symmetry", "area", "solid_angle", "distance"}
+    vec = one.edge_vectors()
+    torch.testing.assert_close(one.edge_attr["distance"], vec.norm(dim=1))
     assert _predict(model, eight) == pytest.approx(_predict(model, one), rel=1e-10)
 
 

@@ -6,10 +6,13 @@ r_ij = r_j − r_i + S·cell with an integer cell shift S (DESIGN.md, core types
 Builders (``specs/property-models.md`` §7):
 
 * molecules (no periodic axis): all ordered pairs i ≠ j, optionally within a cutoff;
-* periodic systems: all pairs and images within a cutoff, through ``vesin``.
+* periodic systems: all pairs and images within a cutoff, through ``vesin``;
+* k nearest neighbours (molecules and crystals; Paper A), through ``vesin`` with a growing radius;
+* Voronoi facets of periodic crystals (Paper B; ``deepatoms.data.voronoi``), with per-edge
+  attributes (``EdgeList.attrs``).
 
 Self-pairs (i, i, S = 0) are never produced; images of an atom itself (S ≠ 0) are ordinary
-neighbours. Every builder here returns a *mirrored* list: the second half of the edges is the
+neighbours. Every builder but k-nearest returns a *mirrored* list: the second half of the edges is the
 first half with receiver and sender swapped and the shift negated. Models whose filters depend
 only on |r_ij| use this to evaluate each filter once per pair.
 """
@@ -37,8 +40,8 @@ class GraphSpec:
       every neighbour tied with the k-th within 1e-4 Å (cell-choice invariant; ``knn_strict``:
       exactly k); not mirrored, since j ∈ kNN(i) does not imply i ∈ kNN(j);
     * ``"voronoi"``: one edge per shared Voronoi facet of a periodic structure with solid angle
-      ≥ ``omega_cut`` sr (Paper B), carrying the facet's area, solid angle and 9-bit symmetry
-      label as edge attributes (``deepatoms.data.voronoi``).
+      ≥ ``omega_cut`` sr (Paper B), carrying the distance (Å), the facet's area (Å²), solid
+      angle (sr) and 9-bit symmetry label as edge attributes (``deepatoms.data.voronoi``).
     """
 
     kind: str = "cutoff"
@@ -291,7 +294,7 @@ def _voronoi_edges(
 
 
 #: Per-edge attributes of Voronoi graphs (``deepatoms.data.voronoi.VoronoiEdges`` fields).
-VORONOI_ATTRS = ("area", "solid_angle", "symmetry")
+VORONOI_ATTRS = ("distance", "area", "solid_angle", "symmetry")
 
 
 def _pair_edges(
