@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from deepatoms.data.packed import PackedSystems
+from deepatoms.data.sources.common import file_md5, progress_bar
 
 __all__ = [
     "CRYSTAL_UNITS",
@@ -83,26 +84,6 @@ class _Crystal:
 
 
 # -- small helpers ------------------------------------------------------------------------------
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _progress(enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
 
 
 def _check_options(limit: int | None, on_error: str) -> None:
@@ -231,7 +212,7 @@ def _parse_all(
             )
         out.skipped.append({**record, "reason": reason})
 
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(label, total=n)
         for i in range(n):
             if i in pre_bad:
@@ -512,7 +493,7 @@ def load_cif_csv(
             "kind": "cif-csv",
             "file": str(p.resolve()),
             "file_size_bytes": p.stat().st_size,
-            "md5": _md5(p),
+            "md5": file_md5(p),
             "n_rows_in_file": table.n_rows_in_file,
             "n_rows_read": len(table.rows),
             "n_systems": len(data),
@@ -632,7 +613,7 @@ def load_cif_folder(
             "kind": "cif-folder",
             "folder": str(d.resolve()),
             "labels_file": str(lp.resolve()),
-            "labels_md5": _md5(lp),
+            "labels_md5": file_md5(lp),
             "cifs_md5": cif_md5.hexdigest(),
             "n_cif_files": len(cifs),
             "n_rows_in_file": full.n_rows_in_file,
@@ -846,7 +827,7 @@ def load_mp_json(
             "kind": "mp-json",
             "file": str(p.resolve()),
             "file_size_bytes": p.stat().st_size,
-            "md5": _md5(p),
+            "md5": file_md5(p),
             "layout": "list" if isinstance(obj, list) else "data",
             "energy_keys": energy_keys,
             "id_keys": id_keys,

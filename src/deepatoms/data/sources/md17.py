@@ -13,7 +13,6 @@ already (``units="eV"``). Files are opened with ``allow_pickle=False``: object a
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from ase import units as ase_units
 
 from deepatoms.data.packed import PackedSystems
+from deepatoms.data.sources.common import file_md5
 
 __all__ = ["KCAL_MOL_TO_EV", "MD17_UNITS", "load_md17"]
 
@@ -38,14 +38,6 @@ _LAYOUTS: dict[str, tuple[str, str, str, str]] = {
     "rMD17": ("coords", "nuclear_charges", "energies", "forces"),
 }
 _INPUT_UNITS = {"kcal/mol": KCAL_MOL_TO_EV, "eV": 1.0}
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _layout(keys: list[str], path: Path) -> str:
@@ -174,7 +166,7 @@ def load_md17(
         "provenance": {
             "file": p.name,
             "file_size_bytes": p.stat().st_size,
-            "md5": _md5(p),
+            "md5": file_md5(p),
             "layout": layout,
             "keys": {"positions": k_pos, "numbers": k_z, "energy": k_e, "forces": k_f},
             "input_units": {"energy": units, "forces": f"{units}/Å"},

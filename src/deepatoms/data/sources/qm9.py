@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from deepatoms.data.packed import PackedSystems
+from deepatoms.data.sources.common import progress_bar
 from deepatoms.data.stats import atomref_sum
 
 __all__ = [
@@ -113,27 +114,12 @@ def _qm9pack_version() -> str:
         return "unknown"
 
 
-def _progress(enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-        transient=False,
-    )
-
-
 def _read_rows(folder: Path, progress: bool) -> tuple[list[tuple[str, ...]], list[str], np.ndarray]:
     """Needed CSV fields of every row (strings), the file names and the file id of each row."""
     rows: list[tuple[str, ...]] = []
     file_of_row: list[int] = []
     files: list[str] = []
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("QM9: reading qm9pack CSV", total=QM9_N_MOLECULES)
         for fid, name in enumerate(QM9_FILES):
             path = folder / name
