@@ -4,8 +4,10 @@
     .venv/bin/python benchmarks/crystal_accuracy.py                       # 5 models, 5 folds
     .venv/bin/python benchmarks/crystal_accuracy.py --minutes-per-fold 4 --models voronoi-sym-fast
 
-Data: ``../shared/data/perov_5/{val,test}.csv`` (7,572 cubic ABX3 perovskites, target
-``heat_ref`` in eV/atom), converted once with ``deepatoms data cif-csv`` into ``--workdir``.
+Data (``--dataset``): ``perov5`` = ``../shared/data/perov_5/{val,test}.csv`` (7,572 cubic ABX3
+perovskites, one prototype, target ``heat_ref`` in eV/atom) or ``mp20`` = the MP-20 subset
+(1,110 crystals after the noble-gas and duplicate filters, ``formation_energy_per_atom``),
+converted once with ``deepatoms data cif-csv`` into ``--workdir``.
 Models (fast CPU presets; paper presets differ in width and schedule only):
 
 * ``nmpedge-mp-fast`` (k-nearest K = 24, distances) against ``schnet-mp-fast`` (5 Å cutoff);
@@ -30,21 +32,28 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SHARED = ROOT.parent / "shared" / "data" / "perov_5"
+SHARED = ROOT.parent / "shared" / "data"
+#: name → (CSV files under ../shared/data, target, extra `data cif-csv` options)
+DATASETS = {
+    "perov5": (["perov_5/val.csv", "perov_5/test.csv"], "heat_ref", []),
+    "mp20": (["mp_20_subset/train.csv", "mp_20_subset/val.csv", "mp_20_subset/test.csv"],
+             "formation_energy_per_atom", ["--dedupe", "--prototype-column", "spacegroup.number"]),
+}  # fmt: skip
 MODELS = ["schnet-mp-fast", "nmpedge-mp-fast", "voronoi-nosym-fast", "voronoi-sym-fast",
           "voronoi-dist-fast"]  # fmt: skip
 
 
-def dataset(workdir: Path) -> Path:
-    """Perov-5 as a deepatoms dataset (made once with the CLI, as a user would)."""
-    h5 = workdir / "perov5.h5"
+def dataset(workdir: Path, name: str) -> Path:
+    """The shared data set ``name`` as a deepatoms dataset (made once with the CLI)."""
+    h5 = workdir / f"{name}.h5"
     if not h5.is_file():
-        csvs = [str(SHARED / "val.csv"), str(SHARED / "test.csv")]
+        files, _, extra = DATASETS[name]
+        csvs = [str(SHARED / f) for f in files]
         for c in csvs:
             if not Path(c).is_file():
-                sys.exit(f"no Perov-5 data: {c} does not exist (this benchmark needs ../shared)")
+                sys.exit(f"no data: {c} does not exist (this benchmark needs ../shared)")
         cmd = [sys.executable, "-m", "deepatoms.cli", "data", "cif-csv", *csvs, "--out", str(h5)]
-        subprocess.run(cmd, check=True)
+        subprocess.run([*cmd, *extra], check=True)
     return h5
 
 
@@ -54,12 +63,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--models", nargs="+", default=MODELS)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--minutes-per-fold", type=float, default=1.0)
-    p.add_argument("--target", default="heat_ref")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="perov5")
+    p.add_argument("--target", default=None, help="default: the data set's formation energy")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], help="config overrides")
     p.add_argument("--bootstrap", type=int, default=100_000)
     args = p.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    h5 = dataset(args.workdir)
+    h5 = dataset(args.workdir, args.dataset)
+    args.target = args.target or DATASETS[args.dataset][1]
 
     from deepatoms.apps.crossval import cross_validate
     from deepatoms.train.config import apply_overrides, load_preset
@@ -72,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
              "train.num_threads=2", *args.overrides],
         )  # fmt: skip
         t0 = time.time()
-        s = cross_validate(cfg, h5, args.workdir / name, k=args.folds, seed=0, progress=False,
+        s = cross_validate(cfg, h5, args.workdir / f"{args.dataset}-{name}", k=args.folds, seed=0, progress=False,
                            n_bootstrap=args.bootstrap)  # fmt: skip
         pooled = s["pooled"] if "pooled" in s else s
         rows[name] = {"summary": s, "wall_s": round(time.time() - t0, 1)}

@@ -282,7 +282,13 @@ def _group_measure(
     if theta is not None:
         refl = np.exp(2j * (theta[:, None] + np.pi * np.arange(n) / n))
         copies = np.concatenate([copies, np.conj(z)[:, None, :] * refl[:, :, None]], axis=1)
-    hull = _hull_areas_complex(copies.reshape(len(f_idx), -1))
+    pts = copies.reshape(len(f_idx), -1)
+    hull = _hull_areas_complex(pts)
+    # The hull of the union contains P, so hull ≥ area(P); rows where the fast hull falls short
+    # (near-duplicate points on nearly regular facets can defeat it) are redone exactly.
+    short = ~(hull >= area[f_idx] * (1.0 - 1e-9))
+    for r in np.flatnonzero(short):
+        hull[r] = polygon_area(convex_hull_2d(np.stack([pts[r].real, pts[r].imag], axis=1)))
     return np.minimum(area[f_idx] / hull, 1.0)
 
 
