@@ -380,3 +380,14 @@ def test_invalid_inputs_raise_clear_errors():
         voronoi_edges(np.zeros((1, 3)), np.eye(3), omega_cut=-1.0)
     with pytest.raises(ValueError, match=r"\[3, 3\]"):
         voronoi_edges(np.zeros((1, 3)), np.eye(2))
+
+
+def test_layered_cell_with_vacuum_grows_past_a_flat_image_set():
+    """A sheet with 20 Å of vacuum: the first image radius holds only in-plane images (a flat
+    point set Qhull rejects); the radius must grow instead of failing (an MP-20 structure did)."""
+    cell = np.array([[2.5, 0.0, 0.0], [-1.25, 2.5 * np.sqrt(3) / 2, 0.0], [0.0, 0.0, 20.0]])
+    pos = np.array([[0.0, 0.0, 5.0], [0.0, 1.4434, 5.0]])  # two atoms in one plane
+    edges = voronoi_edges(pos, cell, omega_cut=0.0)
+    omega = np.bincount(edges.edge_index[0], weights=edges.solid_angle, minlength=2)
+    np.testing.assert_allclose(omega, 4 * np.pi, rtol=1e-6)
+    assert (edges.edge_shift[:, 2] != 0).any()  # the images across the vacuum bound the cells

@@ -118,6 +118,12 @@ def _images(pos: np.ndarray, lat: np.ndarray, volume: float, radius: float) -> t
     return pts, atom, shift, nn
 
 
+def _is_flat(pts: np.ndarray) -> bool:
+    """True when the points span less than 3 dimensions (relative tolerance 1e-9)."""
+    sv = np.linalg.svd(pts - pts.mean(axis=0), compute_uv=False)
+    return bool(len(pts) < 4 or sv[-1] <= 1e-9 * sv[0])
+
+
 def _tessellate(pos: np.ndarray, lat: np.ndarray, volume: float) -> tuple:
     """Qhull Voronoi over atoms + images, growing the radius until every central cell is certified.
 
@@ -130,8 +136,11 @@ def _tessellate(pos: np.ndarray, lat: np.ndarray, volume: float) -> tuple:
         pts, atom, shift, nn = _images(pos, lat, volume, radius)
         try:
             vor = Voronoi(pts)
-        except QhullError as err:  # Qhull rarely fails on distinct points
-            raise ValueError(
+        except QhullError as err:
+            if _is_flat(pts):  # layered cell: the images within the radius lie in one plane
+                radius *= 2.0
+                continue
+            raise ValueError(  # Qhull rarely fails on distinct, full-dimensional points
                 f"Qhull could not tessellate the structure ({err}); check for nearly coincident "
                 "atoms or a degenerate cell"
             ) from err
