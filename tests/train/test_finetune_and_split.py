@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -89,3 +91,18 @@ def test_cli_fine_tunes_from_a_model_file(qm9_small, tmp_path):
     narrow[narrow.index(str(tmp_path / "ft"))] = str(tmp_path / "ft2")
     bad = CliRunner().invoke(app, narrow)
     assert bad.exit_code == 2 and "cannot be loaded" in bad.output
+
+
+def test_refit_statistics_keeps_weights_but_takes_new_target_statistics(qm9_small, tmp_path):
+    pre = train(_cfg(), qm9_small, tmp_path / "pre", progress=False)
+    cfg = _cfg("data.target=H", "train.init_statistics=refit", "train.max_epochs=1")
+    ft = train(cfg, qm9_small, tmp_path / "ft", progress=False, init=pre["model_file"])
+    stats = json.loads((tmp_path / "ft" / "stats.json").read_text())
+    assert stats["init"]["statistics"] == "refit"
+    head = load_model_file(ft["model_file"]).model.head
+    assert float(head.mean) == pytest.approx(stats["mean"]) and float(head.std) == pytest.approx(
+        stats["std"]
+    )
+    with pytest.raises(ConfigError, match="init_statistics"):
+        train(_cfg("train.init_statistics=reset"), qm9_small, tmp_path / "bad", progress=False,
+              init=pre["model_file"])  # fmt: skip

@@ -278,8 +278,9 @@ def train(
     ``split``: explicit ``{"train", "val", "test"}`` index arrays (cross-validation) instead of
     the config's random split; saved in the run like a random one. ``init``: a ``model.pt`` to
     start from (fine-tuning, Paper B §VI.G): same model config and element embedding; every
-    weight and the output statistics (mean, scale, atom references) are taken from it, and the
-    optimiser starts fresh. Returns the run summary (also written to ``summary.json``), with
+    weight is taken from it, the output statistics (mean, scale, atom references) too unless
+    ``train.init_statistics`` is ``refit`` (then they come from this training set, for a target
+    with another reference), and the optimiser starts fresh. Returns the run summary (also written to ``summary.json``), with
     validation MAE/RMSE in the target's units and the path of the exported model file.
     """
     config = copy.deepcopy(config)
@@ -366,7 +367,12 @@ def train(
     model.head.set_statistics(mean, std, atomrefs)
     if init is not None:
         init_info = _init_from(model, init)
-        stats["init"] = init_info
+        mode = tcfg["init_statistics"]
+        if mode == "refit":  # new target statistics (e.g. another energy reference)
+            model.head.set_statistics(mean, std, atomrefs)
+        elif mode != "keep":
+            raise ConfigError(f"train.init_statistics must be 'keep' or 'refit', got {mode!r}")
+        stats["init"] = {**init_info, "statistics": mode}
         write_json(run.stats, stats)
     model.to(dtype)
     graph = GraphSpec.from_config(config["graph"])

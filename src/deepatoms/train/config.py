@@ -71,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
         "dtype": "float32",
         "rho": 0.01,  # energy weight ρ of Eq. 5.7 (0: forces only, offset fitted afterwards)
         "force_weight": "1",  # 1 | 1-rho (Jørgensen 2019 thesis Eq. 3.15)
+        "init_statistics": "keep",  # keep | refit: output statistics when fine-tuning (--init)
     },
 }
 
