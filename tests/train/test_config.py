@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from deepatoms.train.config import (
     ConfigError,
     apply_overrides,
+    load_config,
     load_preset,
     parse_override,
     preset_names,
+    save_config,
 )
 
 
@@ -75,3 +79,13 @@ def test_override_errors_name_the_problem(bad, words):
 def test_unknown_preset_lists_available():
     with pytest.raises(ConfigError, match="schnet-fast"):
         load_preset("no-such-preset")
+
+
+def test_saved_configs_gain_keys_added_to_the_defaults_later(tmp_path):
+    """A run folder written before a new config key existed still loads (and resumes) equal."""
+    cfg = load_preset("schnet-fast")
+    old = copy.deepcopy(cfg)
+    del old["train"]["init_statistics"]
+    path = tmp_path / "config.yaml"
+    save_config(old, path)
+    assert load_config(path) == cfg

@@ -159,8 +159,12 @@ def save_config(config: dict, path: str | Path) -> None:
 
 
 def load_config(path: str | Path) -> dict:
-    """Read a config written by :func:`save_config`."""
+    """Read a config written by :func:`save_config`, merged over :data:`DEFAULTS`.
+
+    Keys added to the defaults after the file was written take their default value, so runs
+    made by an earlier version still resume and compare equal.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    return yaml.safe_load(path.read_text())
+    return _merge(DEFAULTS, yaml.safe_load(path.read_text()) or {})
