@@ -16,10 +16,9 @@ from ase.build import bulk
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.cif import CifWriter
-from typer.testing import CliRunner
 
 import deepatoms.data.sources.crystals_cli  # noqa: F401  (registers the commands)
-from deepatoms.cli import app
+from cli_helpers import invoke, last_json, one_line
 from deepatoms.data.dataset import read_dataset, write_dataset
 from deepatoms.data.sources.crystals import load_cif_csv, load_cif_folder, load_mp_json
 
@@ -352,18 +351,6 @@ def test_mp_json_errors(tmp_path):
 
 
 # -- command line -------------------------------------------------------------------------------
-def invoke(*args, code: int = 0):
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    assert res.exit_code == code, f"{args}: exit {res.exit_code}\n{res.stdout}\n{res.stderr}"
-    return res
-
-
-def last_json(text: str) -> dict:
-    return json.loads(text.strip().splitlines()[-1])
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def test_cli_cif_csv_several_files_with_filters(tmp_path):

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.db import connect
-from typer.testing import CliRunner
 
 import deepatoms.screen.cli  # noqa: F401  (registers `screen` on deepatoms.cli.app)
+from cli_helpers import invoke
 from deepatoms.apps.inference import predict_packed
 from deepatoms.apps.train import train
-from deepatoms.cli import app
 from deepatoms.datagen.prototypes import generate_prototype_set
 from deepatoms.models.io import load_model_file
 from deepatoms.screen.candidates import CandidateSpace, CompositionRequest, pack
@@ -27,12 +26,6 @@ PROTOTYPES = ["A1", "A2", "A3", "L1_2", "L1_0", "B2", "D0_3", "D0_19"]
 
 def flat(text: str) -> str:
     return " ".join(text.split())
-
-
-def invoke(*args, code: int = 0):
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    assert res.exit_code == code, f"{args}: exit {res.exit_code}\n{res.stdout}\n{res.stderr}"
-    return res
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,25 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.io import read, write
-from typer.testing import CliRunner
 
-from deepatoms.cli import app
+from cli_helpers import invoke, last_json, one_line
 
 EXE = str(Path(sys.executable).parent / "deepatoms")
-
-
-def invoke(*args: str, code: int = 0):
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    assert res.exit_code == code, f"{args}: exit {res.exit_code}\n{res.stdout}\n{res.stderr}"
-    return res
-
-
-def last_json(text: str) -> dict:
-    return json.loads(text.strip().splitlines()[-1])
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def test_every_simulation_command_has_help():
