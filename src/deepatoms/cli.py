@@ -64,9 +64,6 @@ def _emit_json(obj: dict) -> None:
     sys.stdout.flush()
 
 
-_Bar = ProgressBar  # kept for the command modules that import it from here
-
-
 def _number(text: str | None, name: str) -> int | float | None:
     """'1000' → 1000, '0.8' → 0.8 (fraction), None → None."""
     if text is None:
@@ -346,7 +343,7 @@ def evaluate(
     """
     from deepatoms.apps.evaluate import evaluate as run_eval
 
-    with _Bar("evaluating", quiet) as bar:
+    with ProgressBar("evaluating", quiet) as bar:
         res = run_eval(run_or_model, data, split, plot, batch_size, bar, forces)
     u = res["unit"]
     line = f"{res['target']} on {res['split']} ({res['n']} systems): MAE {res['mae']:.5g} {u}, RMSE {res['rmse']:.5g} {u}"
@@ -391,7 +388,7 @@ def predict(
 
     if model.is_dir():
         model = model / "model.pt"
-    with _Bar("predicting", quiet) as bar:
+    with ProgressBar("predicting", quiet) as bar:
         res = run_predict(model, inputs, out_file, batch_size, bar)
     for w in res["warnings"]:
         err.print(f"warning: {w}")

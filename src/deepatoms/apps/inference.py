@@ -30,7 +30,8 @@ def predict_packed(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     idx = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
     if loaded.graph.precomputed and (data.edges is None or data.edges.spec != loaded.graph):
-        data = attach_edges(data.subset(idx), loaded.graph)  # e.g. Voronoi: once per structure
+        # e.g. Voronoi graphs: once per structure (reported through the same callback)
+        data = attach_edges(data.subset(idx), loaded.graph, progress)
         idx = np.arange(len(data))
     model = loaded.model.eval()
     dtype = next(model.parameters()).dtype

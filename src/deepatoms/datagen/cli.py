@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from deepatoms.progress import ProgressBar
+
 # Defined before the import of deepatoms.cli below: that module imports this one at its end,
 # and with `python -m deepatoms.cli` the import chain comes back here half-initialised.
 datagen_app = typer.Typer(
@@ -16,7 +18,6 @@ datagen_app = typer.Typer(
 from deepatoms.cli import (  # noqa: E402
     JsonOpt,
     OverwriteOpt,
-    _Bar,
     _check_new_output,
     _emit_json,
     _fail_cleanly,
@@ -143,7 +144,7 @@ def datagen_md(
         calc, calc_provenance = make_calculator(name, atoms, **settings)
     except ImportError as exc:
         raise ValueError(str(exc)) from exc
-    with _Bar("MD steps", no_progress) as bar:
+    with ProgressBar("MD steps", no_progress) as bar:
         try:
             data, meta = generate_md(
                 atoms,

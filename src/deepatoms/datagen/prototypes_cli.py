@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli import JsonOpt, OverwriteOpt, _Bar, _emit_json, _fail_cleanly, err, out
+from deepatoms.cli import JsonOpt, OverwriteOpt, _emit_json, _fail_cleanly, err, out
 from deepatoms.datagen.cli import datagen_app
 from deepatoms.datagen.prototypes import DEFAULT_ELEMENTS, DEFAULT_PROTOTYPES
+from deepatoms.progress import ProgressBar
 
 _SHOWN = 10  # unconverged ids printed
 
@@ -77,7 +78,7 @@ def datagen_prototypes(
         arities = [int(x) for x in _split(arity)]
     except ValueError:
         raise ValueError(f"--arity takes whole numbers such as 1,2,3; got {arity!r}") from None
-    with _Bar("relaxations", no_progress) as bar:
+    with ProgressBar("relaxations", no_progress) as bar:
         summary = generate_prototype_set(
             out_dir,
             elements=_split(elements),

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from deepatoms.progress import ProgressBar
+
 # Defined before the import of deepatoms.cli below: that module imports this one at its end,
 # and with `python -m deepatoms.cli` the import chain comes back here half-initialised.
 screen_app = typer.Typer()
@@ -27,7 +29,6 @@ from deepatoms.cli import (  # noqa: E402
     JsonOpt,
     OverwriteOpt,
     QuietOpt,
-    _Bar,
     _emit_json,
     _fail_cleanly,
     out,
@@ -145,7 +146,7 @@ def screen_command(
     predictor, info = model_predictor(model, batch_size=batch_size, per_atom=per_atom)
     specs = [x.strip() for spec in prototypes or ["aflow"] for x in spec.split(",") if x.strip()]
     space = build_space(request, specs, max_atoms=max_atoms, rescale=rescale)
-    with _Bar("screening", quiet) as bar:
+    with ProgressBar("screening", quiet) as bar:
         summary = run_screen(
             space,
             out_dir,

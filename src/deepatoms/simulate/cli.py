@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from deepatoms.progress import ProgressBar
+
 # Defined before the import of deepatoms.cli below: that module imports this one at its end,
 # and with `python -m deepatoms.cli` the import chain comes back here half-initialised.
 simulate_app = typer.Typer()
@@ -19,7 +21,6 @@ from deepatoms.cli import (  # noqa: E402
     JsonOpt,
     OverwriteOpt,
     QuietOpt,
-    _Bar,
     _check_new_output,
     _emit_json,
     _fail_cleanly,
@@ -264,7 +265,7 @@ def md_command(
     _outputs(overwrite, out_file, log)
     calc = model_calculator(model, dtype, threads, force_model)
     atoms = load_input(structure, calc)
-    with _Bar("MD steps", quiet) as bar:
+    with ProgressBar("MD steps", quiet) as bar:
         res = run_md(
             atoms, calc, ensemble=ensemble, temperature_K=temperature, timestep_fs=timestep,
             steps=steps, friction=friction, seed=seed, trajectory=out_file, log=log,
