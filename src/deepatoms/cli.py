@@ -444,6 +444,11 @@ from deepatoms.screen.cli import register as _register_screen  # noqa: E402
 
 _register_screen(app)
 
+# energy-curve analysis (`deepatoms curves`) at the top level; imported last like datagen
+from deepatoms.apps.curves_cli import register as _register_curves  # noqa: E402
+
+_register_curves(app)
+
 
 def main() -> None:
     """Console-script entry point."""

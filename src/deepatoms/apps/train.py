@@ -24,7 +24,7 @@ from deepatoms.data.dataset import read_dataset
 from deepatoms.data.edge_store import attach_edges
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
-from deepatoms.data.splits import load_split, random_split, save_split
+from deepatoms.data.splits import column_split, group_split, load_split, random_split, save_split
 from deepatoms.data.stats import atomref_sum, fit_atomrefs, force_rms, target_statistics
 from deepatoms.models.heads import AtomisticModel
 from deepatoms.models.io import load_model_file, save_model_file
@@ -217,6 +217,46 @@ def _explicit_split(split: Mapping, n: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _split_column(data: PackedSystems, name: str, key: str, path: Path) -> np.ndarray:
+    col = data.system_props.get(name)
+    if col is None:
+        raise ConfigError(
+            f"{key}={name!r}, but {path} has no per-system column of that name; "
+            f"columns: {', '.join(sorted(data.system_props))}"
+        )
+    return col
+
+
+def _config_split(data: PackedSystems, d: dict, seed: int, path: Path) -> dict[str, np.ndarray]:
+    """The split the config asks for: a label column, whole groups drawn at random, or random."""
+    if d["split_column"] and d["group_by"]:
+        raise ConfigError("set data.split_column or data.group_by, not both")
+    if d["split_column"]:
+        col = _split_column(data, d["split_column"], "data.split_column", path)
+        try:
+            return column_split(col, f"column {d['split_column']!r} of {path}")
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+    if d["group_by"]:
+        col = _split_column(data, d["group_by"], "data.group_by", path)
+        return group_split(col, d["n_train"], d["n_val"], d["n_test"], seed=seed)
+    return random_split(len(data), d["n_train"], d["n_val"], d["n_test"], seed=seed)
+
+
+def _resolve_bond_types(model_cfg: dict, meta: dict, path: Path) -> list[str] | None:
+    """Fill ``n_bond_types: auto`` from the dataset's bond vocabulary; return the vocabulary."""
+    vocab = meta.get("bond_types")
+    if model_cfg.get("n_bond_types") == "auto":
+        if not vocab:
+            raise ConfigError(
+                f"model.n_bond_types=auto, but {path} records no bond vocabulary "
+                "(metadata 'bond_types'); make it with `deepatoms datagen scaled|crystal|growth` "
+                "or set model.n_bond_types=1"
+            )
+        model_cfg["n_bond_types"] = len(vocab)
+    return list(vocab) if vocab else None
+
+
 def _init_from(model: AtomisticModel, path: str | Path) -> dict:
     """Copy every weight and buffer of the model file ``path`` into ``model`` (fine-tuning)."""
     loaded = load_model_file(path)
@@ -329,7 +369,7 @@ def train(
     else:
         d = config["data"]
         split_seed = tcfg["seed"] if d["split_seed"] is None else d["split_seed"]
-        split = random_split(len(data), d["n_train"], d["n_val"], d["n_test"], seed=split_seed)
+        split = _config_split(data, d, split_seed, data_path)
         save_split(
             run.split,
             split,
@@ -363,13 +403,25 @@ def train(
     write_json(run.stats, stats)
 
     model_cfg = {**config["model"], "property": target, "readout": readout}
+    bond_types = _resolve_bond_types(model_cfg, meta, data_path)
     model = build_model(model_cfg)
     model.head.set_statistics(mean, std, atomrefs)
+    aux_labels = list(getattr(model, "aux_labels", []))
+    missing = [k for k in aux_labels if k not in data.system_props]
+    if missing:
+        raise ConfigError(
+            f"the model's auxiliary heads need the per-system label(s) {missing}, which "
+            f"{data_path} lacks; drop those heads (model.aux) or use data with them"
+        )
+    if hasattr(model, "set_aux_statistics"):
+        model.set_aux_statistics(tr)
     if init is not None:
         init_info = _init_from(model, init)
         mode = tcfg["init_statistics"]
         if mode == "refit":  # new target statistics (e.g. another energy reference)
             model.head.set_statistics(mean, std, atomrefs)
+            if hasattr(model, "set_aux_statistics"):
+                model.set_aux_statistics(tr)
         elif mode != "keep":
             raise ConfigError(f"train.init_statistics must be 'keep' or 'refit', got {mode!r}")
         stats["init"] = {**init_info, "statistics": mode}
@@ -381,7 +433,7 @@ def train(
             attach_edges(data, graph, tick)
 
     bs, ebs, seed = tcfg["batch_size"], tcfg["eval_batch_size"], tcfg["seed"]
-    labels = [target, forces] if forces else [target]
+    labels = ([target, forces] if forces else [target]) + aux_labels
     train_loader = make_loader(data, split["train"], graph, labels, bs, True, seed, dtype)
     val_loader = make_loader(data, split["val"], graph, labels, ebs, False, seed, dtype)
 
@@ -430,6 +482,7 @@ def train(
         "dataset_source": meta.get("source", ""),
         "stats": stats,
         "elements": sorted(int(z) for z in np.unique(tr.numbers)),
+        "bond_types": bond_types,
         "config": config,
         f"best_val_{monitor.removeprefix('val_')}": best_val,
         "forces": forces,

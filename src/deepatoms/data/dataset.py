@@ -9,6 +9,9 @@ Layout (format ``deepatoms-dataset``, version :data:`FORMAT_VERSION`)::
     /pbc              [B,3]    bool
     /system_props/<name>  [B,...]  numbers, or variable-length UTF-8 strings (e.g. SMILES)
     /atom_props/<name>    [N,...]
+    /edges            optional stored graph (e.g. a VIMPNN bond graph), see ``StoredEdges``:
+        offsets [B+1], edge_index [2,E] (local atom indices), edge_shift [E,3],
+        attrs/<name> [E,...]; attrs: spec=<GraphSpec config as JSON>
     attrs: format="deepatoms-dataset", format_version, metadata=<JSON string>
 
 The metadata holds at least ``units`` ({property: unit}), ``source`` (str) and ``provenance``
@@ -199,6 +202,37 @@ def _write_file(h5path: Path, data: PackedSystems, meta_json: str) -> None:
                 if not isinstance(name, str) or not name or "/" in name:
                     raise ValueError(f"invalid property name {name!r}: use a non-empty str, no '/'")
                 _write_array(g, name, arr, f"{gname}/{name}")
+        if data.edges is not None and data.edges.spec.stored_only:
+            _write_edges(f, data.edges)
+
+
+def _write_edges(f: h5py.File, edges: Any) -> None:
+    """Store a graph that cannot be rebuilt from positions (a fixed bond graph)."""
+    g = f.create_group("edges")
+    g.attrs["spec"] = json.dumps(edges.spec.to_config())
+    _write_array(g, "offsets", np.asarray(edges.offsets, np.int64), "edges/offsets")
+    _write_array(g, "edge_index", np.asarray(edges.edge_index, np.int64), "edges/edge_index")
+    _write_array(g, "edge_shift", np.asarray(edges.edge_shift, np.int64), "edges/edge_shift")
+    ga = g.create_group("attrs", track_order=True)
+    for name, arr in edges.attrs.items():
+        _write_array(ga, name, np.asarray(arr), f"edges/attrs/{name}")
+
+
+def _read_edges(f: h5py.File) -> Any:
+    from deepatoms.data.edge_store import StoredEdges
+    from deepatoms.data.neighbors import GraphSpec
+
+    g = f.get("edges")
+    if g is None:
+        return None
+    spec = GraphSpec.from_config(json.loads(g.attrs["spec"]))
+    return StoredEdges(
+        spec,
+        _read_array(g["offsets"]),
+        _read_array(g["edge_index"]),
+        _read_array(g["edge_shift"]),
+        {name: _read_array(g["attrs"][name]) for name in g["attrs"]},
+    )
 
 
 @contextlib.contextmanager
@@ -296,6 +330,7 @@ def read_dataset(path: str | os.PathLike) -> tuple[PackedSystems, dict[str, Any]
                 core["pbc"],
                 props["system_props"],
                 props["atom_props"],
+                _read_edges(f),
             )
         except ValueError as err:
             raise ValueError(f"'{p}' is corrupt: {err}") from err

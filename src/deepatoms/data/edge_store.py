@@ -53,6 +53,28 @@ class StoredEdges:
             {k: v[idx] for k, v in self.attrs.items()},
         )
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[StoredEdges]) -> StoredEdges:
+        """Join the edges of several packs (same graph spec and attribute names), in order."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        spec, names = parts[0].spec, set(parts[0].attrs)
+        for p in parts[1:]:
+            if p.spec != spec or set(p.attrs) != names:
+                raise ValueError(
+                    f"cannot join stored edges of graph {p.spec} (attributes {sorted(p.attrs)}) "
+                    f"with {spec} ({sorted(names)})"
+                )
+        counts = np.concatenate([np.diff(p.offsets) for p in parts])
+        return cls(
+            spec,
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            np.concatenate([p.edge_index for p in parts], axis=1),
+            np.concatenate([p.edge_shift for p in parts]),
+            {k: np.concatenate([p.attrs[k] for p in parts]) for k in parts[0].attrs},
+        )
+
     def _edge_index_of(self, systems: np.ndarray) -> np.ndarray:
         starts = self.offsets[systems]
         counts = self.offsets[systems + 1] - starts
@@ -131,6 +153,14 @@ def attach_edges(
         return data
     if data.edges is not None and getattr(data.edges, "spec", None) == spec:
         return data
+    if spec.stored_only:
+        have = getattr(data.edges, "spec", None)
+        raise ValueError(
+            f"graph kind {spec.kind!r} needs the bond graph stored with the data, but "
+            + ("the data has none" if have is None else f"the data stores a {have.kind!r} graph")
+            + ": make the dataset with `deepatoms datagen scaled|crystal|growth` (or "
+            "deepatoms.data.bonds), or train with another graph kind (--set graph.kind=cutoff)"
+        )
     key = (spec, _fingerprint(data))
     if key not in _CACHE:
         edges = precompute_edges(data.positions, data.offsets, data.cell, data.pbc, spec, progress)

@@ -9,7 +9,10 @@ Builders (``specs/property-models.md`` §7):
 * periodic systems: all pairs and images within a cutoff, through ``vesin``;
 * k nearest neighbours (molecules and crystals; Paper A), through ``vesin`` with a growing radius;
 * Voronoi facets of periodic crystals (Paper B; ``deepatoms.data.voronoi``), with per-edge
-  attributes (``EdgeList.attrs``).
+  attributes (``EdgeList.attrs``);
+* ``bonds``: a fixed bond graph stored with the data (VIMPNN; ``specs/vimpnn.md`` §1), perceived
+  once at the equilibrium geometry and kept under scaling. It cannot be built from positions
+  here: datasets carry it (``PackedSystems.edges``), written by ``deepatoms.data.bonds``.
 
 Self-pairs (i, i, S = 0) are never produced; images of an atom itself (S ≠ 0) are ordinary
 neighbours. Every builder but k-nearest returns a *mirrored* list: the second half of the edges is the
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import vesin
 
-GRAPH_KINDS = ("all", "cutoff", "knn", "voronoi")
+GRAPH_KINDS = ("all", "cutoff", "knn", "voronoi", "bonds")
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,9 @@ class GraphSpec:
       exactly k); not mirrored, since j ∈ kNN(i) does not imply i ∈ kNN(j);
     * ``"voronoi"``: one edge per shared Voronoi facet of a periodic structure with solid angle
       ≥ ``omega_cut`` sr (Paper B), carrying the distance (Å), the facet's area (Å²), solid
-      angle (sr) and 9-bit symmetry label as edge attributes (``deepatoms.data.voronoi``).
+      angle (sr) and 9-bit symmetry label as edge attributes (``deepatoms.data.voronoi``);
+    * ``"bonds"``: the bond graph stored in the dataset, with an integer ``bond_type`` edge
+      attribute indexing the dataset's ``metadata["bond_types"]`` (``cutoff`` is ignored).
     """
 
     kind: str = "cutoff"
@@ -51,6 +56,8 @@ class GraphSpec:
     omega_cut: float = 0.2
 
     def __post_init__(self) -> None:
+        if self.kind == "bonds":  # topology comes from the data, not from a radius
+            object.__setattr__(self, "cutoff", None)
         if self.kind not in GRAPH_KINDS:
             raise ValueError(f"unknown graph kind {self.kind!r}; choose one of {GRAPH_KINDS}")
         if self.kind == "cutoff" and (self.cutoff is None or self.cutoff <= 0):
@@ -67,8 +74,13 @@ class GraphSpec:
 
     @property
     def precomputed(self) -> bool:
-        """Whether edges are worth computing once per structure and storing (Voronoi)."""
-        return self.kind == "voronoi"
+        """Whether edges are computed once per structure and stored (Voronoi, bonds)."""
+        return self.kind in ("voronoi", "bonds")
+
+    @property
+    def stored_only(self) -> bool:
+        """Whether the edges must come with the data (a fixed bond graph)."""
+        return self.kind == "bonds"
 
     @classmethod
     def from_config(cls, cfg: dict | None) -> GraphSpec:
@@ -227,6 +239,12 @@ def build_edges(
     spec: GraphSpec,
 ) -> EdgeList:
     """Edge list of a packed batch (see :class:`EdgeList`); mirrored except for ``knn``."""
+    if spec.stored_only:
+        raise ValueError(
+            "graph kind 'bonds' uses the bond graph stored with the data, and these systems have "
+            "none: make the dataset with `deepatoms datagen scaled|crystal|growth`, or add bonds "
+            "to ASE Atoms with deepatoms.data.bonds.attach_bonds"
+        )
     if spec.kind == "knn":
         return _knn_edges(positions, offsets, cell, pbc, spec)
     if spec.kind == "voronoi":

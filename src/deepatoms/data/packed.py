@@ -110,6 +110,16 @@ class PackedSystems:
                     "cannot concatenate packs with different properties: "
                     f"{sorted(names_s | names_a)} vs {sorted(set(p.property_names))}"
                 )
+        with_edges = [p.edges is not None for p in parts]
+        edges = None
+        if all(with_edges):
+            edges = type(parts[0].edges).concatenate([p.edges for p in parts])
+        elif any(getattr(p.edges, "spec", None) is not None and p.edges.spec.stored_only
+                 for p in parts):  # fmt: skip
+            raise ValueError(
+                "cannot concatenate packs with and without a stored bond graph: every part needs "
+                "its bonds (deepatoms.data.bonds)"
+            )
         sizes = [p.n_atoms for p in parts]
         offsets = np.concatenate([[0], np.cumsum(np.concatenate(sizes))])
         return cls(
@@ -120,6 +130,7 @@ class PackedSystems:
             np.concatenate([p.pbc for p in parts]),
             {k: np.concatenate([p.system_props[k] for p in parts]) for k in parts[0].system_props},
             {k: np.concatenate([p.atom_props[k] for p in parts]) for k in parts[0].atom_props},
+            edges,
         )
 
     # -- access -----------------------------------------------------------------------------

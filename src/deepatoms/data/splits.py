@@ -24,7 +24,15 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-__all__ = ["SPLIT_FORMAT", "load_split", "random_split", "resolve_size", "save_split"]
+__all__ = [
+    "SPLIT_FORMAT",
+    "column_split",
+    "group_split",
+    "load_split",
+    "random_split",
+    "resolve_size",
+    "save_split",
+]
 
 SPLIT_FORMAT = "deepatoms-split"
 _VERSION = 1
@@ -88,6 +96,34 @@ def random_split(
         "val": np.sort(perm[cuts[0] : cuts[1]]).astype(np.int64),
         "test": np.sort(perm[cuts[1] : cuts[2]]).astype(np.int64),
     }
+
+
+def group_split(
+    groups: np.ndarray,
+    n_train: int | float,
+    n_val: int | float,
+    n_test: int | float | None = None,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Seeded split that keeps every group whole (e.g. all scalings of one molecule).
+
+    ``groups`` [n_systems] labels each system; the sizes count (or are fractions of) *groups*,
+    drawn as in :func:`random_split` over the sorted unique labels. Returns system indices.
+    """
+    groups = np.asarray(groups)
+    labels, inverse = np.unique(groups, return_inverse=True)
+    by_group = random_split(len(labels), n_train, n_val, n_test, seed=seed)
+    return {k: np.flatnonzero(np.isin(inverse, v)).astype(np.int64) for k, v in by_group.items()}
+
+
+def column_split(values: np.ndarray, where: str = "the split column") -> dict[str, np.ndarray]:
+    """Split given by a per-system column of "train" / "val" / "test" labels (e.g. a generator's
+    recommended split); any other label is an error naming it."""
+    values = np.asarray(values).astype(str)
+    bad = sorted(set(np.unique(values)) - {"train", "val", "test"})
+    if bad:
+        raise ValueError(f"{where} holds labels {bad}; only 'train', 'val' and 'test' are allowed")
+    return {k: np.flatnonzero(values == k).astype(np.int64) for k in ("train", "val", "test")}
 
 
 def save_split(

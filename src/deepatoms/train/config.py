@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
         "n_val": 0.1,
         "n_test": None,
         "split_seed": None,  # None: use train.seed; set it to vary the initialisation only
+        "split_column": None,  # per-system train/val/test labels to use as the split, e.g. split
+        "group_by": None,  # per-system column whose groups stay whole in a random split, e.g. group
         "atomref": "auto",  # auto | dataset | fit | none
         "readout": "auto",  # auto | sum | mean
         # intensive targets (per molecule or per atom): mean readout when data.readout=auto
@@ -52,7 +54,8 @@ DEFAULTS: dict[str, Any] = {
         "lr": 1.0e-3,
         "momentum": 0.9,
         "weight_decay": 0.0,
-        "lr_schedule": "exponential",  # exponential | plateau | none
+        "lr_schedule": "exponential",  # exponential | plateau | linear | none
+        "lr_linear_window": [0.1, 0.9],  # linear: decay to lr·lr_decay between these fractions
         "lr_decay": 0.96,
         "lr_decay_steps": 100000,
         "lr_staircase": False,

@@ -3,9 +3,15 @@
 Loss (Schütt 2018 thesis Ch. 4; Paper A §5): mean squared error between predicted and reference
 target, in target units. With a force label the loss is thesis Eq. 5.7 (see ``losses``), and the
 forces come from :func:`deepatoms.models.potential.compute_potential` with double
-back-propagation. Force metrics are component-wise MAE/RMSE (the MD17 convention). Learning rate (thesis Ch. 4, Paper A §5):
-lr(s) = lr₀ · decay^(s / decay_steps), continuous by default, ``floor`` of the exponent when
-``lr_staircase``; or a plateau schedule on the validation MAE.
+back-propagation. Force metrics are component-wise MAE/RMSE (the MD17 convention).
+
+Auxiliary heads (VIMPNN, ``specs/vimpnn.md`` §4): a model with ``auxiliary_loss`` adds
+α Σ_k MSE(aux_k) on z-scored auxiliary targets, L = MSE(E) + α Σ_k MSE(aux_k), α = ``model.aux_weight``.
+
+Learning rate (thesis Ch. 4, Paper A §5): lr(s) = lr₀ · decay^(s / decay_steps), continuous by
+default, ``floor`` of the exponent when ``lr_staircase``; or a plateau schedule on the validation
+MAE; or ``linear`` (nmp_qc MPNN code, ``specs/vimpnn.md`` §6): lr₀ until a fraction w₀ of all
+training steps, then linear to lr₀ · decay at w₁, constant after (w = ``lr_linear_window``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,21 @@ from deepatoms.models.heads import AtomisticModel
 from deepatoms.models.potential import compute_potential
 from deepatoms.train.losses import energy_force_loss, force_term_weight, per_system_force_error
 from deepatoms.train.metrics import ErrorAccumulator
+
+
+def linear_decay_factor(step: int, total: int, decay: float, window: tuple[float, float]) -> float:
+    """lr/lr₀ of the nmp_qc schedule: 1 before w₀·total, ``decay`` after w₁·total, linear between."""
+    w0, w1 = window
+    if not 0 <= w0 < w1 <= 1:
+        raise ValueError(
+            f"train.lr_linear_window must be [w0, w1] with 0 <= w0 < w1 <= 1, got {window}"
+        )
+    frac = step / max(total, 1)
+    if frac <= w0:
+        return 1.0
+    if frac >= w1:
+        return float(decay)
+    return 1.0 + (float(decay) - 1.0) * (frac - w0) / (w1 - w0)
 
 
 def monitor_metric(forces: str | None) -> str:
@@ -49,6 +70,8 @@ class PropertyTask(L.LightningModule):
         self.force_weight = str(self.cfg.get("force_weight", "1"))
         if forces:
             self._w = force_term_weight(self.rho, self.force_weight)
+        # models with auxiliary heads (VIMPNN) provide their loss on z-scored targets
+        self._has_aux = callable(getattr(model, "auxiliary_loss", None))
         self.val_errors = ErrorAccumulator()
         self.val_force_errors = ErrorAccumulator()
         self._val_force_term = 0.0
@@ -73,6 +96,10 @@ class PropertyTask(L.LightningModule):
             pred, ref, f_pred, f_ref, batch.batch, batch.n_atoms, self.rho, self.force_weight
         )
         n = batch.num_systems
+        if self._has_aux and out.get("aux"):
+            aux = self.model.auxiliary_loss(out, batch)
+            self.log("train_aux_loss", aux, on_step=False, on_epoch=True, batch_size=n)
+            loss = loss + self.model.aux_weight * aux
         self.log("train_loss", loss, prog_bar=False, on_step=True, on_epoch=True, batch_size=n)
         self.log("train_mae", (pred - ref).abs().mean(), prog_bar=True, on_epoch=True, batch_size=n)
         if self.forces:
@@ -132,6 +159,15 @@ class PropertyTask(L.LightningModule):
 
             sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        if schedule == "linear":
+            total = int(self.trainer.estimated_stepping_batches)
+            window = tuple(float(w) for w in c["lr_linear_window"])
+            decay = c["lr_decay"]
+            linear_decay_factor(0, total, decay, window)  # validate before training starts
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda step: linear_decay_factor(step, total, decay, window)
+            )
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if schedule == "plateau":
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 opt,
@@ -151,5 +187,6 @@ class PropertyTask(L.LightningModule):
                 },
             }
         raise ValueError(
-            f"train.lr_schedule must be 'exponential', 'plateau' or 'none', got {schedule!r}"
+            "train.lr_schedule must be 'exponential', 'plateau', 'linear' or 'none', "
+            f"got {schedule!r}"
         )
