@@ -31,6 +31,8 @@ class AtomwiseHead(nn.Module):
     ``hidden`` widths of o (e.g. ``[F // 2]``), ``activation`` for its hidden layers; the last layer
     is zero-initialised when ``zero_init_last`` (SchNet, DTNN per the authors' code), so an untrained
     model predicts the training mean. Statistics live in buffers and travel with the model file.
+    ``net``: a ready output network [N, n_in] → [N, 1] used instead of the MLP (then ``hidden``,
+    ``activation`` and ``zero_init_last`` are unused), e.g. the gated readout of VIMPNN.
     """
 
     def __init__(
@@ -40,16 +42,19 @@ class AtomwiseHead(nn.Module):
         activation: str = "ssp",
         readout: str = "sum",
         zero_init_last: bool = True,
+        net: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if readout not in ("sum", "mean"):
             raise ValueError(f"readout must be 'sum' or 'mean', got {readout!r}")
         self.readout = readout
-        self.net = mlp(
-            [n_in, *hidden, 1],
-            activation=activation,
-            last_init="zeros" if zero_init_last else "glorot",
-        )
+        if net is None:
+            net = mlp(
+                [n_in, *hidden, 1],
+                activation=activation,
+                last_init="zeros" if zero_init_last else "glorot",
+            )
+        self.net = net
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("std", torch.ones(()))
         self.register_buffer("atomref", torch.zeros(MAX_Z, dtype=torch.float64))

@@ -3,6 +3,10 @@
 A model config is a plain dict: ``{"name": "schnet", <representation options>, "readout": "sum",
 "property": "U0", "head": {...}}``. :func:`build_model` turns it into an :class:`AtomisticModel`;
 the same dict is stored in the model file, so a saved model can be rebuilt without pickled code.
+
+Families whose output stage is not the plain :class:`AtomwiseHead` (own readout network, own model
+class, e.g. VIMPNN's gated readout and auxiliary heads) register a whole-model builder with
+:func:`register_model_builder` instead of a representation class.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from torch import nn
 from deepatoms.models.heads import AtomisticModel, AtomwiseHead
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict]] = {}
+_BUILDERS: dict[str, tuple[Callable[..., AtomisticModel], dict]] = {}
 
 
 def register_model(name: str, head_defaults: dict) -> Callable:
@@ -25,7 +30,7 @@ def register_model(name: str, head_defaults: dict) -> Callable:
     """
 
     def deco(cls: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
+        if name in _REGISTRY or name in _BUILDERS:
             raise ValueError(f"model name {name!r} is registered twice")
         _REGISTRY[name] = (cls, dict(head_defaults))
         return cls
@@ -33,15 +38,29 @@ def register_model(name: str, head_defaults: dict) -> Callable:
     return deco
 
 
+def register_model_builder(
+    name: str, builder: Callable[..., AtomisticModel], defaults: dict
+) -> None:
+    """Register a family that builds its whole model (own head or model class).
+
+    ``defaults``: every option of the family with its default value. :func:`build_model` rejects
+    other keys and calls ``builder(property=..., readout=..., config=<the config dict>, **options)``
+    with the defaults overridden by the config; the builder returns an :class:`AtomisticModel`.
+    """
+    if name in _REGISTRY or name in _BUILDERS:
+        raise ValueError(f"model name {name!r} is registered twice")
+    _BUILDERS[name] = (builder, dict(defaults))
+
+
 def available_models() -> list[str]:
     """Names of all registered model families."""
     _import_families()
-    return sorted(_REGISTRY)
+    return sorted({*_REGISTRY, *_BUILDERS})
 
 
 def _import_families() -> None:
     # Importing the modules runs their @register_model decorators.
-    from deepatoms.models import dtnn, nmp_edge, schnet  # noqa: F401
+    from deepatoms.models import dtnn, mpnn, nmp_edge, schnet  # noqa: F401
 
 
 def build_model(config: dict) -> AtomisticModel:
@@ -49,11 +68,21 @@ def build_model(config: dict) -> AtomisticModel:
     _import_families()
     cfg = dict(config)
     name = cfg.pop("name", None)
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {sorted(_REGISTRY)}")
-    cls, head_defaults = _REGISTRY[name]
+    if name not in _REGISTRY and name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; available: {available_models()}")
     prop = cfg.pop("property", "energy")
     readout = cfg.pop("readout", "sum")
+    if name in _BUILDERS:
+        builder, defaults = _BUILDERS[name]
+        unknown = set(cfg) - set(defaults)
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {sorted(unknown)} for model {name!r}; "
+                f"allowed: {sorted(defaults)}"
+            )
+        options = {**defaults, **cfg}
+        return builder(property=prop, readout=readout, config=dict(config), **options)
+    cls, head_defaults = _REGISTRY[name]
     head_cfg = {**head_defaults, **(cfg.pop("head", None) or {})}
     allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = set(cfg) - allowed
