@@ -243,7 +243,7 @@ def build_edges(
         raise ValueError(
             "graph kind 'bonds' uses the bond graph stored with the data, and these systems have "
             "none: make the dataset with `deepatoms datagen scaled|crystal|growth`, or add bonds "
-            "to ASE Atoms with deepatoms.data.bonds.attach_bonds"
+            "with deepatoms.data.bonds.pack_with_bonds (ASE Atoms) or attach_bonds (a pack)"
         )
     if spec.kind == "knn":
         return _knn_edges(positions, offsets, cell, pbc, spec)

@@ -194,4 +194,8 @@ def datagen_md(
 
 
 # `datagen prototypes`: EMT formation energies on crystal prototypes
+# `datagen scaled | crystal | growth`: the VIMPNN datasets (specs/vimpnn.md §8)
 from deepatoms.datagen import prototypes_cli  # noqa: E402, F401
+from deepatoms.datagen.unstable_cli import register as _register_unstable  # noqa: E402
+
+_register_unstable(datagen_app)

@@ -1,0 +1,307 @@
+"""Infinite Crystal: isotropically scaled fcc metals with EMT labels (specs/vimpnn.md §8).
+
+For each element (Default Al, Cu) the stable lattice constant a₀ is the one minimising the EMT
+energy per atom of the fcc crystal (Default; found once by a bounded Brent minimisation of
+E(a) on [0.9, 1.1] × ASE's reference lattice constant to 1e-6 Å, recorded in the provenance)
+or a fixed value (4.05 Å Al, 3.61 Å Cu; ASE's reference for other metals). The cell is the
+4-atom conventional cube (Default) or the 1-atom primitive cell; sample k of an element has
+lattice constant s_k·a₀ with s_k = linspace(0.9, 1.5, points)[k], labelled with the EMT energy
+per cell (eV) and forces (eV/Å, zero by symmetry).
+
+Recommended split, per element: training = the grid points nearest linspace(0.9, 1.5,
+train_points) (8 in the paper); the rest is shuffled (seeded) and split evenly into validation
+(⌊rest/2⌋) and test. Bonds: the metallic nearest-neighbour shell of the s = 1 cell with periodic
+shifts (12 edges per atom; :func:`deepatoms.data.bonds.perceive_bonds`), fixed for every s.
+
+Samples: ``energy`` (eV per cell), ``scale``, ``lattice_constant`` (Å), ``group`` (one id per
+element, its position in ``elements``), ``element``, ``split``; atom prop ``forces``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from deepatoms.data.bonds import bond_graph, is_metal, perceive_bonds, replicate_bonds
+from deepatoms.data.packed import PackedSystems
+from deepatoms.datagen.resumable import GeneratedDataset, check_count, versions
+from deepatoms.datagen.scaling import scale_atoms
+
+__all__ = [
+    "FIXED_LATTICE",
+    "SCALE_RANGE",
+    "SOURCE",
+    "UNITS",
+    "check_metals",
+    "emt_label",
+    "emt_lattice_constant",
+    "fcc_cell",
+    "generate_infinite_crystal",
+    "lattice_constants",
+    "training_indices",
+]
+
+SOURCE = "deepatoms datagen crystal"
+#: Range of the scaling factor s.
+SCALE_RANGE = (0.9, 1.5)
+#: Lattice constants (Å) of the ``fixed`` option.
+FIXED_LATTICE = {"Al": 4.05, "Cu": 3.61}
+UNITS = {"energy": "eV", "forces": "eV/Å", "scale": "", "lattice_constant": "Å"}
+CELLS = ("conventional", "primitive")
+LATTICE_MODES = ("minimize", "fixed")
+
+Progress = Callable[[int, int], None]
+
+
+def fcc_cell(element: str, a: float, cell: str = "conventional") -> Atoms:
+    """Periodic fcc ``element`` with lattice constant ``a`` (Å): the 4-atom cube or the
+    1-atom primitive cell."""
+    from ase.build import bulk
+
+    if cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}; choose one of {list(CELLS)}")
+    return bulk(element, "fcc", a=float(a), cubic=cell == "conventional")
+
+
+def _emt_energy_per_atom(element: str, a: float) -> float:
+    from ase.calculators.emt import EMT
+
+    atoms = fcc_cell(element, a, "primitive")
+    atoms.calc = EMT()
+    return float(atoms.get_potential_energy()) / len(atoms)
+
+
+def emt_lattice_constant(element: str, xatol: float = 1e-6) -> dict[str, Any]:
+    """The fcc lattice constant minimising the EMT energy of ``element`` (bounded Brent search
+    on [0.9, 1.1] × ASE's reference a). Returns ``a`` (Å), ``energy_per_atom`` (eV), the
+    ``bounds`` and the number of evaluations ``nfev``."""
+    from ase.data import atomic_numbers, reference_states
+    from scipy.optimize import minimize_scalar
+
+    ref = reference_states[atomic_numbers[element]]
+    a_ref = float(ref["a"]) if ref and "a" in ref else 4.0
+    bounds = (0.9 * a_ref, 1.1 * a_ref)
+    res = minimize_scalar(
+        lambda a: _emt_energy_per_atom(element, a),
+        bounds=bounds,
+        method="bounded",
+        options={"xatol": xatol},
+    )
+    a0 = float(res.x)
+    if not res.success or min(a0 - bounds[0], bounds[1] - a0) < 10 * xatol:
+        raise RuntimeError(
+            f"the EMT lattice constant of fcc {element} was not found inside {bounds} Å"
+        )
+    return {
+        "a": a0,
+        "energy_per_atom": float(res.fun),
+        "bounds": list(bounds),
+        "nfev": int(res.nfev),
+        "method": "scipy.optimize.minimize_scalar bounded, "
+        f"xatol {xatol} Å, 1-atom fcc cell, ase EMT",
+    }
+
+
+def emt_label(atoms: Atoms, calc: Any) -> tuple[float, np.ndarray] | str:
+    """EMT ``(energy eV, forces eV/Å)`` of ``atoms`` with ``calc``, or the error message."""
+    atoms.calc = calc
+    try:
+        energy = float(atoms.get_potential_energy())
+        forces = np.asarray(atoms.get_forces(), dtype=np.float64)
+    except Exception as exc:  # recorded as a failure by the caller
+        return f"EMT failed: {type(exc).__name__}: {exc}"
+    finally:
+        atoms.calc = None
+    if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
+        return "EMT gave a non-finite energy or forces"
+    return energy, forces
+
+
+def check_metals(elements: Sequence[str]) -> list[str]:
+    """``elements`` as a list of distinct fcc metals EMT can label, else a clear error."""
+    from deepatoms.datagen.calculators import check_elements
+
+    els = [e.strip() for e in elements if e.strip()]
+    if not els:
+        raise ValueError("--elements: give at least one metal, e.g. Al,Cu")
+    if len(set(els)) != len(els):
+        raise ValueError(f"--elements {','.join(els)} repeats an element")
+    check_elements("emt", els)
+    bad = [e for e in els if not is_metal(e)]
+    if bad:
+        raise ValueError(
+            f"--elements: {', '.join(bad)} are not metals; use Al, Ni, Cu, Pd, Ag, Pt or Au"
+        )
+    return els
+
+
+def lattice_constants(elements: Sequence[str], mode: str = "minimize") -> dict[str, dict[str, Any]]:
+    """s = 1 lattice constant per element: EMT minimum (``minimize``) or :data:`FIXED_LATTICE`
+    / ASE's reference (``fixed``)."""
+    from ase.data import atomic_numbers, reference_states
+
+    if mode not in LATTICE_MODES:
+        raise ValueError(f"unknown --lattice {mode!r}; choose one of {list(LATTICE_MODES)}")
+    out = {}
+    for el in elements:
+        if mode == "minimize":
+            out[el] = emt_lattice_constant(el)
+        else:
+            a = FIXED_LATTICE.get(el, reference_states[atomic_numbers[el]]["a"])
+            out[el] = {"a": float(a), "method": "fixed"}
+    return out
+
+
+def training_indices(points: int, train_points: int) -> np.ndarray:
+    """Indices of the grid linspace(0.9, 1.5, points) nearest linspace(0.9, 1.5, train_points)."""
+    if train_points == 1:
+        return np.array([0], dtype=np.int64)
+    idx = np.rint(np.arange(train_points) * (points - 1) / (train_points - 1)).astype(np.int64)
+    if len(np.unique(idx)) != train_points:
+        raise ValueError(f"{train_points} training points do not fit a grid of {points} points")
+    return idx
+
+
+def _check(points: int, train_points: int) -> None:
+    check_count(points, "--points", minimum=3)
+    check_count(train_points, "--train-points")
+    if points < train_points + 2:
+        raise ValueError(
+            f"--points {points} leaves no validation and test points after {train_points} "
+            "training points; use at least --train-points + 2"
+        )
+
+
+def generate_infinite_crystal(
+    out: str | Path,
+    *,
+    elements: Sequence[str] = ("Al", "Cu"),
+    points: int = 20000,
+    train_points: int = 8,
+    cell: str = "conventional",
+    lattice: str = "minimize",
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write the Infinite-Crystal dataset (module docstring) to ``out``; an interrupted run
+    continues per element with the same settings.
+
+    Args:
+        out: output dataset (.h5).
+        elements: fcc metals with EMT parameters.
+        points: scalings per element, uniformly spaced in [0.9, 1.5].
+        train_points: training points per element (nearest linspace(0.9, 1.5, train_points)).
+        cell: ``"conventional"`` (4 atoms) or ``"primitive"`` (1 atom).
+        lattice: s = 1 from the EMT minimum (``"minimize"``) or ``"fixed"`` (4.05 / 3.61 Å).
+        seed: seed of the validation/test split.
+        overwrite: start again even if ``out`` holds a run.
+        progress: ``progress(done, total)`` over all cells.
+
+    Returns:
+        summary: ``out``, ``n_samples``, ``n_new`` (elements done now), ``lattice_constants``
+        (Å), ``seconds_per_cell`` (EMT, this call), ``complete``, ``wall_time_s``.
+    """
+    from ase.calculators.emt import EMT
+
+    from deepatoms.datagen.calculators import make_calculator
+
+    t0 = time.perf_counter()
+    els = check_metals(elements)
+    _check(points, train_points)
+    if cell not in CELLS:
+        raise ValueError(f"unknown --cell {cell!r}; choose one of {list(CELLS)}")
+    lattice_constants_ = lattice_constants(els, lattice)  # refuses unknown modes
+    _, labeller = make_calculator("emt")
+    grid = np.linspace(*SCALE_RANGE, points)
+    train = training_indices(points, train_points)
+    settings = {
+        "elements": els,
+        "points": points,
+        "train_points": train_points,
+        "cell": cell,
+        "lattice": lattice,
+        "seed": seed,
+    }
+    writer = GeneratedDataset(
+        out,
+        source=SOURCE,
+        settings=settings,
+        n_bases=len(els),
+        units=UNITS,
+        extra_metadata={"bond_types": ["metallic"], "bond_rule": "rdkit"},
+        provenance={
+            "dataset": "Infinite Crystal (specs/vimpnn.md §8): fcc cells scaled isotropically",
+            "labeller": labeller,
+            "lattice_constants": lattice_constants_,
+            "scale_grid": f"linspace({SCALE_RANGE[0]}, {SCALE_RANGE[1]}, {points}) per element",
+            "training_scales": grid[train].tolist(),
+            "bonds": "metallic nearest-neighbour shell of the s = 1 cell (r_nn = 1.2 a/sqrt 2), "
+            "periodic shifts, kept for every s",
+            "split": "train = grid points nearest linspace(0.9, 1.5, train_points); the rest "
+            "shuffled (numpy default_rng([seed, group])) and halved into val and test",
+            "versions": versions("ase", "numpy", "scipy"),
+        },
+        flush_every=1,
+        overwrite=overwrite,
+    )
+    n_cells, emt_time = 0, 0.0
+    with writer.session():
+        for group in range(writer.n_done, len(els)):
+            el = els[group]
+            a0 = lattice_constants_[el]["a"]
+            stable = fcc_cell(el, a0, cell)
+            bonds = perceive_bonds(stable)
+            split = np.full(points, "test", dtype="<U5")
+            split[train] = "train"
+            rest = np.setdiff1d(np.arange(points), train)
+            rest = np.random.default_rng([seed, group]).permutation(rest)
+            split[rest[: len(rest) // 2]] = "val"
+            samples, rows, failures = [], [], []
+            calc = EMT()
+            t1 = time.perf_counter()
+            for k, s in enumerate(grid):
+                atoms = scale_atoms(stable, float(s))
+                res = emt_label(atoms, calc)
+                if isinstance(res, str):
+                    failures.append({"group": group, "scale": float(s), "reason": res})
+                else:
+                    samples.append(atoms)
+                    rows.append((k, *res))
+                if progress is not None and (k % 500 == 0 or k == points - 1):
+                    progress(group * points + k + 1, len(els) * points)
+            emt_time += time.perf_counter() - t1
+            n_cells += points
+            if not samples:
+                writer.add(None, failures)
+                continue
+            kept = np.array([r[0] for r in rows], dtype=np.int64)
+            pack = PackedSystems.from_atoms(
+                samples,
+                system_props={
+                    "energy": np.array([r[1] for r in rows], dtype=np.float64),
+                    "scale": grid[kept],
+                    "lattice_constant": grid[kept] * a0,
+                    "group": np.full(len(kept), group, dtype=np.int64),
+                    "element": np.full(len(kept), el),
+                    "split": split[kept],
+                },
+                atom_props={"forces": [r[2] for r in rows]},
+            )
+            pack.edges, _ = bond_graph(samples, replicate_bonds(bonds, len(samples)), ["metallic"])
+            writer.add(pack, failures)
+    return {
+        "out": str(out),
+        "n_samples": writer.n_samples,
+        "n_new": writer.n_done - writer.n_skipped,
+        "n_skipped": writer.n_skipped,
+        "complete": writer.complete,
+        "lattice_constants": {el: v["a"] for el, v in lattice_constants_.items()},
+        "seconds_per_cell": emt_time / n_cells if n_cells else None,
+        "wall_time_s": round(time.perf_counter() - t0, 3),
+    }

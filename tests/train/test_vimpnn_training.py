@@ -1,0 +1,86 @@
+"""MPNN and VIMPNN train end to end on a stored bond graph, with auxiliary heads and a given split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.build import molecule
+
+from deepatoms.apps.train import train
+from deepatoms.data.bonds import bond_graph, perceive_bonds
+from deepatoms.data.dataset import write_dataset
+from deepatoms.data.packed import PackedSystems
+from deepatoms.datagen.scaling import scale_atoms
+from deepatoms.models.io import load_model_file
+from deepatoms.train.config import ConfigError, apply_overrides, load_preset
+
+SCALES = np.linspace(0.9, 1.5, 4)
+
+
+def _morse_energy(atoms, pairs) -> float:
+    """Σ over bonds of a Morse well with its minimum at the stable bond length (eV)."""
+    d = atoms.get_all_distances()
+    return float(sum((1 - np.exp(-2.0 * (d[i, j] - r0))) ** 2 - 1 for i, j, r0 in pairs))
+
+
+@pytest.fixture(scope="module")
+def scaled_set(tmp_path_factory):
+    """Seven small molecules × 4 scalings with Morse bond energies, split by molecule."""
+    names = ["CH4", "H2O", "NH3", "CH3OH", "H2CO", "C2H2", "HCN"]
+    stable = [molecule(n) for n in names]
+    bonds = [perceive_bonds(a) for a in stable]  # perceived once, at s = 1
+    frames, frame_bonds, props = [], [], {"energy": [], "scale": [], "group": [], "split": []}
+    for g, (atoms, b) in enumerate(zip(stable, bonds, strict=True)):
+        d0 = atoms.get_all_distances()
+        pairs = [(x, y, d0[x, y]) for x, y in zip(b.i, b.j, strict=True)]
+        for s in SCALES:
+            scaled = scale_atoms(atoms, s)
+            frames.append(scaled)
+            frame_bonds.append(b)
+            props["energy"].append(_morse_energy(scaled, pairs))
+            props["scale"].append(s)
+            props["group"].append(g)
+            props["split"].append((["train"] * 5 + ["val", "test"])[g])
+    data = PackedSystems.from_atoms(frames, props)
+    data.edges, vocab = bond_graph(frames, frame_bonds)
+    # the topology of every scaled copy is the stable molecule's
+    for g in range(len(stable)):
+        first = data.edges.subset([4 * g])
+        for c in range(1, 4):
+            other = data.edges.subset([4 * g + c])
+            np.testing.assert_array_equal(first.edge_index, other.edge_index)
+    path = tmp_path_factory.mktemp("vimpnn") / "scaled.h5"
+    meta = {"units": {"energy": "eV", "scale": ""}, "source": "test", "provenance": {},
+            "bond_types": vocab}  # fmt: skip
+    write_dataset(path, data, meta)
+    return path, vocab
+
+
+@pytest.mark.parametrize("preset", ["mpnn-qm9aug-fast", "vimpnn-qm9aug-fast"])
+def test_preset_trains_on_the_generator_split(scaled_set, tmp_path, preset):
+    path, vocab = scaled_set
+    cfg = apply_overrides(
+        load_preset(preset),
+        ["train.max_epochs=3", "train.batch_size=4", "model.n_hidden=16",
+         "model.edge_net=[16]", "model.readout_hidden=[16]", "train.num_threads=1"],
+    )  # fmt: skip
+    torch.manual_seed(0)
+    summary = train(cfg, path, tmp_path / "run", progress=False)
+    assert (summary["n_train"], summary["n_val"], summary["n_test"]) == (20, 4, 4)
+    assert np.isfinite(summary["best_val_mae"])
+    loaded = load_model_file(summary["model_file"])
+    assert loaded.model.config["n_bond_types"] == len(vocab) == 3  # single, double, triple
+    assert loaded.meta["bond_types"] == vocab
+    metrics = (tmp_path / "run" / "metrics.csv").read_text()
+    assert ("train_aux_loss" in metrics) == preset.startswith("vimpnn")
+
+
+def test_aux_heads_need_the_scale_label(scaled_set, tmp_path):
+    path, _ = scaled_set
+    cfg = apply_overrides(load_preset("vimpnn-qm9aug-fast"), ["data.split_column=group"])
+    with pytest.raises(ConfigError, match="only 'train', 'val' and 'test'"):
+        train(cfg, path, tmp_path / "bad", progress=False)
+    cfg = apply_overrides(load_preset("vimpnn-qm9aug-fast"), ["data.split_column=nope"])
+    with pytest.raises(ConfigError, match="no per-system column"):
+        train(cfg, path, tmp_path / "bad2", progress=False)
