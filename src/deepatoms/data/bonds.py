@@ -40,7 +40,7 @@ import numpy as np
 from ase import Atoms
 
 from deepatoms.data.edge_store import StoredEdges
-from deepatoms.data.neighbors import GraphSpec, _periodic_half_pairs
+from deepatoms.data.neighbors import GraphSpec, periodic_half_pairs
 from deepatoms.data.packed import PackedSystems
 
 __all__ = [
@@ -99,7 +99,7 @@ def _half_pairs(atoms: Atoms, r: float) -> tuple[np.ndarray, np.ndarray, np.ndar
     """Every pair within ``r`` Å once (i, j, shift S, distance), images included if periodic."""
     pos = atoms.positions
     if np.any(atoms.pbc):
-        i, j, s = _periodic_half_pairs(pos, atoms.cell.array, atoms.pbc, r)
+        i, j, s = periodic_half_pairs(pos, atoms.cell.array, atoms.pbc, r)
         d = np.linalg.norm(pos[j] - pos[i] + s @ atoms.cell.array, axis=1)
         return i, j, s, d
     i, j = np.triu_indices(len(atoms), k=1)

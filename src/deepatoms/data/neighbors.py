@@ -153,7 +153,7 @@ def _molecule_half_pairs(
     return i, j
 
 
-def _periodic_half_pairs(
+def periodic_half_pairs(
     positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Half neighbour list (each pair once) of one periodic system through vesin."""
@@ -347,7 +347,7 @@ def _pair_edges(
             raise ValueError(
                 f"system {k} is periodic but its cell has zero volume: {cell[k].tolist()}"
             )
-        pi, pj, ps = _periodic_half_pairs(positions[s:e], cell[k], pbc[k], spec.cutoff)
+        pi, pj, ps = periodic_half_pairs(positions[s:e], cell[k], pbc[k], spec.cutoff)
         i_parts.append(pi + s)
         j_parts.append(pj + s)
         s_parts.append(ps)

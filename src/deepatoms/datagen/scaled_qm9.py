@@ -36,9 +36,9 @@ from deepatoms.data.packed import PackedSystems
 from deepatoms.data.sources.qm9 import (
     QM9_FILES,
     QM9_N_MOLECULES,
-    _parse_lists,
-    _qm9pack_version,
+    parse_lists,
     qm9_data_dir,
+    qm9pack_version,
 )
 from deepatoms.datagen.resumable import (
     GeneratedDataset,
@@ -95,8 +95,8 @@ def read_qm9_molecules(first: int, n: int) -> Iterator[tuple[int, str, Atoms]]:
                     )
                 last_index = index
                 if position >= first:
-                    symbols = _parse_lists([row[col["Elements"]]])
-                    xyz = np.array(_parse_lists([row[col["XYZ_Ang"]]]), dtype=np.float64)
+                    symbols = parse_lists([row[col["Elements"]]])
+                    xyz = np.array(parse_lists([row[col["XYZ_Ang"]]]), dtype=np.float64)
                     atoms = Atoms(
                         numbers=[_SYMBOL_TO_Z[s] for s in symbols], positions=xyz.reshape(-1, 3)
                     )
@@ -223,7 +223,7 @@ def generate_scaled_qm9(
         provenance={
             "dataset": "Augmented QM9 (specs/vimpnn.md §8): QM9 molecules (qm9pack, "
             "B3LYP/6-31G(2df,p) geometries = s 1) scaled about their centroid",
-            "qm9pack_version": _qm9pack_version(),
+            "qm9pack_version": qm9pack_version(),
             "labeller": {
                 **labeller,
                 "retry_electronic_temperatures_K": temps,

@@ -107,7 +107,8 @@ def qm9_data_dir() -> Path:
     )
 
 
-def _qm9pack_version() -> str:
+def qm9pack_version() -> str:
+    """Version of the installed qm9pack package (``"unknown"`` when it is not installed)."""
     try:
         return importlib.metadata.version("qm9pack")
     except importlib.metadata.PackageNotFoundError:
@@ -134,7 +135,7 @@ def _read_rows(folder: Path, progress: bool) -> tuple[list[tuple[str, ...]], lis
                 if missing:
                     raise ValueError(
                         f"QM9 file '{path}' lacks column(s) {missing}; this qm9pack version "
-                        f"({_qm9pack_version()}) has an unexpected layout"
+                        f"({qm9pack_version()}) has an unexpected layout"
                     )
                 pick = operator.itemgetter(*(header.index(c) for c in _FIELDS))
                 n_cols = len(header)
@@ -160,7 +161,7 @@ def _floats(strings: list[str] | tuple[str, ...], what: str) -> np.ndarray:
         raise ValueError(f"QM9: {what}: {err}") from err
 
 
-def _parse_lists(cells: tuple[str, ...] | list[str]) -> list[str]:
+def parse_lists(cells: tuple[str, ...] | list[str]) -> list[str]:
     """Tokens of many '[[a,b,c],[d,e,f]]'-style cells, concatenated in order."""
     return ",".join(cells).translate(_STRIP).split(",")
 
@@ -251,7 +252,7 @@ def load_qm9(
     n_tot = int(n_atoms.sum())
 
     el_cells = column("Elements")
-    symbols = _parse_lists(el_cells) if len(sel) else []
+    symbols = parse_lists(el_cells) if len(sel) else []
     if len(symbols) != n_tot:
         _locate_bad_row(el_cells, n_atoms, 1, "'Elements'", where)
     try:
@@ -263,14 +264,14 @@ def load_qm9(
         ) from None
 
     xyz_cells = column("XYZ_Ang")
-    xyz_tokens = _parse_lists(xyz_cells) if len(sel) else []
+    xyz_tokens = parse_lists(xyz_cells) if len(sel) else []
     if len(xyz_tokens) != 3 * n_tot:
         _locate_bad_row(xyz_cells, n_atoms, 3, "'XYZ_Ang'", where)
     positions = _floats(xyz_tokens, "column 'XYZ_Ang'").reshape(-1, 3)
     del xyz_tokens
 
     mull_cells = column("Mulliken_pop")
-    mull_tokens = _parse_lists(mull_cells) if len(sel) else []
+    mull_tokens = parse_lists(mull_cells) if len(sel) else []
     if len(mull_tokens) != n_tot:
         _locate_bad_row(mull_cells, n_atoms, 1, "'Mulliken_pop'", where)
     mulliken = _floats(mull_tokens, "column 'Mulliken_pop'")
@@ -296,7 +297,7 @@ def load_qm9(
         system_props=system_props,
         atom_props={"mulliken": mulliken},
     )
-    version = _qm9pack_version()
+    version = qm9pack_version()
     metadata: dict[str, Any] = {
         "units": dict(QM9_UNITS),
         "source": f"qm9pack {version}",
