@@ -24,9 +24,10 @@ def _morse_energy(atoms, pairs) -> float:
     return float(sum((1 - np.exp(-2.0 * (d[i, j] - r0))) ** 2 - 1 for i, j, r0 in pairs))
 
 
-@pytest.fixture(scope="module")
-def scaled_set(tmp_path_factory):
-    """Seven small molecules × 4 scalings with Morse bond energies, split by molecule."""
+def _write_scaled_set(path, scales) -> list[str]:
+    """Seven small molecules × ``scales`` with Morse bond energies (minimum at s = 1), split by
+    molecule (5 train, 1 val, 1 test); returns the bond vocabulary."""
+    n_s = len(scales)
     names = ["CH4", "H2O", "NH3", "CH3OH", "H2CO", "C2H2", "HCN"]
     stable = [molecule(n) for n in names]
     bonds = [perceive_bonds(a) for a in stable]  # perceived once, at s = 1
@@ -34,7 +35,7 @@ def scaled_set(tmp_path_factory):
     for g, (atoms, b) in enumerate(zip(stable, bonds, strict=True)):
         d0 = atoms.get_all_distances()
         pairs = [(x, y, d0[x, y]) for x, y in zip(b.i, b.j, strict=True)]
-        for s in SCALES:
+        for s in scales:
             scaled = scale_atoms(atoms, s)
             frames.append(scaled)
             frame_bonds.append(b)
@@ -46,15 +47,21 @@ def scaled_set(tmp_path_factory):
     data.edges, vocab = bond_graph(frames, frame_bonds)
     # the topology of every scaled copy is the stable molecule's
     for g in range(len(stable)):
-        first = data.edges.subset([4 * g])
-        for c in range(1, 4):
-            other = data.edges.subset([4 * g + c])
+        first = data.edges.subset([n_s * g])
+        for c in range(1, n_s):
+            other = data.edges.subset([n_s * g + c])
             np.testing.assert_array_equal(first.edge_index, other.edge_index)
-    path = tmp_path_factory.mktemp("vimpnn") / "scaled.h5"
     meta = {"units": {"energy": "eV", "scale": ""}, "source": "test", "provenance": {},
             "bond_types": vocab}  # fmt: skip
     write_dataset(path, data, meta)
-    return path, vocab
+    return vocab
+
+
+@pytest.fixture(scope="module")
+def scaled_set(tmp_path_factory):
+    """Seven small molecules × 4 scalings (see :func:`_write_scaled_set`)."""
+    path = tmp_path_factory.mktemp("vimpnn") / "scaled.h5"
+    return path, _write_scaled_set(path, SCALES)
 
 
 @pytest.mark.parametrize("preset", ["mpnn-qm9aug-fast", "vimpnn-qm9aug-fast"])
@@ -84,3 +91,34 @@ def test_aux_heads_need_the_scale_label(scaled_set, tmp_path):
     cfg = apply_overrides(load_preset("vimpnn-qm9aug-fast"), ["data.split_column=nope"])
     with pytest.raises(ConfigError, match="no per-system column"):
         train(cfg, path, tmp_path / "bad2", progress=False)
+
+
+@pytest.mark.slow
+def test_vimpnn_learns_curves_with_their_minimum_near_s1(tmp_path):
+    """Training sanity (specs/vimpnn.md acceptance): on Morse bond energies over the paper's
+    10-point grid, the trained VIMPNN's dense curves of the training molecules have their
+    minimum inside the grid and within 1.5 data-grid spacings (0.1) of the true s = 1, which is
+    not itself a labelled point (measured: DSC 0.015–0.095, mean 0.054)."""
+    from deepatoms.analysis.curve_metrics import dense_grid, dsc
+    from deepatoms.analysis.energy_curves import base_structures, model_curves
+    from deepatoms.data.dataset import read_dataset
+
+    path = tmp_path / "morse.h5"
+    _write_scaled_set(path, np.linspace(0.9, 1.5, 10))
+    cfg = apply_overrides(
+        load_preset("vimpnn-qm9aug-fast"),
+        ["train.max_epochs=150", "train.batch_size=10", "train.num_threads=1",
+         "train.early_stopping_patience=150", "data.atomref=none"],
+    )  # fmt: skip
+    torch.manual_seed(0)
+    summary = train(cfg, path, tmp_path / "run", progress=False)
+    loaded = load_model_file(summary["model_file"])
+    data, _ = read_dataset(path)
+    train_groups = np.unique(data.system_props["group"][data.system_props["split"] == "train"])
+    grid = dense_grid(0.9, 1.5, 0.005)
+    curves = model_curves(loaded, base_structures(data, train_groups), grid, 100, None)
+    d = dsc(grid, curves)
+    assert np.all(np.argmin(curves, axis=1) > 0) and np.all(
+        np.argmin(curves, axis=1) < len(grid) - 1
+    )
+    assert d.max() <= 0.1, d
