@@ -301,7 +301,9 @@ def train(
     summary = run_train(cfg, data, out_dir, progress=not quiet, init=init)
     verb = "resumed and finished" if summary["resumed"] else "finished"
     u = summary["unit"]
-    if summary.get("forces"):
+    if summary.get("model") == "gschnet":
+        score = f"best validation loss {summary['best_val_loss']:.5g} nats"
+    elif summary.get("forces"):
         score = (
             f"best validation loss {summary['best_val_loss']:.5g}; energy MAE "
             f"{summary['val_energy_mae']:.5g} {u}, force MAE {summary['val_force_mae']:.5g} {u}/Å"
@@ -309,7 +311,8 @@ def train(
     else:
         score = f"best validation MAE {summary['best_val_mae']:.5g} {u}"
     out.print(
-        f"{verb} {summary['preset']} on {summary['target']}: {summary['epochs']} epochs, "
+        f"{verb} {summary['preset']} on {summary['target'] or 'molecule generation'}: "
+        f"{summary['epochs']} epochs, "
         f"{summary['steps']} steps, {score} ({summary['wall_time_s']} s)"
     )
     out.print(f"model: {summary['model_file']}")

@@ -323,6 +323,10 @@ def train(
     with another reference), and the optimiser starts fresh. Returns the run summary (also written to ``summary.json``), with
     validation MAE/RMSE in the target's units and the path of the exported model file.
     """
+    if config["model"].get("name") == "gschnet":  # generative: traces, not a target property
+        from deepatoms.apps.train_gschnet import train_gschnet
+
+        return train_gschnet(config, data_path, out, progress, init, split)
     config = copy.deepcopy(config)
     data_path = Path(data_path)
     run = RunDir(out)

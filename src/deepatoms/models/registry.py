@@ -60,7 +60,7 @@ def available_models() -> list[str]:
 
 def _import_families() -> None:
     # Importing the modules runs their @register_model decorators.
-    from deepatoms.models import dtnn, mpnn, nmp_edge, schnet  # noqa: F401
+    from deepatoms.models import dtnn, gschnet, mpnn, nmp_edge, schnet  # noqa: F401
 
 
 def build_model(config: dict) -> AtomisticModel:
