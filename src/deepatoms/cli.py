@@ -452,6 +452,11 @@ from deepatoms.apps.curves_cli import register as _register_curves  # noqa: E402
 
 _register_curves(app)
 
+# G-SchNet generation (`deepatoms generate gschnet`); imported last like datagen
+from deepatoms.generate.cli import register as _register_generate  # noqa: E402
+
+_register_generate(app)
+
 
 def main() -> None:
     """Console-script entry point."""
