@@ -381,13 +381,19 @@ def _plot_all(data, plan, grid, curves, by_size, out_dir, first) -> list[str]:
     plots = [str(plot_error_vs_size(out_dir / "error_vs_size.png", by_size, first.unit))]
     if not curves:
         return plots
+    from ase import Atoms
+
     gid = np.asarray(data.system_props["group"])
     element = data.system_props.get("element")
     refs = reference_curves(data, plan["plot_groups"], first.property)
     for g in plan["plot_groups"]:
         c = int(np.searchsorted(plan["curve_groups"], g))
         k = int(np.flatnonzero(gid == g)[0])
-        label = f"group {int(g)} ({int(data.n_atoms[k])} atoms)"
+        s, e = data.offsets[k], data.offsets[k + 1]
+        formula = Atoms(numbers=data.numbers[s:e]).get_chemical_formula()
+        label = f"group {int(g)}: {formula} ({int(data.n_atoms[k])} atoms)"
+        if "smiles" in data.system_props:
+            label += f", {data.system_props['smiles'][k]}"
         if element is not None:
             label += f", {np.asarray(element)[k]}"
         png = plot_energy_curves(
