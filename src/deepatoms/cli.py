@@ -457,6 +457,16 @@ from deepatoms.generate.cli import register as _register_generate  # noqa: E402
 
 _register_generate(app)
 
+# G-SchNet QM9 preparation (`deepatoms data qm9-generative`); imported last like datagen
+from deepatoms.generate.qm9_prep_cli import register as _register_qm9gen  # noqa: E402
+
+_register_qm9gen(data_app)
+
+# evaluation of generated molecules (`deepatoms evaluate-generated`); imported last like datagen
+from deepatoms.apps.evaluate_generated_cli import register as _register_evalgen  # noqa: E402
+
+_register_evalgen(app)
+
 
 def main() -> None:
     """Console-script entry point."""

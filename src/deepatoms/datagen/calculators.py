@@ -74,7 +74,7 @@ def check_elements(name: str, symbols: Iterable[str]) -> None:
             )
 
 
-def _set_openmp_threads(n: int) -> bool:
+def set_openmp_threads(n: int) -> bool:
     """Set the thread count of GNU OpenMP (``libgomp.so.1``, which tblite links) for this
     process; return False where that library is not available (then OMP_NUM_THREADS rules).
 
@@ -109,7 +109,7 @@ def _xtb(settings: dict[str, Any]) -> Calculator:
         raise ValueError(f"xtb threads must be a positive integer or None, got {threads!r}")
     calc = TBLite(verbosity=0, **settings)
     # provenance: None where the OpenMP default (OMP_NUM_THREADS) applies
-    settings["threads"] = threads if threads is not None and _set_openmp_threads(threads) else None
+    settings["threads"] = threads if threads is not None and set_openmp_threads(threads) else None
     return calc
 
 
