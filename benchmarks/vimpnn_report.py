@@ -126,6 +126,8 @@ def run_one(a: argparse.Namespace, work: Path, job: tuple[str, str, str, list[st
     if ds == "crystal":  # 16 training cells = 1 step per epoch: validate every 10 steps and
         # stop after 30 validations without improvement (300 steps), not after 20 single steps
         extra += ["train.val_every_steps=10", "train.early_stopping_patience=30"]
+        if label in ("mpnn", "vimpnn"):  # as the growth presets: raw Z saturates the GRU on Al/Cu
+            extra.append("model.z_scale=29")
     args = ["train", "--preset", preset, "--data", str(work / "data" / DATASETS[ds][0]),
             "--out", str(run), "--max-epochs", str(epochs), "--seed", str(a.seed), "--quiet"]  # fmt: skip
     for s in [*sets, *extra]:

@@ -97,6 +97,13 @@ def test_node_features_paper_layout():
     h0_wide = wide.representation.node_features(numbers)
     assert h0_wide.shape == (4, 219)
     assert torch.equal(h0_wide[:, :73], expect) and not h0_wide[:, 73:].any()
+    with float64_default():
+        scaled = build_model({"name": "vimpnn", "n_bond_types": 3, "z_scale": 29})
+    h0_scaled = scaled.representation.node_features(numbers)
+    assert torch.equal(h0_scaled[:, 7], torch.tensor([1, 8, 29, 13], dtype=F64) / 29)
+    assert torch.equal(h0_scaled[:, :7], expect[:, :7])
+    with pytest.raises(ValueError, match="z_scale"):
+        build_model({"name": "vimpnn", "z_scale": 0})
 
 
 # -- invariances (spec "Acceptance ideas") ------------------------------------------------------------
