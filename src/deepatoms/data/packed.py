@@ -110,12 +110,12 @@ class PackedSystems:
                     "cannot concatenate packs with different properties: "
                     f"{sorted(names_s | names_a)} vs {sorted(set(p.property_names))}"
                 )
-        with_edges = [p.edges is not None for p in parts]
+        # Stored edges are joined; cached ones (Voronoi) are dropped unless every part has them,
+        # but a bond graph cannot be rebuilt, so it may not be lost.
         edges = None
-        if all(with_edges):
+        if all(p.edges is not None for p in parts):
             edges = type(parts[0].edges).concatenate([p.edges for p in parts])
-        elif any(getattr(p.edges, "spec", None) is not None and p.edges.spec.stored_only
-                 for p in parts):  # fmt: skip
+        elif any(p.edges is not None and p.edges.spec.stored_only for p in parts):
             raise ValueError(
                 "cannot concatenate packs with and without a stored bond graph: every part needs "
                 "its bonds (deepatoms.data.bonds)"
