@@ -388,9 +388,9 @@ def relax_molecule(
     raise ValueError(f"unknown relaxation method {method!r}; choose xtb, mmff or none")
 
 
-def xtb_gap(numbers: np.ndarray, positions: np.ndarray) -> float:
-    """GFN2-xTB HOMO–LUMO gap (eV) of a neutral closed-shell molecule (tblite, single point at
-    300 K electronic temperature): ε_LUMO − ε_HOMO from the orbital energies and occupations."""
+def xtb_frontier_orbitals(numbers: np.ndarray, positions: np.ndarray) -> tuple[float, float]:
+    """GFN2-xTB (ε_HOMO, ε_LUMO) in eV of a neutral closed-shell molecule (tblite single point at
+    300 K electronic temperature, one OpenMP thread), from the orbital energies and occupations."""
     from ase.units import Bohr, Hartree
     from tblite.interface import Calculator
 
@@ -407,4 +407,10 @@ def xtb_gap(numbers: np.ndarray, positions: np.ndarray) -> float:
     n_occ = round(float(occ.sum()) / 2.0)  # doubly occupied orbitals
     if not 0 < n_occ < len(eps):
         raise ValueError(f"no HOMO/LUMO pair among {len(eps)} orbitals ({n_occ} occupied)")
-    return float((eps[n_occ] - eps[n_occ - 1]) * Hartree)
+    return float(eps[n_occ - 1] * Hartree), float(eps[n_occ] * Hartree)
+
+
+def xtb_gap(numbers: np.ndarray, positions: np.ndarray) -> float:
+    """GFN2-xTB HOMO–LUMO gap (eV) = ε_LUMO − ε_HOMO of :func:`xtb_frontier_orbitals`."""
+    homo, lumo = xtb_frontier_orbitals(numbers, positions)
+    return lumo - homo

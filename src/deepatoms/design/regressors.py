@@ -1,0 +1,299 @@
+"""Latent property regressors on a grammar-VAE latent space (``specs/grammar-vae.md`` §5).
+
+One :class:`~deepatoms.models.latent_regressor.LatentRegressor` per property (Paper D: MLP
+512-512-256-1, tanh, dropout dp after hidden layers 2 and 3). Training, per property k:
+
+- targets z-scored with the training mean and standard deviation: y' = (y − m_k) / s_k;
+- every epoch each training string x_i gets a fresh sample z_i = μ(x_i) + σ(x_i) ⊙ ε (Paper D);
+- loss per mini-batch: mean (f(z) − y')² + λ Σ‖W‖² (weight matrices; ``l2`` = λ);
+- SGD, lr 10⁻³, momentum 0.9, batch 64, at most 1,000 epochs; early stopping with patience 50
+  on the validation MAE (eV) of predictions at the encoder mean μ(x); the best epoch is kept
+  (Defaults of §5, not stated in the sources).
+
+Predictions f_k(z)·s_k + m_k are in the property's unit (eV). Regressor files (``torch.save`` of
+plain containers; ``torch.load(weights_only=True)``)::
+
+    {"format": "deepatoms-latent-regressors", "format_version": 1, "latent_dim": int,
+     "properties": [str], "models": {prop: {"config", "state_dict", "mean", "std", "stats"}},
+     "meta": dict}
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from deepatoms import __version__
+from deepatoms.models.io import atomic_torch_save
+from deepatoms.models.latent_regressor import LatentRegressor
+from deepatoms.progress import ProgressBar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from deepatoms.design.latent import LatentSpace
+
+__all__ = [
+    "REGRESSOR_DEFAULTS",
+    "RegressorSet",
+    "fit_regressor",
+    "latent_space_info",
+    "load_regressors",
+    "save_regressors",
+    "train_regressors",
+]
+
+FORMAT = "deepatoms-latent-regressors"
+FORMAT_VERSION = 1
+REGRESSOR_DEFAULTS: dict[str, Any] = {
+    "hidden": [512, 512, 256],
+    "dropout": 0.2,
+    "dropout_after": [2, 3],
+    "l2": 1.0e-5,
+    "lr": 1.0e-3,
+    "momentum": 0.9,
+    "batch_size": 64,
+    "max_epochs": 1000,
+    "patience": 50,
+    "n_val": 0.1,  # validation fraction drawn from the training strings when none are given
+    "seed": 0,
+}
+
+
+class RegressorSet:
+    """Trained regressors for several properties of one latent space (predictions in eV)."""
+
+    def __init__(
+        self,
+        models: Mapping[str, LatentRegressor],
+        mean: Mapping[str, float],
+        std: Mapping[str, float],
+        stats: Mapping[str, dict] | None = None,
+        meta: dict | None = None,
+    ) -> None:
+        self.models = {k: m.eval() for k, m in models.items()}
+        self.mean = {k: float(v) for k, v in mean.items()}
+        self.std = {k: float(v) for k, v in std.items()}
+        self.stats = {k: dict(v) for k, v in (stats or {}).items()}
+        self.meta = dict(meta or {})
+        dims = {m.config["latent_dim"] for m in self.models.values()}
+        if len(dims) > 1:
+            raise ValueError(f"regressors of one set must share the latent size, got {dims}")
+        self.latent_dim = dims.pop() if dims else 0
+
+    @property
+    def properties(self) -> list[str]:
+        """The property names, in training order."""
+        return list(self.models)
+
+    @torch.no_grad()
+    def predict(self, z: np.ndarray, batch_size: int = 8192) -> dict[str, np.ndarray]:
+        """Predicted properties (eV) of latent points ``z [N, d]`` (eval mode: no dropout)."""
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"latent points must have shape [N, {self.latent_dim}], got {list(z.shape)}"
+            )
+        out = {}
+        for k, m in self.models.items():
+            parts = [
+                m(torch.from_numpy(z[s : s + batch_size])).double().numpy()
+                for s in range(0, len(z), batch_size)
+            ]
+            y = np.concatenate(parts) if parts else np.zeros(0)
+            out[k] = y * self.std[k] + self.mean[k]
+        return out
+
+    def predict_strings(
+        self, latent_space: LatentSpace, strings: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """Predicted properties (eV) of ``strings`` at their encoder means."""
+        if latent_space.latent_dim != self.latent_dim:
+            raise ValueError(
+                f"these regressors take {self.latent_dim}-dimensional latent points but the "
+                f"latent space has {latent_space.latent_dim}: use the VAE they were trained on"
+            )
+        return self.predict(latent_space.encode_mean(strings))
+
+
+def _mae(model: LatentRegressor, z: torch.Tensor, y: np.ndarray, mean: float, std: float) -> float:
+    model.eval()
+    with torch.no_grad():
+        pred = model(z).double().numpy() * std + mean
+    model.train()
+    return float(np.mean(np.abs(pred - y)))
+
+
+def fit_regressor(
+    mu: np.ndarray,
+    logvar: np.ndarray,
+    y: np.ndarray,
+    val_mu: np.ndarray,
+    val_y: np.ndarray,
+    config: Mapping[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[LatentRegressor, float, float, dict]:
+    """Train one regressor (module docstring) → (model, mean, std, stats).
+
+    ``mu``/``logvar [N, d]``: the training strings' posteriors; ``y [N]`` targets (eV);
+    ``val_mu [M, d]``, ``val_y [M]``: validation points at the encoder mean. ``stats``:
+    ``best_epoch``, ``epochs``, ``val_mae`` (eV, best), ``train_mae`` (eV, at μ).
+    """
+    c = {**REGRESSOR_DEFAULTS, **(config or {})}
+    y = np.asarray(y, dtype=np.float64)
+    if len(y) < 2:
+        raise ValueError(f"a regressor needs at least 2 training points, got {len(y)}")
+    if len(val_y) == 0:
+        raise ValueError("a regressor needs at least 1 validation point for early stopping")
+    mean, std = float(y.mean()), float(y.std())
+    std = std if std > 0 else 1.0
+    gen = torch.Generator()
+    gen.manual_seed(int(c["seed"]))
+    torch.manual_seed(int(c["seed"]))
+    model = LatentRegressor(mu.shape[1], c["hidden"], c["dropout"], c["dropout_after"])
+    opt = torch.optim.SGD(model.parameters(), lr=float(c["lr"]), momentum=float(c["momentum"]))
+    mu_t = torch.as_tensor(mu, dtype=torch.float32)
+    sigma_t = torch.exp(0.5 * torch.as_tensor(logvar, dtype=torch.float32))
+    y_t = torch.as_tensor((y - mean) / std, dtype=torch.float32)
+    val_t = torch.as_tensor(val_mu, dtype=torch.float32)
+    l2, bs = float(c["l2"]), int(c["batch_size"])
+    max_epochs, patience = int(c["max_epochs"]), int(c["patience"])
+    best, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
+    epoch = 0
+    model.train()
+    for epoch in range(1, max_epochs + 1):
+        z = mu_t + sigma_t * torch.randn(mu_t.shape, generator=gen)
+        perm = torch.randperm(len(y_t), generator=gen)
+        for s in range(0, len(perm), bs):
+            b = perm[s : s + bs]
+            loss = (model(z[b]) - y_t[b]).pow(2).mean()
+            if l2 > 0:
+                loss = loss + l2 * model.l2_penalty()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        val = _mae(model, val_t, np.asarray(val_y, dtype=np.float64), mean, std)
+        if val < best:
+            best, best_epoch, best_state = val, epoch, copy.deepcopy(model.state_dict())
+        if progress is not None:
+            progress(epoch, max_epochs)
+        if epoch - best_epoch >= patience:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    stats = {
+        "best_epoch": best_epoch,
+        "epochs": epoch,
+        "val_mae": best,
+        "train_mae": _mae(model, mu_t, y, mean, std),
+        "n_train": len(y),
+        "n_val": len(val_y),
+    }
+    model.eval()
+    return model, mean, std, stats
+
+
+def train_regressors(
+    latent_space: LatentSpace,
+    strings: Sequence[str],
+    targets: Mapping[str, np.ndarray],
+    val_strings: Sequence[str] | None = None,
+    val_targets: Mapping[str, np.ndarray] | None = None,
+    config: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> RegressorSet:
+    """One regressor per property of ``targets`` (eV) on ``latent_space`` (§5).
+
+    Without ``val_strings`` a seeded ``config['n_val']`` fraction of ``strings`` is held out for
+    early stopping. ``progress``: a bar per property on stderr.
+    """
+    c = {**REGRESSOR_DEFAULTS, **(config or {})}
+    strings = list(strings)
+    for k, v in targets.items():
+        if len(v) != len(strings):
+            raise ValueError(f"property {k!r} has {len(v)} values for {len(strings)} strings")
+    targets = {k: np.asarray(v, dtype=np.float64) for k, v in targets.items()}
+    if val_strings is None:
+        rng = np.random.default_rng(int(c["seed"]))
+        perm = rng.permutation(len(strings))
+        n_val = max(1, round(float(c["n_val"]) * len(strings)))
+        val_i, tr_i = perm[:n_val], perm[n_val:]
+        val_strings = [strings[i] for i in val_i]
+        val_targets = {k: v[val_i] for k, v in targets.items()}
+        strings = [strings[i] for i in tr_i]
+        targets = {k: v[tr_i] for k, v in targets.items()}
+    elif val_targets is None or set(val_targets) != set(targets):
+        raise ValueError("val_targets must hold the same properties as targets")
+    mu, logvar = latent_space.posterior(strings)
+    val_mu = latent_space.encode_mean(list(val_strings))
+    models, means, stds, stats = {}, {}, {}, {}
+    for k in targets:
+        with ProgressBar(f"regressor {k}", quiet=not progress) as bar:
+            m, mean, std, st = fit_regressor(
+                mu, logvar, targets[k], val_mu, np.asarray(val_targets[k]), c, bar
+            )
+        models[k], means[k], stds[k], stats[k] = m, mean, std, st
+    meta = {"config": {k: c[k] for k in REGRESSOR_DEFAULTS}, **latent_space_info(latent_space)}
+    return RegressorSet(models, means, stds, stats, meta)
+
+
+def latent_space_info(latent_space: LatentSpace) -> dict[str, Any]:
+    """Identification of the latent space regressors belong to (model file, grammar, size)."""
+    return {
+        "model_file": latent_space.meta.get("model_file"),
+        "grammar": latent_space.grammar.name,
+        "latent_dim": latent_space.latent_dim,
+    }
+
+
+def save_regressors(path: str | Path, regressors: RegressorSet, meta: dict | None = None) -> None:
+    """Write ``regressors`` to ``path`` atomically (plain containers, safe to load)."""
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "deepatoms_version": __version__,
+        "latent_dim": regressors.latent_dim,
+        "properties": regressors.properties,
+        "models": {
+            k: {
+                "config": dict(m.config),
+                "state_dict": {n: t.detach().cpu() for n, t in m.state_dict().items()},
+                "mean": regressors.mean[k],
+                "std": regressors.std[k],
+                "stats": regressors.stats.get(k, {}),
+            }
+            for k, m in regressors.models.items()
+        },
+        "meta": {**regressors.meta, **(meta or {})},
+    }
+    atomic_torch_save(payload, path)
+
+
+def load_regressors(path: str | Path) -> RegressorSet:
+    """Rebuild a :class:`RegressorSet` from a file written by :func:`save_regressors`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"regressor file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for non-model files
+        raise ValueError(f"{path} is not a readable regressor file ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(
+            f"{path} is not a latent-regressor file (format {FORMAT!r}); write one with "
+            "`deepatoms vae regress`"
+        )
+    models, means, stds, stats = {}, {}, {}, {}
+    for k in payload["properties"]:
+        entry = payload["models"][k]
+        c = entry["config"]
+        m = LatentRegressor(c["latent_dim"], c["hidden"], c["dropout"], c["dropout_after"])
+        m.load_state_dict(entry["state_dict"])
+        models[k], means[k], stds[k], stats[k] = m, entry["mean"], entry["std"], entry["stats"]
+    meta = dict(payload.get("meta") or {})
+    meta["regressor_file"] = str(path)
+    return RegressorSet(models, means, stds, stats, meta)
