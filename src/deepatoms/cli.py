@@ -468,6 +468,19 @@ from deepatoms.apps.evaluate_generated_cli import register as _register_evalgen 
 _register_evalgen(app)
 
 
+# grammar VAE (`deepatoms vae`), inverse design (`deepatoms design`, `deepatoms data qm9-smiles|polymers`)
+# and the crystal density VAE (`deepatoms crystals`); imported last like datagen
+from deepatoms.apps.crystals_cli import register as _register_crystals  # noqa: E402
+from deepatoms.apps.design_cli import register as _register_design  # noqa: E402
+from deepatoms.apps.design_cli import register_data as _register_design_data  # noqa: E402
+from deepatoms.apps.grammar_vae_cli import register as _register_vae  # noqa: E402
+
+_register_vae(app)
+_register_design(app)
+_register_design_data(data_app)
+_register_crystals(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

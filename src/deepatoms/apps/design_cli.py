@@ -213,17 +213,15 @@ def _embed_candidates(strings: Sequence[str], seed: int, quiet: bool) -> tuple[l
 def _training_strings(latent: Any, training: Path | None) -> tuple[list[str], str | None]:
     """Strings to exclude and where they came from: the ``--training`` CSV, else the run's
     ``training_strings.txt`` (one string per line, written by ``deepatoms vae train``)."""
-    from deepatoms.design.vae_io import read_string_csv
+    from deepatoms.design.vae_io import read_string_csv, read_training_strings
 
     if training is not None:
         return read_string_csv(training).strings, str(training)
-    candidates = [latent.meta.get("training_strings")]
-    if latent.meta.get("model_file"):
-        candidates.append(Path(latent.meta["model_file"]).parent / "training_strings.txt")
-    for path in candidates:
-        if path and Path(path).is_file():
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-            return [s for s in lines if s.strip()], str(path)
+    model_file = latent.meta.get("model_file") or latent.meta.get("training_strings")
+    if model_file:
+        strings = read_training_strings(model_file, latent.meta)
+        if strings:
+            return strings, f"the training strings of {model_file}"
     return [], None
 
 

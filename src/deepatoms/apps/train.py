@@ -42,6 +42,11 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARN
 
 # Limits a resumed run may change; everything else must match the saved config.
 _RESUMABLE_KEYS = {"max_epochs", "max_steps", "max_time"}
+# generative families with their own trainers (string or density data, not a target property)
+_OTHER_TRAINERS = {
+    "grammar-vae": "`deepatoms vae train --preset NAME --data STRINGS.csv`",
+    "density_vae": "`deepatoms crystals train --preset NAME --data CRYSTALS...`",
+}
 
 
 def resolve_readout(config: dict, target: str) -> str:
@@ -327,6 +332,11 @@ def train(
         from deepatoms.apps.train_gschnet import train_gschnet
 
         return train_gschnet(config, data_path, out, progress, init, split)
+    other = _OTHER_TRAINERS.get(str(config["model"].get("name")))
+    if other is not None:
+        raise ConfigError(
+            f"model {config['model']['name']!r} is not trained by `deepatoms train`; use {other}"
+        )
     config = copy.deepcopy(config)
     data_path = Path(data_path)
     run = RunDir(out)
