@@ -6,17 +6,17 @@ Errors in user input print one clear line to stderr and exit with status 2.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import math
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from deepatoms.cli_support import JsonOpt, OverwriteOpt, QuietOpt, err, out
+from deepatoms.cli_support import check_new_output as _check_new_output
+from deepatoms.cli_support import emit_json as _emit_json
+from deepatoms.cli_support import fail_cleanly as _fail_cleanly
+from deepatoms.cli_support import number as _number
 from deepatoms.progress import ProgressBar
 
 app = typer.Typer(
@@ -28,65 +28,10 @@ app = typer.Typer(
 data_app = typer.Typer(help="Build, import and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result as the last line.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-
-
-def _fail_cleanly(fn):
-    """Turn expected user errors into one 'error: …' line and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, KeyError, OSError) as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            err.print(f"[bold red]error:[/] {msg}", markup=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def _emit_json(obj: dict) -> None:
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
-
-    sys.stdout.write(json.dumps(clean(obj)) + "\n")
-    sys.stdout.flush()
-
-
-def _number(text: str | None, name: str) -> int | float | None:
-    """'1000' → 1000, '0.8' → 0.8 (fraction), None → None."""
-    if text is None:
-        return None
-    try:
-        v = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a count or a fraction, got {text!r}") from None
-    return int(v) if v >= 1 and v == int(v) else v
-
 
 # ---------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
-
-
-def _check_new_output(path: Path, overwrite: bool, hint: str = "") -> None:
-    """Refuse to replace an existing file unless asked to."""
-    if path.exists() and not overwrite:
-        raise ValueError(f"{path} already exists; pass --overwrite to replace it{hint}")
-
-
 @data_app.command("qm9")
 @_fail_cleanly
 def data_qm9(

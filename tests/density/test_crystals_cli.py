@@ -138,7 +138,7 @@ def test_model_grid_mismatch_and_wrong_model_files(work, tmp_path):
     assert "is not a density VAE model file (format 'deepatoms-model'" in one_line(res.stderr)
     (tmp_path / "notes.pt").write_text("hello")
     res = crystals("sample", tmp_path / "notes.pt", "--out", tmp_path / "s.xyz", code=2)
-    assert "is not a readable density model file" in one_line(res.stderr)
+    assert "is not a readable density VAE model file" in one_line(res.stderr)
     res = crystals("sample", tmp_path / "missing", "--out", tmp_path / "s.xyz", code=2)
     assert "model file " in res.stderr and "does not exist" in one_line(res.stderr)
     res = crystals("encode", root / "run", tmp_path / "nothing.cif", "--out",

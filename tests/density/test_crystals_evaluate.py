@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
-from test_latent_tools import tiny_model
+from dvae_helpers import tiny_model
 
 from deepatoms.density.crystal_sets import CrystalSet
 from deepatoms.density.evaluate import PAPER, ROWS, evaluate_density_model, format_markdown

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from dvae_helpers import tiny_model
 
-from deepatoms.density.dataset import ClassMap
 from deepatoms.density.grid import GridSpec
 from deepatoms.density.latent_tools import (
     alpha_inputs,
@@ -23,9 +23,6 @@ from deepatoms.density.latent_tools import (
     sample_prior,
     sweep,
 )
-from deepatoms.density.model import DensityVAEModel
-from deepatoms.density.model_io import load_density_model, save_density_model
-from deepatoms.density.training import density_preset
 
 
 def test_parse_values_range_list_and_single():
@@ -97,22 +94,6 @@ def test_difference_maps_and_conditioning_scale():
 
 # -- model-backed tools (tiny untrained model from the fast preset) ---------------------------
 CRYSTALS = [bulk("NaCl", "rocksalt", a=5.64), bulk("Cu", "fcc", a=3.6)]
-
-
-def tiny_model(path, condition: str = "none"):
-    """A tiny untrained density model (fast preset, widths 2–4, latent 8), saved and loaded."""
-    cfg = density_preset("density-vae-fast")
-    m = cfg["model"]
-    m.update(latent=8, condition=condition)
-    m["encoder"]["widths"] = [2, 2, 2, 2]
-    m["decoder"]["widths"] = [4, 2, 2, 2]
-    m["unet"] = {"widths": [2, 4], "bottleneck": 4, "attention": True}
-    grid = GridSpec.from_dict(cfg["grid"])
-    cmap = ClassMap.compact([11, 17, 29])
-    torch.manual_seed(0)
-    model = DensityVAEModel(m, grid_n=grid.n, n_classes=cmap.n_classes)
-    save_density_model(path, model, grid, cmap, {"regime": "single"})
-    return load_density_model(path)
 
 
 @pytest.fixture

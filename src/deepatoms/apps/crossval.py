@@ -38,7 +38,7 @@ from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import load_split, resolve_size, save_split
 from deepatoms.models.io import load_model_file
 from deepatoms.train.config import ConfigError, load_config
-from deepatoms.train.runfiles import RunDir, atomic_write_text, read_json, write_json
+from deepatoms.train.runfiles import RunDir, atomic_write_text, config_diff, read_json, write_json
 
 __all__ = ["cross_validate", "fold_split", "kfold_indices", "report_unit"]
 
@@ -208,7 +208,7 @@ def cross_validate(
     eV/atom targets (``unit`` in the result says which). Writes ``predictions.csv`` and
     ``cv_summary.json`` (module docstring) and returns the summary.
     """
-    from deepatoms.apps.train import _config_diff, train
+    from deepatoms.apps.train import _RESUMABLE_KEYS, train
 
     data_path, out = Path(data_path), Path(out_dir)
     data, meta = read_dataset(data_path)
@@ -245,7 +245,11 @@ def cross_validate(
         previous = read_json(run.summary) if run.summary.is_file() else {}
         done = run.model.is_file() and not previous.get("interrupted", False)
         if done:
-            diff = _config_diff(load_config(run.config), config) if run.config.is_file() else []
+            diff = (
+                config_diff(load_config(run.config), config, _RESUMABLE_KEYS)
+                if run.config.is_file()
+                else []
+            )
             if diff:
                 raise ConfigError(
                     f"{run.root} was trained with a different config, so it cannot be reused:\n  "

@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from deepatoms.cli_support import add_group_once
+
 # Defined before the import of deepatoms.cli below: that module imports this one at its end,
 # and with `python -m deepatoms.cli` the import chain comes back here half-initialised.
 cv_app = typer.Typer()
@@ -20,8 +22,7 @@ cv_app = typer.Typer()
 
 def register(app: typer.Typer) -> None:
     """Add the ``cv`` command to ``app`` (once)."""
-    if not any(group.typer_instance is cv_app for group in app.registered_groups):
-        app.add_typer(cv_app)
+    add_group_once(app, cv_app)
 
 
 from deepatoms.cli import JsonOpt, QuietOpt, _emit_json, _fail_cleanly, _number, out  # noqa: E402

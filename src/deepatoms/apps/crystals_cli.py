@@ -27,9 +27,19 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from deepatoms.cli_support import (
+    JsonOpt,
+    OverwriteOpt,
+    QuietOpt,
+    add_group_once,
+    check_new_output,
+    emit_json,
+    err,
+    fail_cleanly,
+    out,
+)
 from deepatoms.progress import ProgressBar
 
-# Defined before the import of deepatoms.cli below (see deepatoms.generate.cli).
 crystals_app = typer.Typer(
     help="Crystals as 3-D densities: train, encode, decode, sample, interpolate, evaluate "
     "(density VAE, Hoffmann et al.).",
@@ -39,20 +49,8 @@ crystals_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     """Add the ``crystals`` command group to ``app`` once."""
-    if not any(group.typer_instance is crystals_app for group in app.registered_groups):
-        app.add_typer(crystals_app, name="crystals")
+    add_group_once(app, crystals_app, "crystals")
 
-
-from deepatoms.cli import (  # noqa: E402
-    JsonOpt,
-    OverwriteOpt,
-    QuietOpt,
-    _check_new_output,
-    _emit_json,
-    _fail_cleanly,
-    err,
-    out,
-)
 
 __all__ = ["crystals_app", "register"]
 
@@ -111,6 +109,24 @@ def _load_model(path: Path, device: str = "cpu"):
     loaded = load_density_model(file)
     loaded.model.to(dev)
     return loaded, file
+
+
+def _model_for_structures(model: Path, device: str, out_file: Path, overwrite: bool):
+    """Check the structure output ``out_file`` (before any work), then load the model:
+    (LoadedDensityModel on ``device``, model file path)."""
+    _check_structure_output(out_file, overwrite)
+    return _load_model(model, device)
+
+
+def _decode_to_file(loaded, z, scale, out_file: Path, labels: list[str], overwrite: bool,
+                    quiet: bool, **decode_kw) -> tuple[Any, dict]:  # fmt: skip
+    """Decode latents ``z`` (with ``scale`` for a conditioned model) under a progress bar and
+    write the structures in the box frame with ``labels``: (Decoded, written-file summary)."""
+    from deepatoms.density.latent_tools import decode_latents
+
+    with ProgressBar("decoding", quiet) as bar:
+        decoded = decode_latents(loaded, z, scale, progress=bar, **decode_kw)
+    return decoded, _write_structures(out_file, _box_structures(decoded), labels, overwrite)
 
 
 def _split_pick(spec: str) -> tuple[str, str | None]:
@@ -183,7 +199,7 @@ def _one(spec: str, seed: int, quiet: bool):
 def _check_npz_output(path: Path, overwrite: bool) -> None:
     if path.suffix.lower() != ".npz":
         raise ValueError(f"output {path} must end in .npz")
-    _check_new_output(path, overwrite)
+    check_new_output(path, overwrite)
 
 
 def _save_npz(path: Path, arrays: dict[str, Any]) -> None:
@@ -200,7 +216,7 @@ def _check_structure_output(path: Path, overwrite: bool) -> str:
             f"output {path}: unknown suffix {path.suffix!r}; use .xyz / .extxyz (extended XYZ) "
             "or .cif"
         )
-    _check_new_output(path, overwrite)
+    check_new_output(path, overwrite)
     return fmt
 
 
@@ -363,7 +379,7 @@ def _encoding_arrays(enc, ids: list[str], model_file: Path, seed: int) -> dict[s
 
 # -- commands ---------------------------------------------------------------------------------
 @crystals_app.command("train")
-@_fail_cleanly
+@fail_cleanly
 def train_command(
     data: Annotated[
         list[str],
@@ -421,11 +437,11 @@ def train_command(
     out.print(line)
     out.print(f"model: {summary['model']}")
     if as_json:
-        _emit_json(summary)
+        emit_json(summary)
 
 
 @crystals_app.command("voxelize")
-@_fail_cleanly
+@fail_cleanly
 def voxelize_command(
     inputs: Annotated[list[str], typer.Argument(help="Crystal sources.", metavar="INPUT...")],
     out_file: Annotated[Path, typer.Option("--out", help="Output .npz.", metavar="FILE.npz")],
@@ -490,11 +506,11 @@ def voxelize_command(
         f"{grid.box:g} Å) to {out_file}; {dropped} atoms left the box"
     )
     if as_json:
-        _emit_json(res)
+        emit_json(res)
 
 
 @crystals_app.command("encode")
-@_fail_cleanly
+@fail_cleanly
 def encode_command(
     model: ModelArg,
     inputs: Annotated[
@@ -526,7 +542,7 @@ def encode_command(
     _save_npz(out_file, _encoding_arrays(enc, ids, model_file, seed))
     out.print(f"wrote {len(enc.mu)} encodings ({enc.mu.shape[1]} dimensions) to {out_file}")
     if as_json:
-        _emit_json({
+        emit_json({
             "out": str(out_file), "model": str(model_file), "n_samples": len(enc.mu),
             "latent": int(enc.mu.shape[1]), "n_crystals": len(set(ids)),
             "atoms_dropped": int(sum(s.n_dropped for s in enc.samples)),
@@ -534,7 +550,7 @@ def encode_command(
 
 
 @crystals_app.command("decode")
-@_fail_cleanly
+@fail_cleanly
 def decode_command(
     model: ModelArg,
     latents: Annotated[
@@ -563,8 +579,7 @@ def decode_command(
 
     if frame not in ("box", "crystal"):
         raise ValueError(f"--frame must be box or crystal, got {frame!r}")
-    _check_structure_output(out_file, overwrite)
-    loaded, model_file = _load_model(model, device)
+    loaded, model_file = _model_for_structures(model, device, out_file, overwrite)
     data = _read_npz(latents, (key,))
     z = data[key]
     scale = data.get("scale") if loaded.model.condition != "none" else None
@@ -597,11 +612,11 @@ def decode_command(
         f"({res['n_empty']} empty); wrote {written['written']} structures to {out_file}"
     )
     if as_json:
-        _emit_json(res)
+        emit_json(res)
 
 
 @crystals_app.command("sample")
-@_fail_cleanly
+@fail_cleanly
 def sample_command(
     model: ModelArg,
     out_file: StructOutOpt,
@@ -631,13 +646,12 @@ def sample_command(
 ) -> None:
     """Decode random latents z ~ N(0, I) into structures (§8), optionally α-conditioned."""
     from deepatoms.density.images import plot_nn_histogram
-    from deepatoms.density.latent_tools import alpha_inputs, decode_latents, sample_prior
+    from deepatoms.density.latent_tools import alpha_inputs, sample_prior
     from deepatoms.density.metrics import compare_distance_histograms, nearest_neighbour_distances
 
     if n < 1:
         raise ValueError(f"-n must be at least 1, got {n}")
-    _check_structure_output(out_file, overwrite)
-    loaded, model_file = _load_model(model, device)
+    loaded, model_file = _model_for_structures(model, device, out_file, overwrite)
     if loaded.model.condition != "none" and alpha is None:
         raise ValueError(
             f"the model is conditioned ({loaded.model.condition}); give the target value with "
@@ -645,10 +659,10 @@ def sample_command(
         )
     z = sample_prior(n, seed, dim=loaded.model.latent)
     z, scale = (z, None) if alpha is None else alpha_inputs(loaded, z, alpha)
-    with ProgressBar("decoding", quiet) as bar:
-        decoded = decode_latents(loaded, z, scale, batch_size=batch_size, progress=bar)
     labels = [f"sample {i} (seed {seed})" for i in range(n)]
-    written = _write_structures(out_file, _box_structures(decoded), labels, overwrite)
+    decoded, written = _decode_to_file(
+        loaded, z, scale, out_file, labels, overwrite, quiet, batch_size=batch_size
+    )
     res = {
         "model": str(model_file), "seed": seed, "alpha": alpha, **written,
         **_atom_counts(decoded),
@@ -674,11 +688,11 @@ def sample_command(
         f"empty); wrote {written['written']} to {out_file}"
     )
     if as_json:
-        _emit_json(res)
+        emit_json(res)
 
 
 @crystals_app.command("interpolate")
-@_fail_cleanly
+@fail_cleanly
 def interpolate_command(
     model: ModelArg,
     a: Annotated[str, typer.Argument(help="First crystal (source or SOURCE@K).", metavar="A")],
@@ -698,12 +712,11 @@ def interpolate_command(
     """Encode A and B, decode A, STEPS equally spaced intermediates and B (§8)."""
     from deepatoms.density.crystal_sets import CrystalSet
     from deepatoms.density.images import plot_strip
-    from deepatoms.density.latent_tools import decode_latents, encode_crystals, interpolate
+    from deepatoms.density.latent_tools import encode_crystals, interpolate
 
     if steps < 0:
         raise ValueError(f"--steps must be ≥ 0, got {steps}")
-    _check_structure_output(out_file, overwrite)
-    loaded, model_file = _load_model(model, device)
+    loaded, model_file = _model_for_structures(model, device, out_file, overwrite)
     pair = CrystalSet.concatenate([_one(a, seed, quiet), _one(b, seed, quiet)])
     enc = encode_crystals(loaded, pair.atoms, 1, seed, rotate=rotate, ids=pair.ids)
     z = interpolate(enc.mu[0], enc.mu[1], steps)
@@ -711,10 +724,8 @@ def interpolate_command(
     scale = None
     if loaded.model.condition != "none":
         scale = (1.0 - t) * enc.scale[0] + t * enc.scale[1]
-    with ProgressBar("decoding", quiet) as bar:
-        decoded = decode_latents(loaded, z, scale, progress=bar)
     labels = [f"t={x:.3g} ({pair.ids[0]} → {pair.ids[1]})" for x in t]
-    written = _write_structures(out_file, _box_structures(decoded), labels, overwrite)
+    decoded, written = _decode_to_file(loaded, z, scale, out_file, labels, overwrite, quiet)
     res = {"model": str(model_file), "a": pair.ids[0], "b": pair.ids[1], "t": t.tolist(),
            **written, "atoms": [len(x) for x in decoded.atoms]}  # fmt: skip
     if image is not None:
@@ -728,11 +739,11 @@ def interpolate_command(
         f"{res['atoms']}; wrote {written['written']} structures to {out_file}"
     )
     if as_json:
-        _emit_json(res)
+        emit_json(res)
 
 
 @crystals_app.command("alter")
-@_fail_cleanly
+@fail_cleanly
 def alter_command(
     model: ModelArg,
     out_file: StructOutOpt,
@@ -781,8 +792,7 @@ def alter_command(
 
     if (dim is None) == (alpha is None):
         raise ValueError("give exactly one of --dim K (a sweep) or --alpha VALUES (conditioning)")
-    _check_structure_output(out_file, overwrite)
-    loaded, model_file = _load_model(model, device)
+    loaded, model_file = _model_for_structures(model, device, out_file, overwrite)
     conditioned = loaded.model.condition != "none"
     if source is not None:
         cs = _one(source, seed, quiet)
@@ -804,11 +814,9 @@ def alter_command(
         vals = parse_values(values)
         z, scale = sweep(z0, dim, vals), (np.full(len(vals), m0) if conditioned else None)
         label, what = f"z[{dim}]", "sweep"
-    with ProgressBar("decoding", quiet) as bar:
-        decoded = decode_latents(loaded, z, scale, progress=bar)
-        ref = decode_latents(loaded, z0[None], m0 if conditioned else None)
     labels = [f"{label}={v:.3g} ({name})" for v in vals]
-    written = _write_structures(out_file, _box_structures(decoded), labels, overwrite)
+    decoded, written = _decode_to_file(loaded, z, scale, out_file, labels, overwrite, quiet)
+    ref = decode_latents(loaded, z0[None], m0 if conditioned else None)
     diff = np.abs(decoded.densities.astype(np.float64) - ref.densities[0]).reshape(len(vals), -1)
     res = {
         "model": str(model_file), "input": name, "mode": what, "dim": dim,
@@ -826,11 +834,11 @@ def alter_command(
         f"structures to {out_file}"
     )
     if as_json:
-        _emit_json(res)
+        emit_json(res)
 
 
 @crystals_app.command("evaluate")
-@_fail_cleanly
+@fail_cleanly
 def evaluate_command(
     model: Annotated[
         Path, typer.Argument(help="Run folder or model.pt.", metavar="RUN_DIR_OR_MODEL")
@@ -864,10 +872,7 @@ def evaluate_command(
     """The paper's metrics on held-out crystals (§7), beside its numbers, plus an oracle row."""
     from deepatoms.density.evaluate import evaluate_density_model
 
-    if (out_dir / "metrics.json").exists() and not overwrite:
-        raise ValueError(
-            f"{out_dir / 'metrics.json'} already exists; pass --overwrite to replace it"
-        )
+    check_new_output(out_dir / "metrics.json", overwrite)
     loaded, model_file = _load_model(model, device)
     crystals = _split_crystals(model, data, split, seed, quiet)
     if skip_large:
@@ -891,7 +896,7 @@ def evaluate_command(
     )
     out.print(f"wrote {res['files']['metrics_md']} and {res['files']['metrics_json']}")
     if as_json:
-        _emit_json(res)
+        emit_json(res)
 
 
 def _split_crystals(model: Path, data: list[str], split: str, seed: int, quiet: bool):

@@ -41,6 +41,7 @@ from deepatoms.analysis.energy_curves import (
     match_bond_types,
     timed,
 )
+from deepatoms.cli_support import has_command
 from deepatoms.data.packed import PackedSystems
 
 ProgressFactory = Callable[[str], AbstractContextManager]
@@ -485,7 +486,7 @@ def format_table(result: dict) -> list[str]:
 # ------------------------------------------------------------------------------------------
 def register(app: typer.Typer) -> None:
     """Add the top-level ``curves`` command to ``app`` (once)."""
-    if any(getattr(c, "name", None) == "curves" for c in app.registered_commands):
+    if has_command(app, "curves"):
         return
     from deepatoms.cli import JsonOpt, QuietOpt, _check_new_output, _emit_json, _fail_cleanly, out
     from deepatoms.progress import ProgressBar

@@ -25,10 +25,20 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from deepatoms.cli_support import (
+    JsonOpt,
+    OverwriteOpt,
+    QuietOpt,
+    add_group_once,
+    check_new_output,
+    emit_json,
+    err,
+    fail_cleanly,
+    has_command,
+    out,
+)
 from deepatoms.progress import ProgressBar
 
-# Defined before the import of deepatoms.cli below: that module imports this one at its end,
-# and with `python -m deepatoms.cli` the import chain comes back here half-initialised.
 design_app = typer.Typer(
     help="Inverse design with a grammar VAE: ICM search, candidate checks, baselines.",
     no_args_is_help=True,
@@ -39,29 +49,16 @@ __all__ = ["design_app", "register", "register_data"]
 
 def register(app: typer.Typer) -> None:
     """Add the ``design`` command group to ``app`` once."""
-    if not any(group.typer_instance is design_app for group in app.registered_groups):
-        app.add_typer(design_app, name="design")
+    add_group_once(app, design_app, "design")
 
 
 def register_data(data_app: typer.Typer) -> None:
     """Add ``qm9-smiles`` and ``polymers`` to the ``deepatoms data`` sub-app once."""
-    names = {getattr(c, "name", None) for c in data_app.registered_commands}
-    if "qm9-smiles" not in names:
+    if not has_command(data_app, "qm9-smiles"):
         data_app.command("qm9-smiles")(data_qm9_smiles)
-    if "polymers" not in names:
+    if not has_command(data_app, "polymers"):
         data_app.command("polymers")(data_polymers)
 
-
-from deepatoms.cli import (  # noqa: E402
-    JsonOpt,
-    OverwriteOpt,
-    QuietOpt,
-    _check_new_output,
-    _emit_json,
-    _fail_cleanly,
-    err,
-    out,
-)
 
 #: CPU-friendly sample count of ``design run`` (specs/grammar-vae.md §6: "a CPU preset uses 10⁴").
 CPU_SAMPLES = 10_000
@@ -221,12 +218,12 @@ def _training_strings(latent: Any, training: Path | None) -> tuple[list[str], st
     if model_file:
         strings = read_training_strings(model_file, latent.meta)
         if strings:
-            return strings, f"the training strings of {model_file}"
+            return strings, str(Path(model_file).parent / "training_strings.txt")
     return [], None
 
 
 @design_app.command("run")
-@_fail_cleanly
+@fail_cleanly
 def design_run(
     run: Annotated[
         Path, typer.Argument(help="Grammar-VAE run folder or its model.pt.", metavar="RUN")
@@ -308,7 +305,7 @@ def design_run(
                 "--window gap=4:6"
             )
         targets = window_midpoints(windows)
-    _check_new_output(out_file, overwrite)
+    check_new_output(out_file, overwrite)
     if xyz is not None:
         check_output_path(xyz, overwrite)
     _require_file(run, "grammar-VAE run", "train one with `deepatoms vae train`")
@@ -387,7 +384,7 @@ def design_run(
         out.print(f"wrote {n_xyz} embedded candidates to {xyz} ({failed} failed to embed)")
         summary.update(xyz=str(xyz), n_embedded=n_xyz, n_embed_failed=failed)
     if as_json:
-        _emit_json(summary)
+        emit_json(summary)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,7 +420,7 @@ def _sample_reference(
 
 
 @design_app.command("check")
-@_fail_cleanly
+@fail_cleanly
 def design_check(
     candidates: Annotated[
         Path, typer.Argument(help="Candidates CSV (column 'string').", metavar="CANDIDATES.csv")
@@ -501,7 +498,7 @@ def design_check(
         _require_file(reference, "reference table", "write one with `deepatoms data qm9-smiles`")
     metrics_file = out_dir / "metrics.json"
     for name in ("metrics.json", "candidates.csv", "reference.csv"):
-        _check_new_output(out_dir / name, overwrite)
+        check_new_output(out_dir / name, overwrite)
     loaded = {name: load_model_file(path) for name, path in model_paths.items()}
     strings = read_string_csv(candidates).strings[:top]
     relax = "xtb" if xtb_relax else None
@@ -563,7 +560,7 @@ def design_check(
             out.print(_rate_line(f"  reference ({part})", rates, list(windows)))
     out.print(f"wrote {metrics_file}")
     if as_json:
-        _emit_json(metrics)
+        emit_json(metrics)
 
 
 def _counts(values: Sequence[str]) -> dict[str, int]:
@@ -575,7 +572,7 @@ def _counts(values: Sequence[str]) -> dict[str, int]:
 # design baselines
 # ---------------------------------------------------------------------------------------------
 @design_app.command("baselines")
-@_fail_cleanly
+@fail_cleanly
 def design_baselines(
     data: Annotated[Path, typer.Option(help="String table CSV with property columns (eV).")],
     prop: Annotated[
@@ -626,7 +623,7 @@ def design_baselines(
     if bad:
         raise ValueError(f"--model {bad}: choose from {list(BASELINE_MODELS)}")
     if out_file is not None:
-        _check_new_output(out_file, overwrite)
+        check_new_output(out_file, overwrite)
     table = read_string_csv(data, properties=prop)
     rows = np.arange(len(table.strings))
     if limit is not None and limit < len(rows):
@@ -657,13 +654,13 @@ def design_baselines(
         write_json(out_file, summary)
         out.print(f"wrote {out_file}")
     if as_json:
-        _emit_json(summary)
+        emit_json(summary)
 
 
 # ---------------------------------------------------------------------------------------------
 # data commands (registered by register_data)
 # ---------------------------------------------------------------------------------------------
-@_fail_cleanly
+@fail_cleanly
 def data_qm9_smiles(
     out_file: Annotated[Path, typer.Argument(help="Output CSV.", metavar="OUT.csv")],
     limit: Annotated[
@@ -685,7 +682,7 @@ def data_qm9_smiles(
         write_table_csv,
     )
 
-    _check_new_output(out_file, overwrite)
+    check_new_output(out_file, overwrite)
     table = qm9_smiles_table(limit=limit, seed=seed, progress=not quiet)
     n = write_table_csv(out_file, table)
     sizes = {s: int((table["split"] == s).sum()) for s in ("train", "val", "test")}
@@ -697,10 +694,10 @@ def data_qm9_smiles(
         f"{100 * fractions['gap']:.1f} %, both {100 * fractions['all']:.1f} %"
     )
     if as_json:
-        _emit_json({"out": str(out_file), "n": n, "split": sizes, "window_fractions": fractions})
+        emit_json({"out": str(out_file), "n": n, "split": sizes, "window_fractions": fractions})
 
 
-@_fail_cleanly
+@fail_cleanly
 def data_polymers(
     out_file: Annotated[Path, typer.Argument(help="Output CSV.", metavar="OUT.csv")],
     n: Annotated[int, typer.Option("--n", "-n", help="Strings to generate.", min=1)] = 4000,
@@ -725,7 +722,7 @@ def data_polymers(
     from deepatoms.design.qm9_smiles import write_table_csv
     from deepatoms.grammar.polymer import generate_polymer_strings, synthetic_polymer_labels
 
-    _check_new_output(out_file, overwrite)
+    check_new_output(out_file, overwrite)
     strings = generate_polymer_strings(n, seed=seed, max_groups=max_groups)
     columns: dict[str, Any] = {"string": strings}
     if synthetic_labels:
@@ -739,5 +736,5 @@ def data_polymers(
     labels = " with SYNTHETIC labels" if synthetic_labels else ""
     out.print(f"wrote {rows} polymer strings ({unique} distinct){labels} to {out_file}")
     if as_json:
-        _emit_json({"out": str(out_file), "n": rows, "unique": unique, "seed": seed,
+        emit_json({"out": str(out_file), "n": rows, "unique": unique, "seed": seed,
                     "synthetic_labels": synthetic_labels})  # fmt: skip

@@ -58,6 +58,7 @@ from deepatoms.analysis.generated_eval import (
     xtb_gap,
 )
 from deepatoms.analysis.molecule_validity import ring_counts
+from deepatoms.cli_support import has_command
 from deepatoms.data.packed import PackedSystems
 
 __all__ = ["RELAX_METHODS", "evaluate_report", "format_table1", "register", "training_labels"]
@@ -590,7 +591,7 @@ def _finite(obj: Any) -> Any:
 # -- command --------------------------------------------------------------------------------------
 def register(app: typer.Typer) -> None:
     """Add the top-level ``evaluate-generated`` command to ``app`` (once)."""
-    if any(getattr(c, "name", None) == "evaluate-generated" for c in app.registered_commands):
+    if has_command(app, "evaluate-generated"):
         return
     from deepatoms.cli import JsonOpt, QuietOpt, _emit_json, _fail_cleanly, out
     from deepatoms.progress import ProgressBar

@@ -24,9 +24,18 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from deepatoms.cli_support import (
+    JsonOpt,
+    OverwriteOpt,
+    QuietOpt,
+    add_group_once,
+    check_new_output,
+    emit_json,
+    fail_cleanly,
+    out,
+)
 from deepatoms.progress import ProgressBar
 
-# Defined before the import of deepatoms.cli below (that module may import this one at its end).
 vae_app = typer.Typer(
     help="Grammar variational autoencoders over strings (SMILES, polymers): train, evaluate, "
     "sample, latent property regressors.",
@@ -36,11 +45,8 @@ vae_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     """Add the ``vae`` command group to ``app`` once."""
-    if not any(group.typer_instance is vae_app for group in app.registered_groups):
-        app.add_typer(vae_app, name="vae")
+    add_group_once(app, vae_app, "vae")
 
-
-from deepatoms.cli import JsonOpt, OverwriteOpt, QuietOpt, _emit_json, _fail_cleanly, out  # noqa: E402
 
 RunArg = Annotated[
     Path, typer.Argument(help="Grammar-VAE run folder or its model.pt.", metavar="RUN")
@@ -67,7 +73,7 @@ def _run_folder(run: Path) -> Path:
 
 
 @vae_app.command("train")
-@_fail_cleanly
+@fail_cleanly
 def train_command(
     data: DataOpt,
     out_dir: Annotated[
@@ -122,11 +128,11 @@ def train_command(
     )
     out.print(f"model: {s['model_file']}")
     if as_json:
-        _emit_json(s)
+        emit_json(s)
 
 
 @vae_app.command("regress")
-@_fail_cleanly
+@fail_cleanly
 def regress_command(
     run: RunArg,
     data: DataOpt,
@@ -158,8 +164,7 @@ def regress_command(
     if len(set(properties)) != len(properties):
         raise ValueError(f"--property lists a property twice: {properties}")
     target = out_file or _run_folder(run) / "regressors.pt"
-    if target.exists() and not overwrite:
-        raise ValueError(f"{target} already exists; pass --overwrite to replace it")
+    check_new_output(target, overwrite)
     space = load_latent_space(run)
     saved = (space.meta.get("config") or {}).get("regressor") or {}
     cfg = {"regressor": {**REGRESSOR_DEFAULTS, **saved}}
@@ -199,11 +204,11 @@ def regress_command(
         result["properties"][p] = st
     out.print(f"wrote {target}")
     if as_json:
-        _emit_json(result)
+        emit_json(result)
 
 
 @vae_app.command("evaluate")
-@_fail_cleanly
+@fail_cleanly
 def evaluate_command(
     run: RunArg,
     data: DataOpt,
@@ -275,11 +280,11 @@ def evaluate_command(
         out.print(f"log p(x) ≥ {metrics['iw_bound']['log_px']:.4g} nats (K = {iw_samples})")
     out.print(f"wrote {target}")
     if as_json:
-        _emit_json({"out": str(target), **metrics})
+        emit_json({"out": str(target), **metrics})
 
 
 @vae_app.command("sample")
-@_fail_cleanly
+@fail_cleanly
 def sample_command(
     run: RunArg,
     n: Annotated[int, typer.Option("-n", "--n", help="Latent points z ~ N(0, I) to decode.")],
@@ -307,8 +312,8 @@ def sample_command(
 
     if n < 1:
         raise ValueError(f"-n must be at least 1, got {n}")
-    if out_file is not None and out_file.exists() and not overwrite:
-        raise ValueError(f"{out_file} already exists; pass --overwrite to replace it")
+    if out_file is not None:
+        check_new_output(out_file, overwrite)
     space = load_latent_space(run)
     with ProgressBar("decoding", quiet) as bar:
         dec = space.decode(space.sample_prior(n, seed), greedy=not sample_rules, seed=seed,
@@ -355,4 +360,4 @@ def sample_command(
     else:
         out.print(f"wrote {n} rows to {out_file}")
     if as_json:
-        _emit_json(res)
+        emit_json(res)

@@ -33,7 +33,7 @@ from deepatoms.progress import ProgressBar
 from deepatoms.train.config import ConfigError, load_config, save_config
 from deepatoms.train.csvlog import AppendingCSVLogger
 from deepatoms.train.loader import make_loader
-from deepatoms.train.runfiles import RunDir, write_json
+from deepatoms.train.runfiles import RunDir, check_run_folder, config_diff, write_json
 from deepatoms.train.task import PropertyTask, monitor_metric
 
 log = logging.getLogger(__name__)
@@ -154,17 +154,6 @@ def fit_energy_offset(
     return delta
 
 
-def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _config_diff(va, vb, f"{prefix}{k}.")
-        elif va != vb and not (prefix == "train." and k in _RESUMABLE_KEYS):
-            out.append(f"{prefix}{k}: {va!r} (saved) vs {vb!r} (now)")
-    return out
-
-
 def _trainer(config: dict, run: RunDir, progress: bool, monitor: str) -> L.Trainer:
     t = config["train"]
     ckpt = ModelCheckpoint(
@@ -268,7 +257,7 @@ def _init_from(model: AtomisticModel, path: str | Path) -> dict:
     src_cfg = {k: v for k, v in loaded.model.config.items() if k not in ("property", "readout")}
     dst_cfg = {k: v for k, v in model.config.items() if k not in ("property", "readout")}
     if src_cfg != dst_cfg:
-        diff = _config_diff(src_cfg, dst_cfg)
+        diff = config_diff(src_cfg, dst_cfg)
         raise ConfigError(
             f"--init {path}: its model differs from this run's model, so its weights cannot be "
             "loaded:\n  " + "\n  ".join(diff) + "\nUse the same preset (and --set overrides)."
@@ -348,21 +337,7 @@ def train(
     if dtype is None:
         raise ConfigError(f"train.dtype must be float32 or float64, got {tcfg['dtype']!r}")
 
-    resume = run.last_ckpt.is_file()
-    if resume:
-        saved = load_config(run.config)
-        diff = _config_diff(saved, config)
-        if diff:
-            raise ConfigError(
-                f"{run.root} holds a run with a different config, so it cannot be resumed:\n  "
-                + "\n  ".join(diff)
-                + "\nUse a new --out folder to start a different run."
-            )
-        log.info("resuming %s from %s", run.root, run.last_ckpt)
-    elif run.root.exists() and any(run.root.iterdir()) and not run.is_run():
-        raise ConfigError(
-            f"output folder {run.root} exists and is not empty; choose a new --out folder"
-        )
+    resume = check_run_folder(run, config, load_config, _RESUMABLE_KEYS, log)
 
     data, meta = read_dataset(data_path)
     target = config["data"]["target"]

@@ -43,7 +43,7 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from deepatoms.apps.train import (
-    _config_diff,
+    _RESUMABLE_KEYS,
     _config_split,
     _explicit_split,
     _load_ckpt_weights,
@@ -60,7 +60,7 @@ from deepatoms.models.io import load_model_file, save_model_file
 from deepatoms.models.registry import build_model
 from deepatoms.train.config import ConfigError, load_config, save_config
 from deepatoms.train.loader import EpochBatchSampler, _IndexArrays
-from deepatoms.train.runfiles import RunDir, write_json
+from deepatoms.train.runfiles import RunDir, check_run_folder, config_diff, write_json
 
 log = logging.getLogger(__name__)
 
@@ -209,25 +209,6 @@ class StopAtMinLR(Callback):
             trainer.should_stop = True
 
 
-def _check_run_folder(run: RunDir, config: dict) -> bool:
-    """True to resume the run in ``run``; errors if the folder holds something else."""
-    if run.last_ckpt.is_file():
-        diff = _config_diff(load_config(run.config), config)
-        if diff:
-            raise ConfigError(
-                f"{run.root} holds a run with a different config, so it cannot be resumed:\n  "
-                + "\n  ".join(diff)
-                + "\nUse a new --out folder to start a different run."
-            )
-        log.info("resuming %s from %s", run.root, run.last_ckpt)
-        return True
-    if run.root.exists() and any(run.root.iterdir()) and not run.is_run():
-        raise ConfigError(
-            f"output folder {run.root} exists and is not empty; choose a new --out folder"
-        )
-    return False
-
-
 def _resolve_split(
     run: RunDir,
     config: dict,
@@ -256,7 +237,7 @@ def _init_from_gschnet(model: GSchNet, path: str | Path) -> dict:
     loaded = load_model_file(path)
     if not isinstance(loaded.model, GSchNet):
         raise ConfigError(f"--init {path} is not a G-SchNet model ({type(loaded.model).__name__})")
-    diff = _config_diff(loaded.model.config, model.config)
+    diff = config_diff(loaded.model.config, model.config)
     if diff:
         raise ConfigError(
             f"--init {path}: its model differs from this run's model, so its weights cannot be "
@@ -296,7 +277,7 @@ def train_gschnet(
             f"the config lacks G-SchNet training keys train.{sorted(missing)}; "
             "start from a gschnet preset (deepatoms presets)"
         )
-    resume = _check_run_folder(run, config)
+    resume = check_run_folder(run, config, load_config, _RESUMABLE_KEYS, log)
 
     data, meta = read_dataset(data_path)
     try:

@@ -18,7 +18,7 @@ from deepatoms import __version__
 from deepatoms.density.dataset import ClassMap
 from deepatoms.density.grid import GridSpec
 from deepatoms.density.model import DensityVAEModel
-from deepatoms.models.io import atomic_torch_save
+from deepatoms.models.io import atomic_torch_save, read_payload
 
 __all__ = ["FORMAT", "LoadedDensityModel", "load_density_model", "save_density_model"]
 
@@ -73,23 +73,10 @@ def load_density_model(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"density model file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for non-model files
-        raise ValueError(
-            f"{path} is not a readable density model file ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(
-            f"{path} is not a density VAE model file (format {found!r}, expected {FORMAT!r}); "
-            "train one with `deepatoms crystals train`"
-        )
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} was written by a newer deepatoms (format version "
-            f"{payload['format_version']} > {FORMAT_VERSION}); upgrade deepatoms to read it"
-        )
+    payload = read_payload(
+        path, FORMAT, FORMAT_VERSION, "density VAE model",
+        "train one with `deepatoms crystals train`", map_location,
+    )  # fmt: skip
     model = DensityVAEModel(payload["model_config"])
     model.load_state_dict(payload["state_dict"])
     model.eval()

@@ -71,7 +71,7 @@ from deepatoms.models.density_vae import merge_config
 from deepatoms.models.io import atomic_torch_save
 from deepatoms.progress import ProgressBar
 from deepatoms.train.config import ConfigError, _merge, save_config
-from deepatoms.train.runfiles import RunDir, atomic_write_text, write_json
+from deepatoms.train.runfiles import RunDir, atomic_write_text, check_run_folder, write_json
 
 __all__ = [
     "DENSITY_DEFAULTS",
@@ -169,17 +169,6 @@ def density_preset(name: str) -> dict:
     raw = _preset_raw(name)
     raw["name"] = name
     return resolve_density_config(raw)
-
-
-def _config_diff(saved: Mapping, now: Mapping, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(saved) | set(now)):
-        a, b = saved.get(k), now.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _config_diff(a, b, f"{prefix}{k}.")
-        elif a != b and not (prefix == "train." and k in _RESUMABLE):
-            out.append(f"{prefix}{k}: {a!r} (saved) vs {b!r} (now)")
-    return out
 
 
 def _device(name: str) -> torch.device:
@@ -326,21 +315,9 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def _prepare_run(config: dict, run: RunDir) -> bool:
-    """True when ``run`` holds a run to resume; errors for a mismatching or foreign folder."""
-    if run.last_ckpt.is_file():
-        saved = resolve_density_config(yaml.safe_load(run.config.read_text()) or {})
-        diff = _config_diff(saved, config)
-        if diff:
-            raise ConfigError(
-                f"{run.root} holds a run with a different config, so it cannot be resumed:\n  "
-                + "\n  ".join(diff)
-                + "\nUse a new --out folder to start a different run."
-            )
-        return True
-    if run.root.exists() and any(run.root.iterdir()) and not run.is_run():
-        raise ConfigError(f"output folder {run.root} exists and is not empty; choose a new --out")
-    return False
+def _saved_config(path: Path) -> dict:
+    """A run's ``config.yaml`` resolved like a new config (for the resume check)."""
+    return resolve_density_config(yaml.safe_load(path.read_text()) or {})
 
 
 def _split(crystals: CrystalSet, config: dict, run: RunDir, resume: bool) -> dict[str, np.ndarray]:
@@ -394,7 +371,7 @@ def train_density_vae(
     config = resolve_density_config(copy.deepcopy(dict(config)))
     d, t = config["data"], config["train"]
     run = RunDir(out)
-    resume = _prepare_run(config, run)
+    resume = check_run_folder(run, config, _saved_config, _RESUMABLE, new_out="a new --out")
     if t["num_threads"]:
         torch.set_num_threads(int(t["num_threads"]))
     device = _device(t["accelerator"])

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from deepatoms import __version__
-from deepatoms.models.io import atomic_torch_save
+from deepatoms.models.io import atomic_torch_save, read_payload
 from deepatoms.models.latent_regressor import LatentRegressor
 from deepatoms.progress import ProgressBar
 
@@ -278,15 +278,9 @@ def load_regressors(path: str | Path) -> RegressorSet:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"regressor file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for non-model files
-        raise ValueError(f"{path} is not a readable regressor file ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(
-            f"{path} is not a latent-regressor file (format {FORMAT!r}); write one with "
-            "`deepatoms vae regress`"
-        )
+    payload = read_payload(
+        path, FORMAT, FORMAT_VERSION, "latent-regressor", "write one with `deepatoms vae regress`"
+    )
     models, means, stds, stats = {}, {}, {}, {}
     for k in payload["properties"]:
         entry = payload["models"][k]

@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from deepatoms import __version__
 from deepatoms.models.grammar_vae import GrammarVAE
-from deepatoms.models.io import atomic_torch_save
+from deepatoms.models.io import atomic_torch_save, read_payload
 
 if TYPE_CHECKING:  # pragma: no cover
     from deepatoms.design.latent import LatentSpace
@@ -93,22 +92,10 @@ def load_grammar_vae(path: str | Path) -> tuple[GrammarVAE, Grammar, dict]:
     from deepatoms.grammar.cfg import Grammar
 
     path = resolve_model_path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for non-model files
-        raise ValueError(
-            f"{path} is not a readable grammar-VAE model file ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(
-            f"{path} is not a grammar-VAE model file (format {FORMAT!r}); property models and "
-            "G-SchNet files are loaded by other commands"
-        )
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has format version {payload['format_version']}; this deepatoms reads up to "
-            f"{FORMAT_VERSION}: upgrade deepatoms"
-        )
+    payload = read_payload(
+        path, FORMAT, FORMAT_VERSION, "grammar-VAE model",
+        "property models and G-SchNet files are loaded by other commands",
+    )  # fmt: skip
     g = payload["grammar"]
     grammar = Grammar.from_text(g["text"], g["name"])
     model = GrammarVAE(payload["model_config"])

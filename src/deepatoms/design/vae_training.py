@@ -44,9 +44,10 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
-from deepatoms.apps.train import _config_diff, _load_ckpt_weights, _trainer
+from deepatoms.apps.train import _RESUMABLE_KEYS, _load_ckpt_weights, _trainer
 from deepatoms.data.splits import load_split, save_split
 from deepatoms.design.latent import LatentSpace, parse_strings
+from deepatoms.design.regressors import REGRESSOR_DEFAULTS
 from deepatoms.design.vae_io import (
     TRAINING_STRINGS,
     StringTable,
@@ -57,7 +58,7 @@ from deepatoms.grammar.cfg import Grammar, load_grammar
 from deepatoms.models.grammar_vae import GrammarVAE, token_accuracy, vae_loss
 from deepatoms.progress import ProgressBar
 from deepatoms.train.config import ConfigError, _merge, preset_names, save_config
-from deepatoms.train.runfiles import RunDir, atomic_write_text, write_json
+from deepatoms.train.runfiles import RunDir, atomic_write_text, check_run_folder, write_json
 
 log = logging.getLogger(__name__)
 
@@ -119,19 +120,7 @@ VAE_DEFAULTS: dict[str, Any] = {
         "devices": 1,
         "num_threads": None,
     },
-    "regressor": {
-        "hidden": [512, 512, 256],
-        "dropout": 0.2,
-        "dropout_after": [2, 3],
-        "l2": 1.0e-5,
-        "lr": 1.0e-3,
-        "momentum": 0.9,
-        "batch_size": 64,
-        "max_epochs": 1000,
-        "patience": 50,
-        "n_val": 0.1,
-        "seed": 0,
-    },
+    "regressor": copy.deepcopy(REGRESSOR_DEFAULTS),
 }
 
 
@@ -324,25 +313,6 @@ class GrammarVAETask(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
 
-def _check_run_folder(run: RunDir, config: dict) -> bool:
-    """True to resume the run in ``run``; errors if the folder holds something else."""
-    if run.last_ckpt.is_file():
-        diff = _config_diff(load_vae_config(run.config), config)
-        if diff:
-            raise ConfigError(
-                f"{run.root} holds a run with a different config, so it cannot be resumed:\n  "
-                + "\n  ".join(diff)
-                + "\nUse a new --out folder to start a different run."
-            )
-        log.info("resuming %s from %s", run.root, run.last_ckpt)
-        return True
-    if run.root.exists() and any(run.root.iterdir()) and not run.is_run():
-        raise ConfigError(
-            f"output folder {run.root} exists and is not empty; choose a new --out folder"
-        )
-    return False
-
-
 def _loader(idx: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     gen = torch.Generator()
     gen.manual_seed(seed)
@@ -368,7 +338,7 @@ def train_grammar_vae(
     if config["model"].get("name", MODEL_NAME) != MODEL_NAME:
         raise ConfigError(f"model.name must be {MODEL_NAME!r}, got {config['model']['name']!r}")
     grammar = load_grammar(dcfg["grammar"])
-    resume = _check_run_folder(run, config)
+    resume = check_run_folder(run, config, load_vae_config, _RESUMABLE_KEYS, log)
     L.seed_everything(tcfg["seed"], workers=True, verbose=False)
     model_cfg = dict(config["model"])
     model_cfg.update(n_rules=grammar.n_rules, max_len=int(dcfg["max_len"]))

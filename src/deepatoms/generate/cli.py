@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from deepatoms.cli_support import add_group_once
 from deepatoms.progress import ProgressBar
 
 # Defined before the import of deepatoms.cli below: that module imports this one at its end,
@@ -22,8 +23,7 @@ generate_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     """Add the ``generate`` command group to ``app`` once."""
-    if not any(group.typer_instance is generate_app for group in app.registered_groups):
-        app.add_typer(generate_app, name="generate")
+    add_group_once(app, generate_app, "generate")
 
 
 from deepatoms.cli import (  # noqa: E402

@@ -12,12 +12,14 @@ from typing import Annotated
 
 import typer
 
+from deepatoms.cli_support import has_command
+
 __all__ = ["register"]
 
 
 def register(data_app: typer.Typer) -> None:
     """Add ``qm9-generative`` to the ``deepatoms data`` sub-app (once)."""
-    if any(getattr(c, "name", None) == "qm9-generative" for c in data_app.registered_commands):
+    if has_command(data_app, "qm9-generative"):
         return
     from deepatoms.cli import (
         JsonOpt,

@@ -67,27 +67,50 @@ def save_model_file(
     atomic_torch_save(payload, path)
 
 
+def read_payload(
+    path: str | Path,
+    fmt: str,
+    max_version: int,
+    kind: str,
+    hint: str,
+    map_location: str | torch.device = "cpu",
+) -> dict:
+    """The plain-container payload of a deepatoms file, safely loaded and checked.
+
+    ``torch.load(weights_only=True)``; the payload must be a dict with ``format`` ``fmt`` and a
+    ``format_version`` (missing: 0) of at most ``max_version``. ``kind`` names the file type in
+    errors ("density VAE model"); ``hint`` says how to get the right file. The caller checks that
+    ``path`` exists (FileNotFoundError with its own wording).
+    """
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for non-model files
+        raise ValueError(
+            f"{path} is not a readable {kind} file ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(
+            f"{path} is not a {kind} file (format {found!r}, expected {fmt!r}); {hint}"
+        )
+    if payload.get("format_version", 0) > max_version:
+        raise ValueError(
+            f"{path} has {kind} format version {payload['format_version']}, newer than this "
+            f"deepatoms reads ({max_version}); upgrade deepatoms"
+        )
+    return payload
+
+
 def load_model_file(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild a model from a file written by :func:`save_model_file` (safe loading)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for non-model files
-        raise ValueError(
-            f"{path} is not a readable deepatoms model file ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(
-            f"{path} is not a deepatoms model file (missing format tag {FORMAT!r}); "
-            "pass the exported model.pt of a training run"
-        )
-    if payload["format_version"] > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has model format {payload['format_version']}, newer than this deepatoms "
-            f"({FORMAT_VERSION}); upgrade deepatoms"
-        )
+    payload = read_payload(
+        path, FORMAT, FORMAT_VERSION, "deepatoms model",
+        "pass the exported model.pt of a training run", map_location,
+    )  # fmt: skip
     model = build_model(payload["model_config"])
     # Cast first: load_state_dict copies into the existing tensors, so loading float64 weights
     # into the freshly built float32 model would round them.

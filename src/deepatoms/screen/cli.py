@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from deepatoms.cli_support import add_group_once
 from deepatoms.progress import ProgressBar
 
 # Defined before the import of deepatoms.cli below: that module imports this one at its end,
@@ -21,8 +22,7 @@ screen_app = typer.Typer()
 
 def register(app: typer.Typer) -> None:
     """Add the ``screen`` command to ``app`` once."""
-    if not any(group.typer_instance is screen_app for group in app.registered_groups):
-        app.add_typer(screen_app)
+    add_group_once(app, screen_app)
 
 
 from deepatoms.cli import (  # noqa: E402
