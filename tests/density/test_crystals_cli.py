@@ -79,6 +79,21 @@ def test_train_writes_a_run_and_reports_json(work):
     assert summary["grid"]["n"] == 20
 
 
+def test_train_init_from_a_run_copies_the_vae(work, tmp_path):
+    root, _ = work
+    base = ["train", "--data", root / "cifs", "-q", "--json"]
+    tiny = [x for s in TINY for x in ("--set", s)]
+    batch = ["--set", "model.unet.norm=batch"]  # the preset has group
+    args = [*base, "--out", tmp_path / "gn", "--init", root / "run", "--init-part", "vae"]
+    summary = last_json(crystals(*args, *tiny, *batch).stdout)
+    assert summary["init"]["part"] == "vae" and summary["init"]["tensors"] > 0
+    assert summary["init"]["model_file"].endswith("model.pt")
+    # everything, but the U-Net settings differ: refused with the differing key named
+    args = [*base, "--out", tmp_path / "all", "--init", root / "run" / "model.pt"]
+    res = crystals(*args, *tiny, *batch, code=2)
+    assert "unet.norm: 'group' (saved) vs 'batch'" in one_line(res.stderr)
+
+
 def test_voxelize_writes_consistent_arrays(work, tmp_path):
     root, _ = work
     out = tmp_path / "vox.npz"

@@ -109,6 +109,25 @@ def test_unet_pads_crops_and_counts_classes():
         AttentionUNet3d(widths=())
 
 
+def test_unet_group_norm_has_no_running_statistics():
+    torch.manual_seed(0)
+    batch = AttentionUNet3d(n_classes=5, widths=(4, 8), bottleneck=8)
+    group = AttentionUNet3d(n_classes=5, widths=(4, 8), bottleneck=8, norm="group")
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert count(group) == count(batch)  # same affine parameters per channel
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in group.modules())
+    x = torch.rand(2, 1, 8, 8, 8)
+    group.train()
+    first = group(x)
+    group(torch.rand(2, 1, 8, 8, 8) * 10.0)  # a batch of another kind of input
+    group.eval()
+    torch.testing.assert_close(group(x), first)  # train and eval agree: nothing was tracked
+    # each sample is normalised on its own, so a batch-mate does not change it
+    torch.testing.assert_close(group(x[:1]), first[:1])
+    with pytest.raises(ValueError, match="model.unet.norm='layer' is unknown"):
+        AttentionUNet3d(norm="layer")
+
+
 def test_attention_gate_is_sigmoid_of_additive_score():
     gate = AttentionGate(3, 3, 2)
     with torch.no_grad():

@@ -18,6 +18,7 @@ from deepatoms.density.model_io import load_density_model, save_density_model
 from deepatoms.density.training import (
     LossStep,
     density_preset,
+    init_density_weights,
     resolve_density_config,
     select_crystals,
     train_density_vae,
@@ -183,3 +184,29 @@ def test_paper_preset_takes_one_step_on_the_best_device():
     loss["total"].backward()
     torch.optim.Adam(model.parameters(), lr=cfg["train"]["lr"]).step()
     assert all(torch.isfinite(v) for v in loss.values())
+
+
+def test_init_copies_the_chosen_part_and_refuses_mismatches(tmp_path):
+    grid = GridSpec(n=20)
+    cmap = ClassMap.compact([11, 17])
+    torch.manual_seed(0)
+    src = DensityVAEModel(TINY_MODEL, grid_n=20, n_classes=cmap.n_classes)
+    save_density_model(tmp_path / "src.pt", src, grid, cmap)
+    group = {**TINY_MODEL, "unet": {**TINY_MODEL["unet"], "norm": "group"}}
+    torch.manual_seed(1)
+    dst = DensityVAEModel(group, grid_n=20, n_classes=cmap.n_classes)
+    unet_before = {k: v.clone() for k, v in dst.unet.state_dict().items()}
+    info = init_density_weights(dst, grid, cmap, tmp_path / "src.pt", "vae")
+    assert info["part"] == "vae" and info["tensors"] == len(src.vae.state_dict())
+    for k, v in src.vae.state_dict().items():
+        assert torch.equal(dst.vae.state_dict()[k], v), k
+    for k, v in dst.unet.state_dict().items():
+        assert torch.equal(unet_before[k], v), k  # the new (GroupNorm) U-Net is untouched
+    with pytest.raises(ValueError, match=r"unet.norm: 'batch' \(saved\) vs 'group'"):
+        init_density_weights(dst, grid, cmap, tmp_path / "src.pt", "all")
+    with pytest.raises(ValueError, match="species classes differ"):
+        init_density_weights(dst, grid, ClassMap.compact([11, 17, 29]), tmp_path / "src.pt", "unet")
+    with pytest.raises(ValueError, match="grid"):
+        init_density_weights(dst, GridSpec(n=30), cmap, tmp_path / "src.pt", "vae")
+    with pytest.raises(ValueError, match="--init-part must be one of"):
+        init_density_weights(dst, grid, cmap, tmp_path / "src.pt", "decoder")

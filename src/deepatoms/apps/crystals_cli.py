@@ -405,6 +405,19 @@ def train_command(
             "--set", help="Override a config value, e.g. --set train.lr=1e-4 (repeatable)."
         ),
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this density model.pt (weights copied, optimiser fresh).",
+            metavar="MODEL",
+        ),
+    ] = None,
+    init_part: Annotated[
+        str,
+        typer.Option(
+            help="What --init copies: all, vae (encoder + decoder, e.g. for a new U-Net) or unet."
+        ),
+    ] = "all",
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -420,7 +433,11 @@ def train_command(
     extra = [f"data.regime={regime}"] if regime is not None else []
     cfg = apply_overrides(cfg, extra + list(set_ or []))
     crystals = _load(data, int(cfg["train"]["seed"]), quiet)
-    summary = train_density_vae(cfg, crystals, out_dir, progress=not quiet)
+    if init is not None and init.is_dir():
+        init = init / "model.pt"
+    summary = train_density_vae(
+        cfg, crystals, out_dir, progress=not quiet, init=init, init_part=init_part
+    )
     best, monitor = summary["best"], summary["monitor"]
     verb = "resumed and finished" if summary["resumed"] else "finished"
     out.print(

@@ -55,6 +55,7 @@ MODEL_DEFAULTS: dict = {
         "bottleneck": 128,
         "attention": True,
         "background_prior": 0.99,
+        "norm": "batch",  # batch | group (GroupNorm, no running statistics; not in the paper)
     },
 }
 _CONDITIONS = ("none", "max_density", "max_z")

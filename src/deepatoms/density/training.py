@@ -67,11 +67,17 @@ from deepatoms.density.model import (
 )
 from deepatoms.density.model_io import save_density_model
 from deepatoms.density.recovery import recover_atoms
-from deepatoms.models.density_vae import merge_config
+from deepatoms.models.density_vae import VAE_DEFAULTS, merge_config
 from deepatoms.models.io import atomic_torch_save
 from deepatoms.progress import ProgressBar
 from deepatoms.train.config import ConfigError, _merge, save_config
-from deepatoms.train.runfiles import RunDir, atomic_write_text, check_run_folder, write_json
+from deepatoms.train.runfiles import (
+    RunDir,
+    atomic_write_text,
+    check_run_folder,
+    config_diff,
+    write_json,
+)
 
 __all__ = [
     "DENSITY_DEFAULTS",
@@ -358,12 +364,59 @@ def select_crystals(crystals: CrystalSet, config: Mapping) -> CrystalSet:
     return out
 
 
+INIT_PARTS = ("all", "vae", "unet")
+
+
+def init_density_weights(
+    model: DensityVAEModel, grid: GridSpec, class_map: ClassMap, path: str | Path, part: str
+) -> dict:
+    """Copy the weights of the density model file ``path`` into ``model`` (warm start).
+
+    ``part``: ``all`` (same model config, grid and classes), ``vae`` (encoder + decoder only; same
+    VAE settings and grid: e.g. a new segmentation network on a trained VAE) or ``unet`` (the U-Net
+    only; same U-Net settings and class map). Returns what was loaded, for the run summary.
+    """
+    from deepatoms.density.model_io import load_density_model
+
+    if part not in INIT_PARTS:
+        raise ValueError(f"--init-part must be one of {INIT_PARTS}, got {part!r}")
+    src = load_density_model(path)
+    where = f"--init {path}"
+    if src.grid != grid:
+        raise ValueError(f"{where}: its grid {src.grid.as_dict()} differs from {grid.as_dict()}")
+    if part != "vae" and src.class_map != class_map:
+        raise ValueError(
+            f"{where}: its {src.class_map.n_classes} species classes differ from this run's "
+            f"{class_map.n_classes}; use --init-part vae or the same crystal sources"
+        )
+    keys = {"all": None, "vae": set(VAE_DEFAULTS) | {"condition"}, "unet": {"unet"}}[part]
+    pick = lambda cfg: {k: v for k, v in cfg.items() if keys is None or k in keys}  # noqa: E731
+    diff = config_diff(pick(src.model.config), pick(model.config))
+    if diff:
+        raise ValueError(
+            f"{where}: its model differs from this run's ({part} part), so its weights cannot be "
+            "loaded:\n  " + "\n  ".join(diff) + "\nUse the same model settings (--set)."
+        )
+    prefix = {"all": "", "vae": "vae.", "unet": "unet."}[part]
+    state = {k: v for k, v in src.model.state_dict().items() if k.startswith(prefix)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected, unexpected  # same config ⇒ same names
+    return {"model_file": str(Path(path).resolve()), "part": part, "tensors": len(state)}
+
+
 def train_density_vae(
-    config: Mapping, crystals: CrystalSet, out: str | Path, progress: bool = True
+    config: Mapping,
+    crystals: CrystalSet,
+    out: str | Path,
+    progress: bool = True,
+    init: str | Path | None = None,
+    init_part: str = "all",
 ) -> dict:
     """Train (or resume) a density VAE + U-Net on ``crystals`` in run folder ``out``.
 
     ``config``: a resolved or partial config (:func:`density_preset`, ``--set`` overrides).
+    ``init``: a density ``model.pt`` to start from (:func:`init_density_weights` with
+    ``init_part``; ignored when the run resumes, the optimiser always starts fresh).
     Returns the run summary (also ``summary.json``): epochs, steps, best and last validation
     terms, stop reason, split sizes, parameter counts and the path of ``model.pt``.
     """
@@ -422,6 +475,9 @@ def train_density_vae(
         model.parameters(), lr=float(t["lr"]), weight_decay=float(t["weight_decay"])
     )
     state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": -1, "bad": 0, "rows": []}
+    init_info = None
+    if init is not None and not resume:
+        init_info = init_density_weights(model, grid, class_map, init, init_part)
     if resume:
         ckpt = torch.load(run.last_ckpt, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
@@ -502,6 +558,7 @@ def train_density_vae(
         "run": str(run.root),
         "model": str(run.model),
         "resumed": resume,
+        "init": init_info,
         "stopped": reason,
         "epochs": state["epoch"],
         "steps": state["step"],

@@ -6,6 +6,12 @@ so the Default is:
 
 - levels with widths (16, 32, 64) and a 128-wide bottleneck; each level and the bottleneck is
   two 3×3×3 convolutions + BatchNorm + ReLU; max-pooling ×2 between levels;
+- ``norm="group"`` (not in the paper) puts GroupNorm (up to 8 groups) where BatchNorm is. It has
+  no running statistics, so it suits training where the network reads two kinds of input: the
+  joint loss with ``train.seg_input_weight`` > 0 feeds it decoded and true densities, and
+  BatchNorm's running mean/variance then average the two, which at evaluation matches neither
+  (measured: 4.5 % exact atom counts on true densities with the mixed statistics, 92 % after
+  re-estimating them on true densities alone);
 - on the way up, a transposed convolution (kernel 2, stride 2) to the level's width, the gated
   skip x̂ = α·x concatenated with it, then two convolutions as above;
 - attention gate (additive, gating signal g = the upsampled decoder feature at the skip's
@@ -29,17 +35,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AttentionGate", "AttentionUNet3d", "double_conv"]
+__all__ = ["NORMS", "AttentionGate", "AttentionUNet3d", "double_conv"]
 
 
-def double_conv(c_in: int, c_out: int) -> nn.Sequential:
-    """Two 3×3×3 convolutions (padding 1), each followed by BatchNorm and ReLU."""
+NORMS = ("batch", "group")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm3d(channels)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(8, channels), channels)
+    raise ValueError(f"model.unet.norm={kind!r} is unknown; choose one of {NORMS}")
+
+
+def double_conv(c_in: int, c_out: int, norm: str = "batch") -> nn.Sequential:
+    """Two 3×3×3 convolutions (padding 1), each followed by the normalisation and ReLU.
+
+    ``norm``: ``batch`` (BatchNorm, the Default) or ``group`` (GroupNorm with gcd(8, c_out)
+    groups; the same affine parameter count).
+    """
     return nn.Sequential(
         nn.Conv3d(c_in, c_out, 3, padding=1, bias=False),
-        nn.BatchNorm3d(c_out),
+        _norm(norm, c_out),
         nn.ReLU(inplace=True),
         nn.Conv3d(c_out, c_out, 3, padding=1, bias=False),
-        nn.BatchNorm3d(c_out),
+        _norm(norm, c_out),
         nn.ReLU(inplace=True),
     )
 
@@ -72,6 +93,7 @@ class AttentionUNet3d(nn.Module):
         attention: bool = True,
         background_prior: float | None = 0.99,
         in_channels: int = 1,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         widths = [int(w) for w in widths]
@@ -84,9 +106,9 @@ class AttentionUNet3d(nn.Module):
         self.down = nn.ModuleList()
         c = in_channels
         for w in widths:
-            self.down.append(double_conv(c, w))
+            self.down.append(double_conv(c, w, norm))
             c = w
-        self.bottleneck = double_conv(c, int(bottleneck))
+        self.bottleneck = double_conv(c, int(bottleneck), norm)
         c = int(bottleneck)
         self.up = nn.ModuleList()
         self.gates = nn.ModuleList()
@@ -94,7 +116,7 @@ class AttentionUNet3d(nn.Module):
         for w in reversed(widths):
             self.up.append(nn.ConvTranspose3d(c, w, 2, stride=2))
             self.gates.append(AttentionGate(w, w, max(w // 2, 1)) if attention else nn.Identity())
-            self.merge.append(double_conv(2 * w, w))
+            self.merge.append(double_conv(2 * w, w, norm))
             c = w
         self.head = nn.Conv3d(c, n_classes, 1)
         if background_prior is not None:
