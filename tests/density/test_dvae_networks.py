@@ -124,7 +124,7 @@ def test_unet_group_norm_has_no_running_statistics():
     torch.testing.assert_close(group(x), first)  # train and eval agree: nothing was tracked
     # each sample is normalised on its own, so a batch-mate does not change it
     torch.testing.assert_close(group(x[:1]), first[:1])
-    with pytest.raises(ValueError, match="model.unet.norm='layer' is unknown"):
+    with pytest.raises(ValueError, match=r"model\.unet\.norm='layer' is unknown"):
         AttentionUNet3d(norm="layer")
 
 

@@ -399,7 +399,7 @@ def init_density_weights(
         )
     prefix = {"all": "", "vae": "vae.", "unet": "unet."}[part]
     state = {k: v for k, v in src.model.state_dict().items() if k.startswith(prefix)}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    _, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected, unexpected  # same config ⇒ same names
     return {"model_file": str(Path(path).resolve()), "part": part, "tensors": len(state)}
 
