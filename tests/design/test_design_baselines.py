@@ -94,3 +94,12 @@ def test_unknown_names_are_refused():
         make_model("svm")
     with pytest.raises(ValueError, match="unknown baseline model 'svm'"):
         cross_validate(np.zeros((10, 2)), {"y": np.zeros(10)}, models=["svm"])
+
+
+def test_random_forest_features_per_split():
+    assert make_model("rf").max_features == 1.0  # scikit-learn's default: every feature
+    assert make_model("rf", rf_max_features=0.333).max_features == 0.333
+    assert make_model("rf", rf_max_features="sqrt").max_features == "sqrt"
+    for bad in (0.0, 1.5, "half"):
+        with pytest.raises(ValueError, match="fraction in \\(0, 1\\], sqrt or log2"):
+            make_model("rf", rf_max_features=bad)

@@ -82,8 +82,9 @@ def test_design_baselines(qm9_csv, tmp_path):
     out = tmp_path / "baselines.json"
     res = invoke("design", "baselines", "--data", qm9_csv, "--property", "lumo", "--property",
                  "gap", "--model", "ridge", "--model", "rf", "--folds", 3, "--out", out,
-                 "--quiet", "--json")  # fmt: skip
+                 "--rf-max-features", "0.333", "--quiet", "--json")  # fmt: skip
     summary = last_json(res.stdout)
+    assert summary["rf_max_features"] == 0.333
     assert summary["n_rows"] == 30 and summary["n_features"] == 2048
     assert set(summary["results"]) == {"ridge", "rf"}
     assert len(summary["results"]["rf"]["gap"]["fold_mae"]) == 3
@@ -219,6 +220,9 @@ def test_missing_files_are_named(vae_files, tmp_path):
     res = invoke("design", "baselines", "--data", tmp_path / "x.csv", "--property", "lumo",
                  code=2)  # fmt: skip
     assert "x.csv does not exist" in one_line(res.stderr)
+    res = invoke("design", "baselines", "--data", tmp_path / "x.csv", "--property", "lumo",
+                 "--rf-max-features", "most", code=2)  # fmt: skip
+    assert "--rf-max-features 'most': give a fraction in (0, 1], sqrt or log2" in res.stderr
     res = invoke("design", "check", tmp_path / "c.csv", "--out", tmp_path / "o",
                  "--xtb-orbitals", code=2)  # fmt: skip
     assert "candidates file" in one_line(res.stderr)

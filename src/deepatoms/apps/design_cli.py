@@ -595,6 +595,13 @@ def design_baselines(
         str, typer.Option(help="lbfgs (paper) or adam (sklearn early stopping on 10 %).")
     ] = "lbfgs",
     n_jobs: Annotated[int, typer.Option(help="Random-forest worker processes.")] = 1,
+    rf_max_features: Annotated[
+        str,
+        typer.Option(
+            help="Random-forest features tried per split: a fraction in (0, 1] (1: all, the "
+            "scikit-learn default; 0.333: Breiman's rule for regression, ~3x faster), sqrt or log2."
+        ),
+    ] = "1.0",
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Results JSON to write.", metavar="FILE.json")
     ] = None,
@@ -611,6 +618,7 @@ def design_baselines(
         FEATURE_KINDS,
         cross_validate,
         format_mae_table,
+        make_model,
         string_features,
     )
     from deepatoms.design.vae_io import read_string_csv
@@ -622,6 +630,15 @@ def design_baselines(
     bad = [m for m in names if m not in BASELINE_MODELS]
     if bad:
         raise ValueError(f"--model {bad}: choose from {list(BASELINE_MODELS)}")
+    rf_features: float | str = rf_max_features
+    if rf_max_features not in ("sqrt", "log2"):
+        try:
+            rf_features = float(rf_max_features)
+        except ValueError:
+            raise ValueError(
+                f"--rf-max-features {rf_max_features!r}: give a fraction in (0, 1], sqrt or log2"
+            ) from None
+    make_model("rf", rf_max_features=rf_features)  # checks the value before any work
     if out_file is not None:
         check_new_output(out_file, overwrite)
     table = read_string_csv(data, properties=prop)
@@ -634,7 +651,9 @@ def design_baselines(
     targets = {p: table.properties[p][rows] for p in prop}
     t0 = time.perf_counter()
     with ProgressBar("cross-validation fits", quiet) as bar:
-        results = cross_validate(x, targets, names, folds, seed, mlp_solver, n_jobs, bar)
+        results = cross_validate(
+            x, targets, names, folds, seed, mlp_solver, n_jobs, bar, rf_features
+        )
     text = format_mae_table(results, features)
     out.print(f"{folds}-fold CV on {len(rows)} rows of {data} ({features} features), MAE in meV:")
     out.print(text)
@@ -646,6 +665,7 @@ def design_baselines(
         "folds": folds,
         "seed": seed,
         "mlp_solver": mlp_solver,
+        "rf_max_features": rf_features,
         "seconds": time.perf_counter() - t0,
         "results": results,
         "table": text,

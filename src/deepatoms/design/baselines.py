@@ -15,7 +15,10 @@ Models
     solvers: with L-BFGS (Default) training stops at scikit-learn's ``max_iter`` (200) or on
     convergence, with no validation split. ``mlp_solver="adam"`` uses adam with scikit-learn's
     early stopping on 10 % of the training fold instead;
-  * ``rf``: ``RandomForestRegressor`` with scikit-learn defaults (100 trees), seeded.
+  * ``rf``: ``RandomForestRegressor`` with scikit-learn defaults (100 trees, every feature tried
+    at each split), seeded. ``rf_max_features`` changes the features tried per split (a fraction
+    or ``sqrt``/``log2``); 1/3 is Breiman's rule for regression and about 3× faster on 2,048
+    fingerprint bits. Paper D does not state its random-forest settings.
 
 Evaluation: k-fold CV (default 5, shuffled with ``seed``); the MAE of a model and property is
 mean |y − ŷ| over all out-of-fold predictions (rows with a NaN label are skipped), reported in
@@ -96,7 +99,13 @@ def string_features(
     raise ValueError(f"unknown feature kind {kind!r}; choose one of {sorted(FEATURE_KINDS)}")
 
 
-def make_model(name: str, seed: int = 0, mlp_solver: str = "lbfgs", n_jobs: int = 1) -> Any:
+def make_model(
+    name: str,
+    seed: int = 0,
+    mlp_solver: str = "lbfgs",
+    n_jobs: int = 1,
+    rf_max_features: float | str = 1.0,
+) -> Any:
     """An unfitted scikit-learn regressor ``ridge``, ``mlp`` or ``rf`` with the §9 settings."""
     if name == "ridge":
         from sklearn.linear_model import RidgeCV
@@ -119,7 +128,17 @@ def make_model(name: str, seed: int = 0, mlp_solver: str = "lbfgs", n_jobs: int 
     if name == "rf":
         from sklearn.ensemble import RandomForestRegressor
 
-        return RandomForestRegressor(random_state=seed, n_jobs=n_jobs)
+        if isinstance(rf_max_features, str) and rf_max_features not in ("sqrt", "log2"):
+            raise ValueError(
+                f"random-forest max features must be a fraction in (0, 1], sqrt or log2; got "
+                f"{rf_max_features!r}"
+            )
+        if not isinstance(rf_max_features, str) and not 0.0 < float(rf_max_features) <= 1.0:
+            raise ValueError(
+                f"random-forest max features must be a fraction in (0, 1], sqrt or log2; got "
+                f"{rf_max_features!r}"
+            )
+        return RandomForestRegressor(random_state=seed, n_jobs=n_jobs, max_features=rf_max_features)
     raise ValueError(f"unknown baseline model {name!r}; choose from {sorted(BASELINE_MODELS)}")
 
 
@@ -147,6 +166,7 @@ def cross_validate(
     mlp_solver: str = "lbfgs",
     n_jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    rf_max_features: float | str = 1.0,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """k-fold CV of each baseline model on each property.
 
@@ -173,7 +193,7 @@ def cross_validate(
             abs_err = np.empty(len(rows))
             fold_mae = []
             for tr, te in split:
-                model = make_model(name, seed=seed, mlp_solver=mlp_solver, n_jobs=n_jobs)
+                model = make_model(name, seed, mlp_solver, n_jobs, rf_max_features)
                 with warnings.catch_warnings():  # L-BFGS stops at max_iter by design (docstring)
                     warnings.simplefilter("ignore")
                     model.fit(x[rows[tr]], y[rows[tr]])
