@@ -70,9 +70,6 @@ def load_density_model(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> LoadedDensityModel:
     """Rebuild a model written by :func:`save_density_model` (safe loading; eval mode)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"density model file {path} does not exist")
     payload = read_payload(
         path, FORMAT, FORMAT_VERSION, "density VAE model",
         "train one with `deepatoms crystals train`", map_location,

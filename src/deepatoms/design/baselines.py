@@ -128,12 +128,10 @@ def make_model(
     if name == "rf":
         from sklearn.ensemble import RandomForestRegressor
 
-        if isinstance(rf_max_features, str) and rf_max_features not in ("sqrt", "log2"):
-            raise ValueError(
-                f"random-forest max features must be a fraction in (0, 1], sqrt or log2; got "
-                f"{rf_max_features!r}"
-            )
-        if not isinstance(rf_max_features, str) and not 0.0 < float(rf_max_features) <= 1.0:
+        named = isinstance(rf_max_features, str)
+        if (named and rf_max_features not in ("sqrt", "log2")) or (
+            not named and not 0.0 < float(rf_max_features) <= 1.0
+        ):
             raise ValueError(
                 f"random-forest max features must be a fraction in (0, 1], sqrt or log2; got "
                 f"{rf_max_features!r}"

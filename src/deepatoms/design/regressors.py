@@ -275,9 +275,6 @@ def save_regressors(path: str | Path, regressors: RegressorSet, meta: dict | Non
 
 def load_regressors(path: str | Path) -> RegressorSet:
     """Rebuild a :class:`RegressorSet` from a file written by :func:`save_regressors`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"regressor file {path} does not exist")
     payload = read_payload(
         path, FORMAT, FORMAT_VERSION, "latent-regressor", "write one with `deepatoms vae regress`"
     )

@@ -79,10 +79,12 @@ def read_payload(
 
     ``torch.load(weights_only=True)``; the payload must be a dict with ``format`` ``fmt`` and a
     ``format_version`` (missing: 0) of at most ``max_version``. ``kind`` names the file type in
-    errors ("density VAE model"); ``hint`` says how to get the right file. The caller checks that
-    ``path`` exists (FileNotFoundError with its own wording).
+    errors ("density VAE model"); ``hint`` says how to get the right file. A missing ``path``
+    raises FileNotFoundError.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} file {path} does not exist")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for non-model files
@@ -104,9 +106,6 @@ def read_payload(
 
 def load_model_file(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild a model from a file written by :func:`save_model_file` (safe loading)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
     payload = read_payload(
         path, FORMAT, FORMAT_VERSION, "deepatoms model",
         "pass the exported model.pt of a training run", map_location,
