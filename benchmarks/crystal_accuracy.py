@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
     args.target = args.target or DATASETS[args.dataset][1]
 
     from deepatoms.apps.crossval import cross_validate
-    from deepatoms.train.config import apply_overrides, load_preset
+    from deepatoms.config.overrides import apply_overrides
+    from deepatoms.models.registry import load_preset
 
     rows = {}
     for name in args.models:

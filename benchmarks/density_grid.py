@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE))
 
 
 def _samples(crystals, grid, regime, rotations, brute_force, seed=0):
-    from deepatoms.density.samples import repeated_lattice, single_cell
+    from deepatoms.data.voxels.samples import repeated_lattice, single_cell
 
     out = []
     for k, atoms in enumerate(crystals):
@@ -57,7 +57,7 @@ def _samples(crystals, grid, regime, rotations, brute_force, seed=0):
 
 def speed(crystals, rotations: int, repeats: int) -> dict:
     """Samples/s and ms/sample, vectorised vs brute force, per regime (30³ grid)."""
-    from deepatoms.density.grid import GridSpec
+    from deepatoms.data.voxels.grid import GridSpec
 
     grid = GridSpec()
     out = {}
@@ -100,8 +100,8 @@ def oracle(crystals, n: int, nearest_voxel: bool, rotations: int) -> dict:
     """Oracle recovery statistics on an n³ grid over the 10 Å box (single-cell samples)."""
     from scipy.spatial import cKDTree
 
-    from deepatoms.density.dataset import ClassMap
-    from deepatoms.density.grid import GridSpec, density
+    from deepatoms.data.voxels.dataset import ClassMap
+    from deepatoms.data.voxels.grid import GridSpec, density
     from deepatoms.density.recovery import recover_atoms
 
     grid = GridSpec(n=n, species_nearest_voxel=nearest_voxel)
@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--skip-oracle", action="store_true", help="only the speed comparison")
     args = p.parse_args(argv)
 
-    from deepatoms.density.crystal_sets import load_crystals
-    from deepatoms.density.grid import GridSpec
+    from deepatoms.data.voxels.crystal_sets import load_crystals
+    from deepatoms.data.voxels.grid import GridSpec
     from machine import loadavg
 
     print(f"load before: {loadavg()}", flush=True)

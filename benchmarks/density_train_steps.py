@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepatoms.density.crystal_sets import load_crystals
-from deepatoms.density.dataset import ClassMap, DensityDataset, collate
-from deepatoms.density.grid import GridSpec
-from deepatoms.density.model import DensityVAEModel
+from deepatoms.data.voxels.crystal_sets import load_crystals
+from deepatoms.data.voxels.dataset import ClassMap, DensityDataset, collate
+from deepatoms.data.voxels.grid import GridSpec
 from deepatoms.density.training import LossStep, density_preset
+from deepatoms.models.density_model import DensityVAEModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_busy, loadavg

@@ -32,8 +32,7 @@ import torch
 from torch import nn
 
 from deepatoms.generate.gschnet_sampler import generate_molecules, load_gschnet
-from deepatoms.models.registry import build_model
-from deepatoms.train.config import load_preset
+from deepatoms.models.registry import build_model, load_preset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_busy, loadavg

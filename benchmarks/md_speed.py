@@ -107,7 +107,7 @@ def make_start(kind: str, workdir: Path) -> Path:
     )
 
     if kind == "molecule":
-        from deepatoms.datagen.structures import molecule_from_spec
+        from deepatoms.data.structures import molecule_from_spec
 
         atoms = molecule_from_spec(MOLECULE_SPEC, seed=SEED)
         atoms.info.clear()
@@ -136,11 +136,12 @@ def make_model(kind: str, workdir: Path, minutes: float, threads: int) -> Path:
     import torch
 
     from deepatoms.apps.train import train
+    from deepatoms.config.overrides import apply_overrides
     from deepatoms.data.dataset import write_dataset
-    from deepatoms.datagen.calculators import make_calculator
+    from deepatoms.data.structures import bulk_from_spec, molecule_from_spec
     from deepatoms.datagen.md import generate_md
-    from deepatoms.datagen.structures import bulk_from_spec, molecule_from_spec
-    from deepatoms.train.config import apply_overrides, load_preset
+    from deepatoms.models.registry import load_preset
+    from deepatoms.simulate.reference import make_calculator
 
     folder = workdir / kind
     folder.mkdir(parents=True, exist_ok=True)

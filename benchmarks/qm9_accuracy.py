@@ -41,10 +41,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepatoms.config.overrides import apply_overrides
+from deepatoms.config.presets import preset_names
 from deepatoms.data.dataset import read_dataset, write_dataset
 from deepatoms.data.sources.qm9 import load_qm9
 from deepatoms.data.splits import load_split, random_split, save_split
-from deepatoms.train.config import apply_overrides, load_preset, preset_names
+from deepatoms.models.registry import load_preset
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import spk_support

@@ -77,11 +77,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     from deepatoms.analysis.crystal_metrics import ground_state_ranking
     from deepatoms.apps.crossval import fold_split
-    from deepatoms.apps.inference import predict_packed
     from deepatoms.apps.train import train
+    from deepatoms.config.overrides import apply_overrides
     from deepatoms.data.dataset import read_dataset
+    from deepatoms.models.inference import predict_packed
     from deepatoms.models.io import load_model_file
-    from deepatoms.train.config import apply_overrides, load_preset
+    from deepatoms.models.registry import load_preset
 
     relaxed, _ = read_dataset(folder / "relaxed.h5")
     initial, _ = read_dataset(folder / "initial.h5")

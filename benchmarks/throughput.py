@@ -44,8 +44,7 @@ import torch
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.sources.qm9 import load_qm9
 from deepatoms.data.stats import atomref_sum, target_statistics
-from deepatoms.models.registry import build_model
-from deepatoms.train.config import load_preset
+from deepatoms.models.registry import build_model, load_preset
 from deepatoms.train.loader import make_loader
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -61,11 +61,12 @@ def main(argv: list[str] | None = None) -> dict:
                  ["--dedupe", "--prototype-column", "spacegroup.number"])  # fmt: skip
     perov = convert(args.workdir / "perov5.h5", [SHARED / "perov_5" / "val.csv"], [])
 
-    from deepatoms.apps.inference import predict_packed
     from deepatoms.apps.train import train
+    from deepatoms.config.overrides import apply_overrides
     from deepatoms.data.dataset import read_dataset
+    from deepatoms.models.inference import predict_packed
     from deepatoms.models.io import load_model_file
-    from deepatoms.train.config import apply_overrides, load_preset
+    from deepatoms.models.registry import load_preset
 
     base = [f"train.num_threads={args.threads}"]
     pre_cfg = apply_overrides(load_preset(args.preset),

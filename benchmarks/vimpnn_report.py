@@ -160,7 +160,7 @@ def displaced_cluster(work: Path) -> tuple[Path, int]:
     import ase.io
 
     from deepatoms.data.dataset import read_dataset
-    from deepatoms.datagen.scaling import scale_atoms
+    from deepatoms.data.scaling import scale_atoms
 
     data, _ = read_dataset(work / "data" / DATASETS["cg_unstable"][0])
     k = int(next(i for i in range(len(data)) if data.n_atoms[i] == 15))

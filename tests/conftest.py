@@ -36,8 +36,8 @@ def ethanol_xtb(tmp_path_factory) -> str:
     from ase.build import molecule
 
     from deepatoms.data.dataset import write_dataset
-    from deepatoms.datagen.calculators import make_calculator
     from deepatoms.datagen.md import generate_md
+    from deepatoms.simulate.reference import make_calculator
 
     atoms = molecule("CH3CH2OH")
     calc, prov = make_calculator("xtb", atoms)

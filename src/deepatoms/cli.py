@@ -17,7 +17,7 @@ from deepatoms.cli_support import check_new_output as _check_new_output
 from deepatoms.cli_support import emit_json as _emit_json
 from deepatoms.cli_support import fail_cleanly as _fail_cleanly
 from deepatoms.cli_support import number as _number
-from deepatoms.progress import ProgressBar
+from deepatoms.core.progress import ProgressBar
 
 app = typer.Typer(
     help="deepatoms: deep learning for molecules and materials (SchNet, DTNN, NMP-edge).",
@@ -222,7 +222,8 @@ def train(
     Running the same command again on a run folder with checkpoints/last.ckpt resumes it.
     """
     from deepatoms.apps.train import train as run_train
-    from deepatoms.train.config import apply_overrides, load_preset
+    from deepatoms.config.overrides import apply_overrides
+    from deepatoms.models.registry import load_preset
 
     cfg = load_preset(preset)
     extra = [f"data.target={target}"] if target is not None else []
@@ -356,7 +357,8 @@ def predict(
 @_fail_cleanly
 def presets(as_json: JsonOpt = False) -> None:
     """List the shipped presets, one line each."""
-    from deepatoms.train.config import load_preset, preset_names
+    from deepatoms.config.presets import preset_names
+    from deepatoms.models.registry import load_preset
 
     rows = []
     for name in preset_names():

@@ -12,7 +12,7 @@ from deepatoms.analysis.curve_metrics import dense_grid, dsc
 from deepatoms.data.edge_store import StoredEdges
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
-from deepatoms.datagen.scaling import scale_atoms
+from deepatoms.data.scaling import scale_atoms
 from deepatoms.models.io import LoadedModel
 
 BONDS = GraphSpec(kind="bonds")

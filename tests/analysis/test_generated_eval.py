@@ -20,12 +20,11 @@ from deepatoms.analysis.generated_eval import (
     molecule_statistics,
     pair_distances,
     read_generated,
-    relax_molecule,
     table1,
     tag_molecules,
-    xtb_gap,
 )
 from deepatoms.analysis.molecule_validity import check_molecule
+from deepatoms.simulate.molecules import relax_molecule, xtb_gap
 
 
 def test_first_occurrence_by_hashing():

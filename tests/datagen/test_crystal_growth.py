@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from deepatoms.data.dataset import read_dataset
+from deepatoms.data.scaling import scale_atoms
 from deepatoms.datagen.growth import (
     FCC_NEIGHBOURS,
     SEED_SITES,
@@ -22,7 +23,6 @@ from deepatoms.datagen.infinite_crystal import (
     generate_infinite_crystal,
     training_indices,
 )
-from deepatoms.datagen.scaling import scale_atoms
 
 
 def test_emt_lattice_constant_is_the_minimum():

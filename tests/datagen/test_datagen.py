@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from deepatoms.cli import app
 from deepatoms.data.dataset import read_dataset, write_dataset
-from deepatoms.datagen.calculators import make_calculator
+from deepatoms.data.structures import bulk_from_spec, molecule_from_spec, parse_composition
 from deepatoms.datagen.md import generate_md
-from deepatoms.datagen.structures import bulk_from_spec, molecule_from_spec, parse_composition
+from deepatoms.simulate.reference import make_calculator
 
 EXE = str(Path(sys.executable).parent / "deepatoms")
 

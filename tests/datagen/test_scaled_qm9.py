@@ -9,10 +9,10 @@ from ase.build import bulk, molecule
 from ase.calculators.calculator import CalculationFailed
 from ase.calculators.emt import EMT
 
-import deepatoms.datagen.calculators as calculators
+import deepatoms.simulate.reference as calculators
 from deepatoms.data.dataset import read_dataset
+from deepatoms.data.scaling import parse_scales, scale_atoms
 from deepatoms.datagen.scaled_qm9 import XtbFailed, generate_scaled_qm9, xtb_label
-from deepatoms.datagen.scaling import parse_scales, scale_atoms
 
 
 def _pair_distances(pos: np.ndarray) -> np.ndarray:

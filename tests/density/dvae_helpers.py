@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from deepatoms.density.dataset import ClassMap
-from deepatoms.density.grid import GridSpec
-from deepatoms.density.model import DensityVAEModel
+from deepatoms.data.voxels.dataset import ClassMap
+from deepatoms.data.voxels.grid import GridSpec
 from deepatoms.density.model_io import LoadedDensityModel, load_density_model, save_density_model
 from deepatoms.density.training import density_preset
+from deepatoms.models.density_model import DensityVAEModel
 
 
 def tiny_model(path, condition: str = "none") -> LoadedDensityModel:

@@ -11,7 +11,7 @@ import torch
 from ase.build import bulk
 from dvae_helpers import tiny_model
 
-from deepatoms.density.crystal_sets import CrystalSet
+from deepatoms.data.voxels.crystal_sets import CrystalSet
 from deepatoms.density.evaluate import PAPER, ROWS, evaluate_density_model, format_markdown
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from deepatoms.density.grid import GridSpec, density
+from deepatoms.data.voxels.grid import GridSpec, density
 from deepatoms.density.images import (
     atom_arrays,
     density_image,

@@ -10,7 +10,7 @@ from pymatgen.io.cif import CifWriter
 
 from deepatoms.data.dataset import write_dataset
 from deepatoms.data.packed import PackedSystems
-from deepatoms.density.crystal_sets import CrystalSet, load_crystals, prototype_variants
+from deepatoms.data.voxels.crystal_sets import CrystalSet, load_crystals, prototype_variants
 
 STRUCTURES = {
     "mp-1": bulk("NaCl", "rocksalt", a=5.64),
@@ -79,7 +79,7 @@ def test_prototypes_filter_and_variants():
 
 
 def test_variant_lattice_is_rescaled_by_atomic_volumes():
-    from deepatoms.screen.scaling import atomic_volume
+    from deepatoms.data.prototypes.rescale import atomic_volume
 
     v = prototype_variants(20, seed=0)
     lib = {a: atoms for a, atoms in zip(*_library(), strict=True)}

@@ -5,8 +5,8 @@ import pytest
 import torch
 from ase.build import bulk
 
-from deepatoms.density.dataset import ClassMap, DensityDataset, collate
-from deepatoms.density.grid import GridSpec
+from deepatoms.data.voxels.dataset import ClassMap, DensityDataset, collate
+from deepatoms.data.voxels.grid import GridSpec
 
 G = GridSpec(n=12)
 CRYSTALS = [bulk("NaCl", "rocksalt", a=5.64), bulk("Cu"), bulk("Si")]

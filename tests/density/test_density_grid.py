@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from deepatoms.density.grid import (
+from deepatoms.data.voxels.grid import (
     GridSpec,
     density,
     density_reference,

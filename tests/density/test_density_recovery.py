@@ -5,11 +5,11 @@ import pytest
 import torch
 from ase.build import bulk
 
-from deepatoms.density.crystal_sets import load_crystals
-from deepatoms.density.dataset import ClassMap
-from deepatoms.density.grid import GridSpec, density
+from deepatoms.data.voxels.crystal_sets import load_crystals
+from deepatoms.data.voxels.dataset import ClassMap
+from deepatoms.data.voxels.grid import GridSpec, density
+from deepatoms.data.voxels.samples import single_cell
 from deepatoms.density.recovery import peak_atoms, recover_atoms
-from deepatoms.density.samples import single_cell
 
 G = GridSpec(n=10, box=10.0)  # h = 1 Å: voxel centres at i + 0.5
 CM = ClassMap([0, 1, 8, 26])

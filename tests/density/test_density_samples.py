@@ -5,8 +5,8 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from deepatoms.density.grid import GridSpec, density, species
-from deepatoms.density.samples import (
+from deepatoms.data.voxels.grid import GridSpec, density, species
+from deepatoms.data.voxels.samples import (
     max_side_filter,
     random_rotation,
     repeated_lattice,
@@ -130,7 +130,7 @@ def test_brute_force_samples_equal_vectorised():
 def test_real_structures_integrate_to_sum_z_for_atoms_away_from_faces():
     # issue acceptance: Σ M h³ = Σ Z within 0.5 % for the atoms inside the box (here: more than
     # 3 Å from every face, so at most 3 × 0.135 % of an atom's Gaussian lies outside)
-    from deepatoms.density.crystal_sets import load_crystals
+    from deepatoms.data.voxels.crystal_sets import load_crystals
 
     crystals = load_crystals(["prototypes"], progress=False).filter_max_side(10.0).atoms[:60]
     total_m = total_z = 0.0

@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from deepatoms.density.model import DensityVAEModel, joint_loss, kl_divergence, voxel_accuracy
+from deepatoms.models.density_model import (
+    DensityVAEModel,
+    joint_loss,
+    kl_divergence,
+    voxel_accuracy,
+)
 from deepatoms.nn.gradscale import grad_scale
 
 TINY = {

@@ -10,10 +10,10 @@ import pytest
 import torch
 from ase.build import bulk
 
-from deepatoms.density.crystal_sets import CrystalSet
-from deepatoms.density.dataset import ClassMap, DensityDataset, collate
-from deepatoms.density.grid import GridSpec
-from deepatoms.density.model import DensityVAEModel, joint_loss
+from deepatoms.core.errors import ConfigError
+from deepatoms.data.voxels.crystal_sets import CrystalSet
+from deepatoms.data.voxels.dataset import ClassMap, DensityDataset, collate
+from deepatoms.data.voxels.grid import GridSpec
 from deepatoms.density.model_io import load_density_model, save_density_model
 from deepatoms.density.training import (
     LossStep,
@@ -23,7 +23,7 @@ from deepatoms.density.training import (
     select_crystals,
     train_density_vae,
 )
-from deepatoms.train.config import ConfigError
+from deepatoms.models.density_model import DensityVAEModel, joint_loss
 
 TINY_MODEL = {
     "latent": 8,
@@ -56,7 +56,7 @@ def test_presets_resolve_with_paper_settings():
     fast = density_preset("density-vae-fast")
     model = DensityVAEModel(fast["model"], grid_n=fast["grid"]["n"], n_classes=10)
     assert model.vae.decoder.sizes[-1] == 20 and model.latent == 300
-    with pytest.raises(ConfigError, match="unknown key 'lrr'"):
+    with pytest.raises(ConfigError, match="unknown key train.lrr"):
         resolve_density_config({"train": {"lrr": 1.0}})
     with pytest.raises(ConfigError, match="not a density VAE preset"):
         density_preset("schnet-fast")

@@ -8,7 +8,7 @@ import torch
 from ase.build import bulk
 from dvae_helpers import tiny_model
 
-from deepatoms.density.grid import GridSpec
+from deepatoms.data.voxels.grid import GridSpec
 from deepatoms.density.latent_tools import (
     alpha_inputs,
     alter,

@@ -67,8 +67,8 @@ def lumo_model(tmp_path_factory):
 
 
 def test_evaluate_with_a_property_model(lumo_model):
-    from deepatoms.apps.inference import predict_packed
     from deepatoms.data.packed import PackedSystems
+    from deepatoms.models.inference import predict_packed
 
     smiles = ["CCO", "C(C", "[NH4+]", "CCS", "C#N"]
     done = []
@@ -89,7 +89,7 @@ def test_evaluate_with_a_property_model(lumo_model):
 
 
 def test_xtb_orbitals_and_relaxation():
-    from deepatoms.analysis.generated_eval import xtb_gap
+    from deepatoms.simulate.molecules import xtb_gap
 
     atoms = embed_smiles("C=O")
     homo, lumo = xtb_frontier_orbitals(atoms.numbers, atoms.positions)

@@ -7,16 +7,12 @@ import pytest
 import torch
 from gvae_helpers import QM9_SMILES, write_csv
 
-from deepatoms.design.latent import LatentSpace, parse_strings
-from deepatoms.design.vae_io import (
-    load_grammar_vae,
-    load_latent_space,
-    read_string_csv,
-    save_grammar_vae,
-)
+from deepatoms.data.strings import read_string_csv
+from deepatoms.design.vae_io import load_grammar_vae, load_latent_space, save_grammar_vae
 from deepatoms.grammar.cfg import Grammar, load_grammar
 from deepatoms.grammar.errors import GrammarError, GrammarParseError
 from deepatoms.models.grammar_vae import GrammarVAE
+from deepatoms.models.latent_space import LatentSpace, parse_strings
 
 TOY = """%name toy
 %start S

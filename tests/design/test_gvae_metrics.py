@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from gvae_helpers import QM9_SMILES
 
-from deepatoms.design.latent import LatentSpace
 from deepatoms.design.vae_metrics import (
     active_dimensions,
     elbo,
@@ -18,6 +17,7 @@ from deepatoms.design.vae_metrics import (
 )
 from deepatoms.grammar.cfg import load_grammar
 from deepatoms.models.grammar_vae import GrammarVAE, vae_loss
+from deepatoms.models.latent_space import LatentSpace
 
 
 class _Stub:

@@ -9,10 +9,10 @@ import pytest
 import torch
 from gvae_helpers import QM9_SMILES, overfit
 
-from deepatoms.design.latent import LatentSpace
 from deepatoms.design.vae_metrics import reconstruction_accuracy
 from deepatoms.grammar.cfg import load_grammar
 from deepatoms.models.grammar_vae import GrammarVAE
+from deepatoms.models.latent_space import LatentSpace
 
 
 def _overfit(

@@ -7,7 +7,6 @@ import pytest
 import torch
 from gvae_helpers import QM9_SMILES
 
-from deepatoms.design.latent import LatentSpace
 from deepatoms.design.regressors import (
     fit_regressor,
     load_regressors,
@@ -16,6 +15,7 @@ from deepatoms.design.regressors import (
 )
 from deepatoms.grammar.cfg import load_grammar
 from deepatoms.models.grammar_vae import GrammarVAE
+from deepatoms.models.latent_space import LatentSpace
 
 SMALL = {"hidden": [64, 64, 32], "dropout": 0.0, "l2": 0.0, "lr": 1e-2, "batch_size": 32}
 

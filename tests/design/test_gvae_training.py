@@ -9,14 +9,17 @@ import pytest
 import yaml
 from gvae_helpers import QM9_SMILES, write_csv
 
-from deepatoms.design.vae_io import load_latent_space, read_string_csv
+from deepatoms.config.overrides import apply_overrides
+from deepatoms.core.errors import ConfigError
+from deepatoms.data.strings import read_string_csv
+from deepatoms.design.vae_io import load_latent_space
 from deepatoms.design.vae_training import (
     load_vae_preset,
     resolve_vae_split,
     train_grammar_vae,
     vae_preset_names,
 )
-from deepatoms.train.config import ConfigError, apply_overrides, load_preset
+from deepatoms.models.registry import load_preset
 
 SPLIT = ["train"] * 48 + ["val"] * 8 + ["test"] * 8
 TINY = [

@@ -12,13 +12,14 @@ from ase.db import connect
 
 import deepatoms.screen.cli  # noqa: F401  (registers `screen` on deepatoms.cli.app)
 from cli_helpers import invoke
-from deepatoms.apps.inference import predict_packed
 from deepatoms.apps.train import train
+from deepatoms.config.overrides import apply_overrides
+from deepatoms.data.prototypes.library import load_aflow_prototypes, select_prototypes
+from deepatoms.data.prototypes.substitution import CandidateSpace, CompositionRequest, pack
 from deepatoms.datagen.prototypes import generate_prototype_set
+from deepatoms.models.inference import predict_packed
 from deepatoms.models.io import load_model_file
-from deepatoms.screen.candidates import CandidateSpace, CompositionRequest, pack
-from deepatoms.screen.prototypes import load_aflow_prototypes, select_prototypes
-from deepatoms.train.config import apply_overrides, load_preset
+from deepatoms.models.registry import load_preset
 
 pytestmark = pytest.mark.filterwarnings("ignore:The number of training batches")
 PROTOTYPES = ["A1", "A2", "A3", "L1_2", "L1_0", "B2", "D0_3", "D0_19"]

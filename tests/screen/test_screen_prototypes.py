@@ -10,15 +10,19 @@ from ase.build import bulk
 from ase.io import write
 from ase.neighborlist import neighbor_list
 
-from deepatoms.screen.candidates import CandidateSpace, CompositionRequest, parse_assignment
-from deepatoms.screen.prototypes import (
+from deepatoms.data.prototypes.library import (
     filter_prototypes,
     load_aflow_prototypes,
     load_cif_prototype,
     resolve_prototypes,
     select_prototypes,
 )
-from deepatoms.screen.scaling import atomic_radius, atomic_volume
+from deepatoms.data.prototypes.rescale import atomic_radius, atomic_volume
+from deepatoms.data.prototypes.substitution import (
+    CandidateSpace,
+    CompositionRequest,
+    parse_assignment,
+)
 
 
 def protos(*names: str):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from ase.db import connect
 
-from deepatoms.screen.candidates import CandidateSpace, CompositionRequest
+from deepatoms.data.prototypes.library import load_aflow_prototypes, select_prototypes
+from deepatoms.data.prototypes.substitution import CandidateSpace, CompositionRequest
 from deepatoms.screen.output import CSV_COLUMNS, write_best_db, write_ranking_csv
-from deepatoms.screen.prototypes import load_aflow_prototypes, select_prototypes
 from deepatoms.screen.rank import (
     ground_state_delta,
     predict_candidates,

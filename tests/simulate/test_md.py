@@ -23,7 +23,7 @@ MAX_STD = 0.2e-3  # eV/atom
 @pytest.fixture(scope="module")
 def ethanol_min(mol_model):
     """Ethanol relaxed with the model (a start without large initial forces)."""
-    from deepatoms.datagen.structures import molecule_from_spec
+    from deepatoms.data.structures import molecule_from_spec
 
     return relax(molecule_from_spec("ethanol"), Calculator(mol_model), fmax=0.05)["atoms"]
 

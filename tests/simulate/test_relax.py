@@ -7,9 +7,9 @@ import pytest
 import torch
 from ase.io import read, write
 
+from deepatoms.data.structure_files import load_structure, write_structures
 from deepatoms.simulate import Calculator
 from deepatoms.simulate.relax import max_force, relax
-from deepatoms.simulate.structures import load_structure, write_structures
 
 
 @pytest.mark.parametrize("optimizer", ["bfgs", "fire", "lbfgs"])
@@ -31,7 +31,7 @@ def test_relax_reduces_the_max_force_below_the_tolerance(mol_model, ethanol, opt
 
 
 def test_cell_relaxation_removes_the_stress(cu_model, tmp_path):
-    from deepatoms.datagen.structures import bulk_from_spec
+    from deepatoms.data.structures import bulk_from_spec
 
     calc = Calculator(cu_model, dtype=torch.float64)
     ideal = bulk_from_spec("Cu", size=32)  # EMT's lattice constant; forces vanish by symmetry

@@ -132,7 +132,7 @@ def test_bad_input_exits_2_with_a_clear_message(mol_model, homo_model, tmp_path,
 
 
 def test_an_unavailable_reference_calculator_is_a_clear_error(mol_model, monkeypatch):
-    import deepatoms.datagen.calculators as calculators
+    import deepatoms.simulate.reference as calculators
 
     def missing(*args, **kwargs):
         raise ModuleNotFoundError("the xtb calculator needs the 'tblite' package")

@@ -27,7 +27,7 @@ F64 = torch.float64
 
 @pytest.fixture(scope="module")
 def relaxed_ethanol(mol_model):
-    from deepatoms.datagen.structures import molecule_from_spec
+    from deepatoms.data.structures import molecule_from_spec
 
     calc = Calculator(mol_model, dtype=F64)
     res = relax(molecule_from_spec("ethanol"), calc, fmax=1e-4, steps=500)
@@ -137,7 +137,7 @@ def test_compare_frequencies():
 
 
 def test_vibrational_analysis_relaxes_each_calculator_at_its_own_minimum(mol_model, ethanol):
-    from deepatoms.datagen.calculators import make_calculator
+    from deepatoms.simulate.reference import make_calculator
 
     xtb, _ = make_calculator("xtb", ethanol)
     calc = Calculator(mol_model, dtype=F64)

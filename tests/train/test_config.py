@@ -6,15 +6,12 @@ import copy
 
 import pytest
 
-from deepatoms.train.config import (
-    ConfigError,
-    apply_overrides,
-    load_config,
-    load_preset,
-    parse_override,
-    preset_names,
-    save_config,
-)
+from deepatoms.config.files import save_config
+from deepatoms.config.overrides import apply_overrides, parse_override
+from deepatoms.config.presets import preset_names
+from deepatoms.core.errors import ConfigError
+from deepatoms.models.registry import load_preset
+from deepatoms.models.registry import load_run_config as load_config
 
 
 def test_required_presets_exist():

@@ -11,10 +11,11 @@ from typer.testing import CliRunner
 
 from deepatoms.apps.train import _init_from, train
 from deepatoms.cli import app
+from deepatoms.config.overrides import apply_overrides
+from deepatoms.core.errors import ConfigError
 from deepatoms.data.splits import load_split
 from deepatoms.models.io import load_model_file
-from deepatoms.models.registry import build_model
-from deepatoms.train.config import ConfigError, apply_overrides, load_preset
+from deepatoms.models.registry import build_model, load_preset
 
 TINY = [
     "data.target=U0",

@@ -10,13 +10,15 @@ import torch
 from ase.build import molecule
 
 from deepatoms.apps.train_gschnet import train_gschnet
+from deepatoms.config.overrides import apply_overrides
+from deepatoms.core.errors import ConfigError
 from deepatoms.data.bonds import pack_with_bonds
 from deepatoms.data.dataset import read_dataset, write_dataset
 from deepatoms.data.splits import load_split
 from deepatoms.generate.traces import VALIDATION_EPOCH, prepare_molecules, training_steps
 from deepatoms.models.gschnet import GSchNet, gschnet_loss
 from deepatoms.models.io import load_model_file
-from deepatoms.train.config import ConfigError, apply_overrides, load_preset
+from deepatoms.models.registry import load_preset
 
 NAMES = [
     "CH4", "NH3", "H2O", "C2H2", "C2H4", "C2H6", "HCN", "CH3OH", "CH3CH2OH", "CH3CHO", "HCOOH",

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from deepatoms.models import build_model
-from deepatoms.train.config import load_preset
+from deepatoms.models.registry import load_preset
 from deepatoms.train.loader import EpochBatchSampler
 from deepatoms.train.metrics import ErrorAccumulator
 from deepatoms.train.task import PropertyTask

@@ -9,13 +9,15 @@ import pytest
 from typer.testing import CliRunner
 
 from deepatoms.apps.evaluate import evaluate
-from deepatoms.apps.inference import predict_potential
 from deepatoms.apps.train import train
 from deepatoms.cli import app
+from deepatoms.config.overrides import apply_overrides
+from deepatoms.core.errors import ConfigError
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.splits import load_split
+from deepatoms.models.inference import predict_potential
 from deepatoms.models.io import load_model_file
-from deepatoms.train.config import ConfigError, apply_overrides, load_preset
+from deepatoms.models.registry import load_preset
 
 SMALL = [
     "model.n_atom_basis=32",

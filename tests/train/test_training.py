@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from deepatoms.apps.train import train
+from deepatoms.config.overrides import apply_overrides
+from deepatoms.core.errors import ConfigError
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.splits import load_split
 from deepatoms.models.io import load_model_file
-from deepatoms.train.config import ConfigError, apply_overrides, load_preset
+from deepatoms.models.registry import load_preset
 
 TINY = [
     "model.n_atom_basis=16",

@@ -8,12 +8,14 @@ import torch
 from ase.build import molecule
 
 from deepatoms.apps.train import train
+from deepatoms.config.overrides import apply_overrides
+from deepatoms.core.errors import ConfigError
 from deepatoms.data.bonds import bond_graph, perceive_bonds
 from deepatoms.data.dataset import write_dataset
 from deepatoms.data.packed import PackedSystems
-from deepatoms.datagen.scaling import scale_atoms
+from deepatoms.data.scaling import scale_atoms
 from deepatoms.models.io import load_model_file
-from deepatoms.train.config import ConfigError, apply_overrides, load_preset
+from deepatoms.models.registry import load_preset
 
 SCALES = np.linspace(0.9, 1.5, 4)
 

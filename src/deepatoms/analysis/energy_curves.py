@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from deepatoms.apps.inference import predict_packed
 from deepatoms.data.graph import collate
 from deepatoms.data.neighbors import GraphSpec, build_edges
 from deepatoms.data.packed import PackedSystems
+from deepatoms.models.inference import predict_packed
 from deepatoms.models.io import LoadedModel
 
 __all__ = [
@@ -117,7 +117,7 @@ def base_structures(
     result keeps the integer, boolean and string system properties of that member (``group``,
     ``element``, ``smiles``, …), sets ``scale`` = 1 and drops labels (energies, forces).
     """
-    from deepatoms.datagen.scaling import scale_atoms
+    from deepatoms.data.scaling import scale_atoms
 
     check_curve_columns(data)
     gid = np.asarray(data.system_props["group"]).reshape(-1)

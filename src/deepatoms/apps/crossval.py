@@ -32,13 +32,16 @@ from deepatoms.analysis.crystal_metrics import (
     n_elements_per_system,
     subset_errors,
 )
-from deepatoms.apps.inference import predict_packed
+from deepatoms.config.schema import config_diff
+from deepatoms.core.errors import ConfigError
+from deepatoms.core.files import atomic_write_text, read_json, write_json
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import load_split, resolve_size, save_split
+from deepatoms.models.inference import predict_packed
 from deepatoms.models.io import load_model_file
-from deepatoms.train.config import ConfigError, load_config
-from deepatoms.train.runfiles import RunDir, atomic_write_text, config_diff, read_json, write_json
+from deepatoms.models.registry import load_run_config as load_config
+from deepatoms.train.runfiles import RunDir
 
 __all__ = ["cross_validate", "fold_split", "kfold_indices", "report_unit"]
 
@@ -246,7 +249,9 @@ def cross_validate(
         done = run.model.is_file() and not previous.get("interrupted", False)
         if done:
             diff = (
-                config_diff(load_config(run.config), config, _RESUMABLE_KEYS)
+                config_diff(
+                    load_config(run.config), config, {f"train.{k}" for k in _RESUMABLE_KEYS}
+                )
                 if run.config.is_file()
                 else []
             )

@@ -88,7 +88,8 @@ def cv(
     data.n_train/n_val/n_test are ignored: the folds and --val-fraction set the split.
     """
     from deepatoms.apps.crossval import cross_validate
-    from deepatoms.train.config import apply_overrides, load_preset
+    from deepatoms.config.overrides import apply_overrides
+    from deepatoms.models.registry import load_preset
 
     cfg = load_preset(preset)
     extra = [f"data.target={target}"] if target is not None else []

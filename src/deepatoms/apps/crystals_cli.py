@@ -38,7 +38,7 @@ from deepatoms.cli_support import (
     fail_cleanly,
     out,
 )
-from deepatoms.progress import ProgressBar
+from deepatoms.core.progress import ProgressBar
 
 crystals_app = typer.Typer(
     help="Crystals as 3-D densities: train, encode, decode, sample, interpolate, evaluate "
@@ -140,7 +140,7 @@ def _split_pick(spec: str) -> tuple[str, str | None]:
 def _load(sources: list[str], seed: int, quiet: bool, grid=None, skip_large: bool = False):
     """A CrystalSet of ``sources`` (``SOURCE@K`` picks one crystal); with ``grid`` and
     ``skip_large``: crystals not shorter than the box dropped, with a note on stderr."""
-    from deepatoms.density.crystal_sets import CrystalSet, load_crystals
+    from deepatoms.data.voxels.crystal_sets import CrystalSet, load_crystals
 
     parts = []
     for spec in sources:
@@ -203,7 +203,7 @@ def _check_npz_output(path: Path, overwrite: bool) -> None:
 
 
 def _save_npz(path: Path, arrays: dict[str, Any]) -> None:
-    from deepatoms.data.dataset import atomic_target
+    from deepatoms.core.files import atomic_target
 
     with atomic_target(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)
@@ -226,7 +226,7 @@ def _write_structures(path: Path, structures: list, labels: list[str], overwrite
     CIF cannot hold an empty structure: those are left out of a .cif file and counted."""
     from ase.io import write
 
-    from deepatoms.data.dataset import atomic_target
+    from deepatoms.core.files import atomic_target
 
     fmt = _check_structure_output(path, overwrite)
     frames = []
@@ -277,7 +277,7 @@ def _box_structures(decoded) -> list:
 
 def _grid_for(preset: str | None, model: Path | None, n: int | None, box: float | None,
               sigma: float | None):  # fmt: skip
-    from deepatoms.density.grid import GridSpec
+    from deepatoms.data.voxels.grid import GridSpec
 
     if preset is not None and model is not None:
         raise ValueError("give either --preset or --model for the grid, not both")
@@ -318,8 +318,8 @@ def _samples_from_npz(path: Path, grid) -> tuple[list, list[str]]:
     """Voxel samples stored by ``crystals voxelize``; the grid must be the model's."""
     import json
 
-    from deepatoms.density.grid import GridSpec
-    from deepatoms.density.samples import VoxelSample
+    from deepatoms.data.voxels.grid import GridSpec
+    from deepatoms.data.voxels.samples import VoxelSample
 
     data = _read_npz(path, ("density", "species", "grid", "offsets", "numbers", "positions"))
     saved = GridSpec.from_dict(json.loads(str(data["grid"])))
@@ -426,8 +426,8 @@ def train_command(
     Crystals are filtered by maximum lattice-vector length, split by crystal (material id or
     parent prototype) and voxelised on the fly. The same command on a run folder resumes it.
     """
+    from deepatoms.config.overrides import apply_overrides
     from deepatoms.density.training import density_preset, train_density_vae
-    from deepatoms.train.config import apply_overrides
 
     cfg = density_preset(preset)
     extra = [f"data.regime={regime}"] if regime is not None else []
@@ -727,7 +727,7 @@ def interpolate_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Encode A and B, decode A, STEPS equally spaced intermediates and B (§8)."""
-    from deepatoms.density.crystal_sets import CrystalSet
+    from deepatoms.data.voxels.crystal_sets import CrystalSet
     from deepatoms.density.images import plot_strip
     from deepatoms.density.latent_tools import encode_crystals, interpolate
 

@@ -144,7 +144,7 @@ def _scales_per_group(data: PackedSystems, groups: np.ndarray) -> np.ndarray:
 
 
 def _write_curves_csv(path: Path, grid: np.ndarray, groups: np.ndarray, curves: dict) -> Path:
-    from deepatoms.train.runfiles import atomic_write_text
+    from deepatoms.core.files import atomic_write_text
 
     rows = ["model,group,scale,energy"]
     for name, e in curves.items():
@@ -195,8 +195,8 @@ def curves_report(
     OUT/metrics.json (energies in the model unit, eV).
     """
     from deepatoms.apps.evaluate import _locate
+    from deepatoms.core.files import write_json
     from deepatoms.models.io import load_model_file
-    from deepatoms.train.runfiles import write_json
 
     if s_eq not in ("one", "reference"):
         raise ValueError(f"--s-eq must be 'one' or 'reference', got {s_eq!r}")
@@ -303,8 +303,8 @@ def _curves_on_data(
     """Score every model on the labelled points and dense curves; write plots and curves.csv.
     Fills ``result`` and returns the dataset metadata."""
     from deepatoms.analysis.energy_curves import model_curves
-    from deepatoms.apps.inference import predict_packed
     from deepatoms.data.dataset import read_dataset
+    from deepatoms.models.inference import predict_packed
     from deepatoms.train.runfiles import RunDir
 
     data, meta = read_dataset(data_path)
@@ -489,7 +489,7 @@ def register(app: typer.Typer) -> None:
     if has_command(app, "curves"):
         return
     from deepatoms.cli import JsonOpt, QuietOpt, _check_new_output, _emit_json, _fail_cleanly, out
-    from deepatoms.progress import ProgressBar
+    from deepatoms.core.progress import ProgressBar
 
     @app.command("curves")
     @_fail_cleanly

@@ -37,7 +37,7 @@ from deepatoms.cli_support import (
     has_command,
     out,
 )
-from deepatoms.progress import ProgressBar
+from deepatoms.core.progress import ProgressBar
 
 design_app = typer.Typer(
     help="Inverse design with a grammar VAE: ICM search, candidate checks, baselines.",
@@ -210,7 +210,8 @@ def _embed_candidates(strings: Sequence[str], seed: int, quiet: bool) -> tuple[l
 def _training_strings(latent: Any, training: Path | None) -> tuple[list[str], str | None]:
     """Strings to exclude and where they came from: the ``--training`` CSV, else the run's
     ``training_strings.txt`` (one string per line, written by ``deepatoms vae train``)."""
-    from deepatoms.design.vae_io import read_string_csv, read_training_strings
+    from deepatoms.data.strings import read_string_csv
+    from deepatoms.design.vae_io import read_training_strings
 
     if training is not None:
         return read_string_csv(training).strings, str(training)
@@ -401,7 +402,7 @@ def _sample_reference(
     """Up to ``n`` seeded reference strings (rows of ``split`` when the table has a split
     column) and the table's own labels of the window properties, when it has them all, for the
     sample (``"sample"``) and for every row of the split (``"all"``)."""
-    from deepatoms.design.vae_io import read_string_csv
+    from deepatoms.data.strings import read_string_csv
 
     table = read_string_csv(path)
     labelled = all(k in table.columns for k in windows)
@@ -469,11 +470,11 @@ def design_check(
 
     Default windows: the QM9 demo, lumo=-1:0 and gap=4:6 eV.
     """
+    from deepatoms.core.files import write_json
+    from deepatoms.data.strings import read_string_csv
     from deepatoms.design.candidates import evaluate_smiles, hit_rates
     from deepatoms.design.qm9_smiles import QM9_DESIGN_WINDOWS, write_table_csv
-    from deepatoms.design.vae_io import read_string_csv
     from deepatoms.models.io import load_model_file
-    from deepatoms.train.runfiles import write_json
 
     windows = parse_windows(window) or dict(QM9_DESIGN_WINDOWS)
     model_paths = parse_models(model)
@@ -613,6 +614,8 @@ def design_baselines(
 
     The table has the layout of Paper D Table III.
     """
+    from deepatoms.core.files import write_json
+    from deepatoms.data.strings import read_string_csv
     from deepatoms.design.baselines import (
         BASELINE_MODELS,
         FEATURE_KINDS,
@@ -621,8 +624,6 @@ def design_baselines(
         make_model,
         string_features,
     )
-    from deepatoms.design.vae_io import read_string_csv
-    from deepatoms.train.runfiles import write_json
 
     if features not in FEATURE_KINDS:
         raise ValueError(f"--features {features!r}: choose one of {sorted(FEATURE_KINDS)}")

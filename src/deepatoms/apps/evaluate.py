@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deepatoms.apps.inference import predict_packed, predict_potential
-from deepatoms.apps.references import published_references
+from deepatoms.analysis.published import published_references
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.splits import load_split
+from deepatoms.models.inference import predict_packed, predict_potential
 from deepatoms.models.io import load_model_file
 from deepatoms.train.runfiles import RunDir
 

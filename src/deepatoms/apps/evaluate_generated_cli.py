@@ -52,14 +52,13 @@ from deepatoms.analysis.generated_eval import (
     molecule_statistics,
     pair_distances,
     read_generated,
-    relax_molecule,
     table1,
     tag_molecules,
-    xtb_gap,
 )
 from deepatoms.analysis.molecule_validity import ring_counts
 from deepatoms.cli_support import has_command
 from deepatoms.data.packed import PackedSystems
+from deepatoms.simulate.molecules import relax_molecule, xtb_gap
 
 __all__ = ["RELAX_METHODS", "evaluate_report", "format_table1", "register", "training_labels"]
 
@@ -311,7 +310,7 @@ def evaluate_report(
     gap_raw = np.full(len(atoms), np.nan)
     t0 = time.perf_counter()
     if loaded is not None:
-        from deepatoms.apps.inference import predict_packed
+        from deepatoms.models.inference import predict_packed
 
         with bar("gap model") as cb:
             gap_raw[uidx] = predict_packed(loaded, gen_pack, progress=cb)
@@ -344,7 +343,7 @@ def evaluate_report(
     timing["relax"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if loaded is not None and relaxed:
-        from deepatoms.apps.inference import predict_packed
+        from deepatoms.models.inference import predict_packed
 
         done = np.array(sorted(relaxed), np.int64)
         pack = PackedSystems.from_atoms(
@@ -553,7 +552,7 @@ def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
         plot_histograms,
         plot_statistics,
     )
-    from deepatoms.train.runfiles import atomic_write_text, write_json
+    from deepatoms.core.files import atomic_write_text, write_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -594,7 +593,7 @@ def register(app: typer.Typer) -> None:
     if has_command(app, "evaluate-generated"):
         return
     from deepatoms.cli import JsonOpt, QuietOpt, _emit_json, _fail_cleanly, out
-    from deepatoms.progress import ProgressBar
+    from deepatoms.core.progress import ProgressBar
 
     @app.command("evaluate-generated")
     @_fail_cleanly

@@ -34,7 +34,7 @@ from deepatoms.cli_support import (
     fail_cleanly,
     out,
 )
-from deepatoms.progress import ProgressBar
+from deepatoms.core.progress import ProgressBar
 
 vae_app = typer.Typer(
     help="Grammar variational autoencoders over strings (SMILES, polymers): train, evaluate, "
@@ -100,8 +100,8 @@ def train_command(
     """
     import logging
 
+    from deepatoms.config.overrides import apply_overrides
     from deepatoms.design.vae_training import load_vae_preset, train_grammar_vae
-    from deepatoms.train.config import apply_overrides
 
     cfg = load_vae_preset(preset)
     extra = []
@@ -153,13 +153,14 @@ def regress_command(
     Settings: the run's regressor section (--set regressor.KEY=VALUE). The CSV's train rows are
     fitted, its val rows stop early, its test rows give the reported MAE (eV).
     """
+    from deepatoms.config.overrides import apply_overrides
+    from deepatoms.data.strings import read_string_csv
     from deepatoms.design.regressors import (
         REGRESSOR_DEFAULTS,
         save_regressors,
         train_regressors,
     )
-    from deepatoms.design.vae_io import load_latent_space, read_string_csv
-    from deepatoms.train.config import apply_overrides
+    from deepatoms.design.vae_io import load_latent_space
 
     if len(set(properties)) != len(properties):
         raise ValueError(f"--property lists a property twice: {properties}")
@@ -232,14 +233,10 @@ def evaluate_command(
     Metrics of specs/grammar-vae.md §4 on the CSV rows of --split (all rows without a split
     column); novelty against the run's training strings. Writes RUN/metrics.json.
     """
-    from deepatoms.design.vae_io import (
-        SPLITS,
-        load_latent_space,
-        read_string_csv,
-        read_training_strings,
-    )
+    from deepatoms.core.files import write_json
+    from deepatoms.data.strings import SPLITS, read_string_csv
+    from deepatoms.design.vae_io import load_latent_space, read_training_strings
     from deepatoms.design.vae_metrics import evaluate_vae
-    from deepatoms.train.runfiles import write_json
 
     if split not in SPLITS:
         raise ValueError(f"--split must be one of {list(SPLITS)}, got {split!r}")
@@ -306,9 +303,9 @@ def sample_command(
     Greedy masked decoding by default; reports validity, uniqueness and novelty against the
     run's training strings and writes them to --out (CSV) or prints the first 20.
     """
+    from deepatoms.core.files import atomic_write_text
     from deepatoms.design.vae_io import load_latent_space, read_training_strings
     from deepatoms.grammar.validity import canonical, validity_checker
-    from deepatoms.train.runfiles import atomic_write_text
 
     if n < 1:
         raise ValueError(f"-n must be at least 1, got {n}")

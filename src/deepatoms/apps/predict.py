@@ -8,10 +8,10 @@ from pathlib import Path
 
 import ase.io
 
-from deepatoms.apps.inference import predict_packed, unseen_elements
+from deepatoms.core.files import atomic_write_text
 from deepatoms.data.packed import PackedSystems
+from deepatoms.models.inference import predict_packed, unseen_elements
 from deepatoms.models.io import load_model_file
-from deepatoms.train.runfiles import atomic_write_text
 
 
 def read_inputs(paths: list[str | Path]) -> tuple[list, list[tuple[str, int]]]:

@@ -20,6 +20,11 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+from deepatoms.config.files import save_config
+from deepatoms.config.schema import config_diff
+from deepatoms.core.errors import ConfigError
+from deepatoms.core.files import write_json
+from deepatoms.core.progress import ProgressBar
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.edge_store import attach_edges
 from deepatoms.data.neighbors import GraphSpec
@@ -29,11 +34,10 @@ from deepatoms.data.stats import atomref_sum, fit_atomrefs, force_rms, target_st
 from deepatoms.models.heads import AtomisticModel
 from deepatoms.models.io import load_model_file, save_model_file
 from deepatoms.models.registry import build_model
-from deepatoms.progress import ProgressBar
-from deepatoms.train.config import ConfigError, load_config, save_config
+from deepatoms.models.registry import load_run_config as load_config
 from deepatoms.train.csvlog import AppendingCSVLogger
 from deepatoms.train.loader import make_loader
-from deepatoms.train.runfiles import RunDir, check_run_folder, config_diff, write_json
+from deepatoms.train.runfiles import RunDir, check_run_folder
 from deepatoms.train.task import PropertyTask, monitor_metric
 
 log = logging.getLogger(__name__)
@@ -142,7 +146,7 @@ def fit_energy_offset(
     δ = Σ_k n_k r_k / Σ_k n_k², with residuals r_k = E_k − Ê_k over the training systems.
     Updates ``model.head.mean`` in place and returns δ.
     """
-    from deepatoms.apps.inference import predict_potential
+    from deepatoms.models.inference import predict_potential
 
     with torch.no_grad():
         pred = predict_potential(model, graph, data)["energy"]
@@ -285,7 +289,7 @@ def _potential_val_errors(
     forces: str,
 ) -> dict[str, float]:
     """Energy and component-wise force MAE/RMSE of the final model on the validation split."""
-    from deepatoms.apps.inference import predict_potential
+    from deepatoms.models.inference import predict_potential
 
     val = data.subset(val_idx)
     pred = predict_potential(model, graph, val)

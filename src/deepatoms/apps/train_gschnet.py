@@ -49,6 +49,10 @@ from deepatoms.apps.train import (
     _load_ckpt_weights,
     _trainer,
 )
+from deepatoms.config.files import save_config
+from deepatoms.config.schema import config_diff
+from deepatoms.core.errors import ConfigError
+from deepatoms.core.files import write_json
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.graph import Batch
 from deepatoms.data.packed import PackedSystems
@@ -58,9 +62,9 @@ from deepatoms.generate.traces import VALIDATION_EPOCH, Molecules, prepare_molec
 from deepatoms.models.gschnet import GSchNet, gschnet_loss
 from deepatoms.models.io import load_model_file, save_model_file
 from deepatoms.models.registry import build_model
-from deepatoms.train.config import ConfigError, load_config, save_config
+from deepatoms.models.registry import load_run_config as load_config
 from deepatoms.train.loader import EpochBatchSampler, _IndexArrays
-from deepatoms.train.runfiles import RunDir, check_run_folder, config_diff, write_json
+from deepatoms.train.runfiles import RunDir, check_run_folder
 
 log = logging.getLogger(__name__)
 

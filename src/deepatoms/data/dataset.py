@@ -30,7 +30,6 @@ import contextlib
 import copy
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ import h5py
 import numpy as np
 from ase.data import chemical_symbols
 
+from deepatoms.core.files import atomic_target
 from deepatoms.data.packed import PackedSystems
 
 __all__ = [
@@ -60,33 +60,6 @@ _CHUNK_BYTES = 1 << 20
 
 
 # -- helpers ----------------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_target(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path``, else is removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, default_file_mode(path))  # mkstemp makes 0600; use the usual file mode
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
-
-
-def default_file_mode(path: Path) -> int:
-    """Mode of the existing ``path``, else 0o666 minus the process umask."""
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
-
-
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()

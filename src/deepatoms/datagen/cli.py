@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from deepatoms.progress import ProgressBar
+from deepatoms.core.progress import ProgressBar
 
 # Defined before the import of deepatoms.cli below: that module imports this one at its end,
 # and with `python -m deepatoms.cli` the import chain comes back here half-initialised.
@@ -35,7 +35,7 @@ def _structure(
     seed: int,
 ) -> Any:
     """The starting ``Atoms`` from exactly one of --molecule / --bulk."""
-    from deepatoms.datagen.structures import bulk_from_spec, molecule_from_spec
+    from deepatoms.data.structures import bulk_from_spec, molecule_from_spec
 
     if (molecule is None) == (bulk is None):
         raise ValueError(
@@ -122,8 +122,8 @@ def datagen_md(
     Bulk frames get a random cell strain (--strain) on top of the MD snapshot, so stress varies.
     """
     from deepatoms.data.dataset import write_dataset
-    from deepatoms.datagen.calculators import DEFAULT_CALCULATOR, make_calculator
     from deepatoms.datagen.md import generate_md
+    from deepatoms.simulate.reference import DEFAULT_CALCULATOR, make_calculator
 
     _check_new_output(out_file, overwrite)
     atoms = _structure(molecule, bulk, structure, size, lattice_constant, seed)

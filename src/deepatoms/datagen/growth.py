@@ -37,6 +37,7 @@ from ase.data import atomic_numbers
 
 from deepatoms.data.bonds import bond_graph, perceive_bonds, replicate_bonds
 from deepatoms.data.packed import PackedSystems
+from deepatoms.data.scaling import DEFAULT_SCALES, parse_scales, scale_atoms
 from deepatoms.datagen.infinite_crystal import check_metals, emt_label, lattice_constants
 from deepatoms.datagen.resumable import (
     GeneratedDataset,
@@ -45,7 +46,6 @@ from deepatoms.datagen.resumable import (
     split_labels,
     versions,
 )
-from deepatoms.datagen.scaling import DEFAULT_SCALES, parse_scales, scale_atoms
 
 __all__ = [
     "FCC_NEIGHBOURS",
@@ -176,7 +176,7 @@ def generate_growth(
     """
     from ase.calculators.emt import EMT
 
-    from deepatoms.datagen.calculators import make_calculator
+    from deepatoms.simulate.reference import make_calculator
 
     t0 = time.perf_counter()
     els = check_metals(elements)

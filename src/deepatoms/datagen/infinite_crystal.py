@@ -29,8 +29,8 @@ from ase import Atoms
 
 from deepatoms.data.bonds import bond_graph, is_metal, perceive_bonds, replicate_bonds
 from deepatoms.data.packed import PackedSystems
+from deepatoms.data.scaling import scale_atoms
 from deepatoms.datagen.resumable import GeneratedDataset, check_count, versions
-from deepatoms.datagen.scaling import scale_atoms
 
 __all__ = [
     "FIXED_LATTICE",
@@ -124,7 +124,7 @@ def emt_label(atoms: Atoms, calc: Any) -> tuple[float, np.ndarray] | str:
 
 def check_metals(elements: Sequence[str]) -> list[str]:
     """``elements`` as a list of distinct fcc metals EMT can label, else a clear error."""
-    from deepatoms.datagen.calculators import check_elements
+    from deepatoms.simulate.reference import check_elements
 
     els = [e.strip() for e in elements if e.strip()]
     if not els:
@@ -209,7 +209,7 @@ def generate_infinite_crystal(
     """
     from ase.calculators.emt import EMT
 
-    from deepatoms.datagen.calculators import make_calculator
+    from deepatoms.simulate.reference import make_calculator
 
     t0 = time.perf_counter()
     els = check_metals(elements)

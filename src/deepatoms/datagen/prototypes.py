@@ -51,13 +51,13 @@ from ase import Atoms
 from deepatoms import __version__
 from deepatoms.data.dataset import read_dataset, write_dataset
 from deepatoms.data.packed import PackedSystems
-from deepatoms.screen.candidates import Candidate, CandidateSpace, CompositionRequest
-from deepatoms.screen.prototypes import (
+from deepatoms.data.prototypes.library import (
     filter_prototypes,
     load_aflow_prototypes,
     resolve_prototypes,
     select_prototypes,
 )
+from deepatoms.data.prototypes.substitution import Candidate, CandidateSpace, CompositionRequest
 
 __all__ = [
     "DEFAULT_ARITIES",
@@ -102,7 +102,7 @@ def candidate_space(
 ) -> CandidateSpace:
     """The candidates: every ``arities``-element combination of ``elements`` on every prototype
     (AFLOW names/designations or CIF files) with that many species sites."""
-    from deepatoms.datagen.calculators import check_elements
+    from deepatoms.simulate.reference import check_elements
 
     check_elements("emt", [e.strip() for e in elements])
     request = CompositionRequest.parse(list(elements), list(arities))
@@ -392,7 +392,7 @@ def generate_prototype_set(
         ``n_unconverged``, ``n_failed``), ``unconverged`` ids, ``references`` (eV/atom),
         ``files``, ``wall_time_s`` of this call and ``complete`` (all candidates written).
     """
-    from deepatoms.datagen.calculators import make_calculator
+    from deepatoms.simulate.reference import make_calculator
     from deepatoms.simulate.relax import optimizer_class
 
     t0 = time.perf_counter()

@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 from deepatoms.cli import JsonOpt, OverwriteOpt, _emit_json, _fail_cleanly, err, out
+from deepatoms.core.progress import ProgressBar
 from deepatoms.datagen.cli import datagen_app
 from deepatoms.datagen.prototypes import DEFAULT_ELEMENTS, DEFAULT_PROTOTYPES
-from deepatoms.progress import ProgressBar
 
 _SHOWN = 10  # unconverged ids printed
 

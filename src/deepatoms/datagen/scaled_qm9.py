@@ -33,6 +33,7 @@ from ase import Atoms
 
 from deepatoms.data.bonds import RULE_TYPES, bond_graph, perceive_bonds, replicate_bonds
 from deepatoms.data.packed import PackedSystems
+from deepatoms.data.scaling import DEFAULT_SCALES, parse_scales, scale_atoms
 from deepatoms.data.sources.qm9 import (
     QM9_FILES,
     QM9_N_MOLECULES,
@@ -47,7 +48,6 @@ from deepatoms.datagen.resumable import (
     split_labels,
     versions,
 )
-from deepatoms.datagen.scaling import DEFAULT_SCALES, parse_scales, scale_atoms
 
 __all__ = [
     "SOURCE",
@@ -118,7 +118,7 @@ def xtb_label(
     temperature whose SCF converges; raises :class:`XtbFailed` if none does. ``make`` builds the
     calculator (Default :func:`deepatoms.datagen.calculators.make_calculator`).
     """
-    from deepatoms.datagen.calculators import make_calculator
+    from deepatoms.simulate.reference import make_calculator
 
     make = make or make_calculator
     problems = []
@@ -189,7 +189,7 @@ def generate_scaled_qm9(
         call), ``n_failures``, ``complete``, ``bond_types``, ``seconds_per_point`` (xTB, this
         call, retries included), ``retried_points``, ``wall_time_s``.
     """
-    from deepatoms.datagen.calculators import make_calculator
+    from deepatoms.simulate.reference import make_calculator
 
     t0 = time.perf_counter()
     grid = parse_scales(scales)

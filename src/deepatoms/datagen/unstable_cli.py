@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from deepatoms.cli import JsonOpt, _emit_json, _fail_cleanly, err, out
-from deepatoms.progress import ProgressBar
+from deepatoms.core.progress import ProgressBar
 
 __all__ = ["register"]
 

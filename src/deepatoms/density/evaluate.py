@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from scipy.spatial.distance import cdist
 
-from deepatoms.density.crystal_sets import CrystalSet
-from deepatoms.density.dataset import ClassMap
+from deepatoms.core.files import atomic_write_text, write_json
+from deepatoms.data.voxels.crystal_sets import CrystalSet
+from deepatoms.data.voxels.dataset import ClassMap
 from deepatoms.density.images import plot_evaluation, plot_nn_histogram, plot_panels
 from deepatoms.density.latent_tools import check_fits_box, make_samples
 from deepatoms.density.metrics import (
@@ -46,7 +47,6 @@ from deepatoms.density.metrics import (
 )
 from deepatoms.density.model_io import LoadedDensityModel
 from deepatoms.density.recovery import recover_atoms
-from deepatoms.train.runfiles import atomic_write_text, write_json
 
 __all__ = ["PAPER", "ROWS", "evaluate_density_model", "format_markdown"]
 

@@ -69,7 +69,7 @@ def density_image(density: np.ndarray, grid, axis: int = 2, mode: str = "project
     (index n // 2) × σ³(2π)^{3/2}, so an isolated atom peaks at Z. Rows of the result run along the
     first remaining axis, columns along the second (transpose it for ``imshow``).
     """
-    from deepatoms.density.grid import plot_scale
+    from deepatoms.data.voxels.grid import plot_scale
 
     density = np.asarray(density, dtype=np.float64)
     if density.ndim != 3:

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from deepatoms.density.grid import GridSpec
+from deepatoms.data.voxels.grid import GridSpec
+from deepatoms.data.voxels.samples import VoxelSample
 from deepatoms.density.model_io import LoadedDensityModel
 from deepatoms.density.recovery import RecoveredAtoms, recover_atoms
-from deepatoms.density.samples import VoxelSample
 
 __all__ = [
     "Decoded",
@@ -242,7 +242,7 @@ def make_samples(
     epoch 0: the same seed and crystal list give the samples a ``DensityDataset`` makes (e.g.
     the validation samples of a training run).
     """
-    from deepatoms.density.dataset import ClassMap, DensityDataset
+    from deepatoms.data.voxels.dataset import ClassMap, DensityDataset
 
     crystals = list(crystals)
     if not crystals:

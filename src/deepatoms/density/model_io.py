@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 
 from deepatoms import __version__
-from deepatoms.density.dataset import ClassMap
-from deepatoms.density.grid import GridSpec
-from deepatoms.density.model import DensityVAEModel
-from deepatoms.models.io import atomic_torch_save, read_payload
+from deepatoms.core.files import atomic_torch_save
+from deepatoms.data.voxels.dataset import ClassMap
+from deepatoms.data.voxels.grid import GridSpec
+from deepatoms.models.density_model import DensityVAEModel
+from deepatoms.models.io import read_payload
 
 __all__ = ["FORMAT", "LoadedDensityModel", "load_density_model", "save_density_model"]
 

@@ -27,8 +27,8 @@ import torch
 from ase import Atoms
 from scipy import ndimage
 
-from deepatoms.density.dataset import MAX_Z, ClassMap
-from deepatoms.density.grid import GridSpec, plot_scale
+from deepatoms.data.voxels.dataset import MAX_Z, ClassMap
+from deepatoms.data.voxels.grid import GridSpec, plot_scale
 
 __all__ = ["RecoveredAtoms", "peak_atoms", "recover_atoms"]
 

@@ -45,7 +45,6 @@ import io
 import math
 import time
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -54,30 +53,26 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from deepatoms.density.crystal_sets import CrystalSet
-from deepatoms.density.dataset import MAX_Z, ClassMap, DensityDataset, collate
-from deepatoms.density.grid import GridSpec
+from deepatoms.config.files import save_config
+from deepatoms.config.schema import config_diff
+from deepatoms.core.errors import ConfigError
+from deepatoms.core.files import atomic_torch_save, atomic_write_text, write_json
+from deepatoms.core.progress import ProgressBar
+from deepatoms.data.voxels.crystal_sets import CrystalSet
+from deepatoms.data.voxels.dataset import MAX_Z, ClassMap, DensityDataset, collate
+from deepatoms.data.voxels.grid import GridSpec
 from deepatoms.density.metrics import atom_metrics
-from deepatoms.density.model import (
-    MODEL_DEFAULTS,
+from deepatoms.density.model_io import save_density_model
+from deepatoms.density.recovery import recover_atoms
+from deepatoms.models.density_model import (
     DensityVAEModel,
     joint_loss,
     segmentation_loss,
     voxel_accuracy,
 )
-from deepatoms.density.model_io import save_density_model
-from deepatoms.density.recovery import recover_atoms
-from deepatoms.models.density_vae import VAE_DEFAULTS, merge_config
-from deepatoms.models.io import atomic_torch_save
-from deepatoms.progress import ProgressBar
-from deepatoms.train.config import ConfigError, _merge, save_config
-from deepatoms.train.runfiles import (
-    RunDir,
-    atomic_write_text,
-    check_run_folder,
-    config_diff,
-    write_json,
-)
+from deepatoms.models.density_vae import VAE_DEFAULTS
+from deepatoms.models.registry import family, family_of, load_preset, resolve_config
+from deepatoms.train.runfiles import RunDir, check_run_folder
 
 __all__ = [
     "DENSITY_DEFAULTS",
@@ -88,93 +83,28 @@ __all__ = [
     "train_density_vae",
 ]
 
-DENSITY_DEFAULTS: dict[str, Any] = {
-    "name": None,
-    "description": "",
-    "reference": "",
-    "model": {k: v for k, v in MODEL_DEFAULTS.items() if k not in ("grid_n", "n_classes")},
-    "grid": GridSpec().as_dict(),
-    "data": {
-        "regime": "single",  # single | repeated
-        "rotations_per_crystal": 3,
-        "max_side": 10.0,  # Å; crystals with a longer lattice vector are dropped (§1)
-        "classes": "full",  # full (95 classes) | compact (elements present + 0)
-        "split": [0.8, 0.1, 0.1],  # train, val, test fractions of the crystal groups
-        "centre": "cell",  # single cell: cell | centroid
-        "rotate": True,
-        "aligned_first": True,  # repeated: copy 0 origin-aligned
-        "resample_each_epoch": False,  # new rotations every epoch (else the paper's fixed 3)
-        "cache": False,  # voxelise every sample once and keep it in memory
-    },
-    "train": {
-        "seed": 0,
-        "batch_size": 24,
-        "eval_batch_size": 24,
-        "lr": 1.0e-5,
-        "weight_decay": 0.0,
-        "beta": 1.0,
-        "gamma": 0.1,
-        "seg_loss": "ce",  # ce | bce
-        "recon_reduction": "mean",  # mean | sum (over voxels; both averaged over the batch)
-        "atom_class_weight": 1.0,  # cross-entropy weight of every class ≠ 0 (class 0 has 1)
-        "seg_input_weight": 0.0,  # weight of L_seg(U(M), S) on the true density (not in paper)
-        "max_epochs": 200,
-        "max_steps": None,
-        "max_time": None,  # minutes of this call (a resumed run gets the time again)
-        "early_stopping_patience": 20,  # epochs without a lower validation loss
-        "accelerator": "auto",  # auto | cpu | cuda
-        "num_threads": None,
-        "num_workers": 0,
-    },
-}
+#: Defaults of a density-VAE config (the registry's schema).
+DENSITY_DEFAULTS: dict[str, Any] = family("density_vae").schema.defaults()
 _RESUMABLE = {"max_epochs", "max_steps", "max_time", "num_threads", "num_workers"}
 _TERMS = ("total", "recon_mse", "kl", "seg_ce", "seg_input_ce", "acc_all", "acc_atom")
 
 
 def resolve_density_config(config: Mapping) -> dict:
-    """``config`` merged over :data:`DENSITY_DEFAULTS`; unknown keys raise :class:`ConfigError`."""
+    """``config`` merged over :data:`DENSITY_DEFAULTS` and checked (ConfigError names the key)."""
     cfg = dict(config)
-    cfg.setdefault("model", {})
-    try:
-        out = merge_config(DENSITY_DEFAULTS, cfg, "config")
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    if out["data"]["regime"] not in ("single", "repeated"):
-        raise ConfigError(
-            f"data.regime must be 'single' or 'repeated', got {out['data']['regime']!r}"
-        )
-    if out["data"]["classes"] not in ("full", "compact"):
-        raise ConfigError(
-            f"data.classes must be 'full' or 'compact', got {out['data']['classes']!r}"
-        )
-    return out
-
-
-def _preset_raw(name: str, chain: tuple[str, ...] = ()) -> dict:
-    """The YAML of preset ``name`` with its ``base`` preset (if any) merged underneath."""
-    if name in chain:
-        raise ConfigError(f"preset {name!r} is its own base ({' → '.join([*chain, name])})")
-    path = resources.files("deepatoms.presets") / f"{name}.yaml"
-    if not path.is_file():
-        where = f" (base of {chain[-1]!r})" if chain else ""
-        raise ConfigError(
-            f"unknown preset {name!r}{where}; density VAE presets start with 'density-vae'"
-        )
-    raw = yaml.safe_load(path.read_text()) or {}
-    if (raw.get("model") or {}).get("name") != "density_vae":
-        raise ConfigError(f"preset {name!r} is not a density VAE preset (model.name density_vae)")
-    base = raw.pop("base", None)
-    if base is None:
-        return raw
-    return _merge(_preset_raw(str(base), (*chain, name)), raw)
+    cfg["model"] = {**(cfg.get("model") or {}), "name": "density_vae"}
+    return resolve_config(cfg)
 
 
 def density_preset(name: str) -> dict:
-    """The density-VAE preset ``name`` (YAML in ``deepatoms/presets``; a ``base`` key names a
-    preset it extends) merged over :data:`DENSITY_DEFAULTS`."""
-    raw = _preset_raw(name)
-    raw["name"] = name
-    return resolve_density_config(raw)
+    """The density-VAE preset ``name`` (``base`` inheritance resolved by the registry)."""
+    cfg = load_preset(name)
+    if family_of(cfg).name != "density_vae":
+        raise ConfigError(
+            f"preset {name!r} is not a density VAE preset (model.name density_vae); density VAE "
+            f"presets: {', '.join(family('density_vae').presets())}"
+        )
+    return cfg
 
 
 def _device(name: str) -> torch.device:

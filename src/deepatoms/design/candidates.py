@@ -10,7 +10,7 @@ molecules:
    the default fails), then MMFF94 optimisation when MMFF has parameters (else the ETKDG
    geometry is kept); :func:`embed_smiles`;
 3. optional GFN2-xTB relaxation (tblite, one OpenMP thread, BFGS to f_max = 0.05 eV/Å) with
-   :func:`deepatoms.analysis.generated_eval.relax_molecule`;
+   :func:`deepatoms.simulate.molecules.relax_molecule`;
 4. properties: trained property models (``load_model_file`` + ``predict_packed``; eV), and/or
    raw GFN2-xTB frontier orbital energies ε_HOMO, ε_LUMO and Δε = ε_LUMO − ε_HOMO (eV;
    systematically different from B3LYP, informative only), :func:`xtb_frontier_orbitals`.
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from deepatoms.analysis.generated_eval import xtb_frontier_orbitals
 from deepatoms.design.qm9_smiles import in_windows
+from deepatoms.simulate.molecules import xtb_frontier_orbitals
 
 __all__ = ["embed_smiles", "evaluate_smiles", "hit_rates", "xtb_frontier_orbitals"]
 
@@ -77,7 +77,7 @@ def embed_smiles(smiles: str, seed: int = 0, mmff_steps: int = 2000) -> Atoms:
 
 def _structure(smiles: str, seed: int, relax: str | None) -> tuple[Atoms | None, str, bool]:
     """(atoms or None, status, relaxation converged) of one SMILES through steps 1–3."""
-    from deepatoms.analysis.generated_eval import relax_molecule
+    from deepatoms.simulate.molecules import relax_molecule
 
     try:
         atoms = embed_smiles(smiles, seed=seed)
@@ -114,8 +114,8 @@ def evaluate_smiles(
     there. Molecules with elements a model never saw get NaN from it (status says so).
     ``progress(done, total)`` counts molecules through steps 1–3.
     """
-    from deepatoms.apps.inference import predict_packed, unseen_elements
     from deepatoms.data.packed import PackedSystems
+    from deepatoms.models.inference import predict_packed, unseen_elements
 
     if relax not in (None, "xtb"):
         raise ValueError(f"unknown relaxation {relax!r}; use 'xtb' or None")

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from deepatoms.train.runfiles import atomic_write_text
+from deepatoms.core.files import atomic_write_text
 
 __all__ = [
     "QM9_DESIGN_TARGETS",

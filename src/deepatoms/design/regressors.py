@@ -30,12 +30,13 @@ import numpy as np
 import torch
 
 from deepatoms import __version__
-from deepatoms.models.io import atomic_torch_save, read_payload
+from deepatoms.core.files import atomic_torch_save
+from deepatoms.core.progress import ProgressBar
+from deepatoms.models.io import read_payload
 from deepatoms.models.latent_regressor import LatentRegressor
-from deepatoms.progress import ProgressBar
 
 if TYPE_CHECKING:  # pragma: no cover
-    from deepatoms.design.latent import LatentSpace
+    from deepatoms.models.latent_space import LatentSpace
 
 __all__ = [
     "REGRESSOR_DEFAULTS",

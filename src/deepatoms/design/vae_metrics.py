@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from deepatoms.models.grammar_vae import kl_per_dimension
 
 if TYPE_CHECKING:  # pragma: no cover
-    from deepatoms.design.latent import LatentSpace
+    from deepatoms.models.latent_space import LatentSpace
 
 __all__ = [
     "active_dimensions",

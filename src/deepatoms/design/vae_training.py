@@ -33,7 +33,6 @@ import logging
 import math
 import time
 import warnings
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +40,21 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
 from deepatoms.apps.train import _RESUMABLE_KEYS, _load_ckpt_weights, _trainer
+from deepatoms.config.files import save_config
+from deepatoms.core.errors import ConfigError
+from deepatoms.core.files import atomic_write_text, write_json
+from deepatoms.core.progress import ProgressBar
 from deepatoms.data.splits import load_split, save_split
-from deepatoms.design.latent import LatentSpace, parse_strings
-from deepatoms.design.regressors import REGRESSOR_DEFAULTS
-from deepatoms.design.vae_io import (
-    TRAINING_STRINGS,
-    StringTable,
-    read_string_csv,
-    save_grammar_vae,
-)
+from deepatoms.data.strings import StringTable, read_string_csv
+from deepatoms.design.vae_io import TRAINING_STRINGS, save_grammar_vae
 from deepatoms.grammar.cfg import Grammar, load_grammar
 from deepatoms.models.grammar_vae import GrammarVAE, token_accuracy, vae_loss
-from deepatoms.progress import ProgressBar
-from deepatoms.train.config import ConfigError, _merge, preset_names, save_config
-from deepatoms.train.runfiles import RunDir, atomic_write_text, check_run_folder, write_json
+from deepatoms.models.latent_space import LatentSpace, parse_strings
+from deepatoms.models.registry import family, family_of, load_preset, load_run_config
+from deepatoms.train.runfiles import RunDir, check_run_folder
 
 log = logging.getLogger(__name__)
 
@@ -75,88 +71,29 @@ __all__ = [
 MONITOR = "val_loss"
 MODEL_NAME = "grammar-vae"
 
-VAE_DEFAULTS: dict[str, Any] = {
-    "name": None,
-    "description": "",
-    "reference": "",
-    "model": {
-        "name": MODEL_NAME,
-        "architecture": "gru",  # gru | kusner2017
-        "latent_dim": 32,
-        "hidden": 256,
-        "dense": 128,
-        "z_input": "both",  # both | state | input (gru)
-    },
-    "data": {
-        "grammar": "smiles",  # shipped name (smiles, polymer, polymer-typed) or a .cfg file
-        "max_len": 80,  # derivation steps T
-        "string_column": None,  # None: 'string', else 'smiles'
-        "split_column": "split",  # per-row train/val/test labels when the CSV has it
-        "n_val": 0.1,  # random validation fraction (or count) without a split column
-        "max_train": None,  # cap: random subset of the training rows
-        "max_val": None,  # cap: random subset of the validation rows
-        "split_seed": None,  # None: train.seed
-    },
-    "train": {
-        "seed": 0,
-        "batch_size": 64,
-        "eval_batch_size": 512,
-        "lr": 1.0e-3,
-        "lr_step_epochs": 100,  # multiply the lr by lr_factor every this many epochs (0: never)
-        "lr_factor": 0.5,
-        "max_epochs": 300,
-        "max_steps": -1,
-        "max_time": None,  # minutes
-        "early_stopping_patience": 30,  # epochs
-        "val_every_steps": None,
-        "gradient_clip": None,
-        "alpha": 0.08,
-        "alpha_warmup_epochs": 0,  # linear warm-up of alpha from 0 (0: off)
-        "free_bits": 0.0,  # nats per latent dimension (0: off)
-        "mask_in_loss": False,
-        "exclude_padding": False,
-        "recon_check": 1000,  # validation strings for the final reconstruction accuracy
-        "accelerator": "cpu",
-        "devices": 1,
-        "num_threads": None,
-    },
-    "regressor": copy.deepcopy(REGRESSOR_DEFAULTS),
-}
+#: Defaults of a grammar-VAE config (the registry's schema).
+VAE_DEFAULTS: dict[str, Any] = family("grammar_vae").schema.defaults()
 
 
 def vae_preset_names() -> list[str]:
     """Names of the shipped grammar-VAE presets."""
-    out = []
-    for name in preset_names():
-        raw = yaml.safe_load((resources.files("deepatoms.presets") / f"{name}.yaml").read_text())
-        if (raw or {}).get("model", {}).get("name") == MODEL_NAME:
-            out.append(name)
-    return out
+    return family("grammar_vae").presets()
 
 
 def load_vae_preset(name: str) -> dict:
-    """The grammar-VAE preset ``name`` merged over :data:`VAE_DEFAULTS`."""
-    path = resources.files("deepatoms.presets") / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(
-            f"unknown preset {name!r}; grammar-VAE presets: {', '.join(vae_preset_names())}"
-        )
-    raw = yaml.safe_load(path.read_text()) or {}
-    if raw.get("model", {}).get("name") != MODEL_NAME:
+    """The grammar-VAE preset ``name``, resolved by the registry."""
+    cfg = load_preset(name)
+    if family_of(cfg).name != "grammar_vae":
         raise ConfigError(
             f"preset {name!r} is not a grammar-VAE preset; choose one of "
             f"{', '.join(vae_preset_names())}"
         )
-    raw["name"] = name
-    return _merge(VAE_DEFAULTS, raw)
+    return cfg
 
 
 def load_vae_config(path: str | Path) -> dict:
-    """A run's ``config.yaml`` merged over :data:`VAE_DEFAULTS`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist; is {path.parent} a grammar-VAE run folder?")
-    return _merge(VAE_DEFAULTS, yaml.safe_load(path.read_text()) or {})
+    """A run's ``config.yaml`` resolved by the registry."""
+    return load_run_config(path)
 
 
 def _count(value: float | int, n: int, key: str) -> int:

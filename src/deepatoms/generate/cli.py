@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from deepatoms.cli_support import add_group_once
-from deepatoms.progress import ProgressBar
+from deepatoms.core.progress import ProgressBar
 
 # Defined before the import of deepatoms.cli below: that module imports this one at its end,
 # and with `python -m deepatoms.cli` the import chain comes back here half-initialised.

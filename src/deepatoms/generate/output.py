@@ -17,7 +17,7 @@ from typing import Any
 
 from ase import Atoms
 
-from deepatoms.data.dataset import atomic_target
+from deepatoms.core.files import atomic_target
 
 __all__ = ["OUTPUT_SUFFIXES", "check_output_path", "write_molecules"]
 

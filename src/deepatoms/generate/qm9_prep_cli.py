@@ -88,9 +88,9 @@ def register(data_app: typer.Typer) -> None:
         """Prepare QM9 for G-SchNet: centred on the centre of mass, atoms sorted by distance to
         it, bonds perceived (RDKit, charge 0), invalid molecules dropped and counted, canonical
         SMILES and a seeded train/val/test 'split' column stored with the data."""
+        from deepatoms.core.progress import ProgressBar
         from deepatoms.data.dataset import write_dataset
         from deepatoms.generate.qm9_prep import prepare_qm9_generative
-        from deepatoms.progress import ProgressBar
 
         _check_new_output(out_file, overwrite)
         t0 = time.perf_counter()

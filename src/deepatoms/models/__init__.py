@@ -1,6 +1,7 @@
-"""Model families (one module each) and the shared output head, registry and model files."""
+"""Model families (one module each), the shared output head, the family registry and model
+files."""
 
 from deepatoms.models.heads import AtomisticModel, AtomwiseHead
-from deepatoms.models.registry import available_models, build_model, register_model
+from deepatoms.models.registry import FAMILIES, available_models, build_model
 
-__all__ = ["AtomisticModel", "AtomwiseHead", "available_models", "build_model", "register_model"]
+__all__ = ["FAMILIES", "AtomisticModel", "AtomwiseHead", "available_models", "build_model"]

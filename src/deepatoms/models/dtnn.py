@@ -25,12 +25,13 @@ contributions as its primitive cell.)
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from deepatoms.data.graph import Batch
 from deepatoms.models.common import EdgeGeometry, atom_embedding, build_rbf
-from deepatoms.models.registry import register_model
 from deepatoms.nn.cutoff import build_cutoff
 from deepatoms.nn.mlp import Dense
 from deepatoms.nn.scatter import check_aggregation, scatter_reduce, segment_counts
@@ -67,7 +68,6 @@ class DTNNInteraction(nn.Module):
         return scatter_reduce(v, receivers, x.shape[0], aggregation, in_degree)
 
 
-@register_model("dtnn", head_defaults={"hidden": "half", "activation": "tanh"})
 class DTNN(nn.Module):
     """DTNN representation: Batch → atom features x⁽ᵀ⁾ [N, F].
 
@@ -82,6 +82,9 @@ class DTNN(nn.Module):
             ``cutoff``: its radius in Å.
         aggregation: ``"sum"`` (Eq. 3.2, default) or ``"mean"`` over incoming edges.
     """
+
+    #: Output network of the family (``"half"``: one hidden layer of width F // 2).
+    HEAD_DEFAULTS: ClassVar[dict] = {"hidden": "half", "activation": "tanh"}
 
     def __init__(
         self,

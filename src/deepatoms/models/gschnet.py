@@ -41,7 +41,6 @@ import torch
 from torch import nn
 
 from deepatoms.data.graph import Batch
-from deepatoms.models.registry import register_model_builder
 from deepatoms.models.schnet import SchNet
 from deepatoms.nn.mlp import mlp
 from deepatoms.nn.scatter import scatter_sum
@@ -241,6 +240,3 @@ GSCHNET_DEFAULTS = {
 def build_gschnet(property: str, readout: str, config: dict, **options) -> GSchNet:
     """Registry builder (``build_model({"name": "gschnet", ...})``); property/readout unused."""
     return GSchNet(**options, config=config)
-
-
-register_model_builder("gschnet", build_gschnet, GSCHNET_DEFAULTS)

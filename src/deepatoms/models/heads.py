@@ -13,6 +13,7 @@ prediction is n·μ (+ Σ ref) for a sum readout and μ (+ mean ref) for a mean 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 import torch
@@ -117,3 +118,30 @@ class AtomisticModel(nn.Module):
         x = self.representation(batch)
         y, contrib = self.head(x, batch)
         return {self.property: y, "contributions": contrib}
+
+
+def build_atomistic_model(representation: type[nn.Module], config: Mapping) -> AtomisticModel:
+    """A representation class followed by an :class:`AtomwiseHead`, from a model config.
+
+    ``config``: ``{"name": ..., <representation options>, "property": "U0", "readout": "sum",
+    "head": {...}}``; the head options default to ``representation.HEAD_DEFAULTS`` (``hidden:
+    "half"`` = one hidden layer of width n_atom_basis // 2). Unknown options raise ValueError
+    naming them and the allowed ones.
+    """
+    cfg = dict(config)
+    name = cfg.pop("name", representation.__name__)
+    prop = cfg.pop("property", "energy")
+    readout = cfg.pop("readout", "sum")
+    head_cfg = {**getattr(representation, "HEAD_DEFAULTS", {}), **(cfg.pop("head", None) or {})}
+    allowed = set(inspect.signature(representation.__init__).parameters) - {"self"}
+    unknown = set(cfg) - allowed
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {sorted(unknown)} for model {name!r}; allowed: {sorted(allowed)}"
+        )
+    rep = representation(**cfg)
+    hidden = head_cfg.pop("hidden", "half")
+    if hidden == "half":
+        hidden = [rep.n_atom_basis // 2]
+    head = AtomwiseHead(rep.n_atom_basis, list(hidden), readout=readout, **head_cfg)
+    return AtomisticModel(rep, head, prop, dict(config))

@@ -7,14 +7,13 @@ Writes are atomic (temporary file + rename).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from deepatoms import __version__
+from deepatoms.core.files import atomic_torch_save
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.models.heads import AtomisticModel
 from deepatoms.models.registry import build_model
@@ -32,20 +31,6 @@ class LoadedModel:
     property: str
     unit: str
     meta: dict = field(default_factory=dict)
-
-
-def atomic_torch_save(obj: object, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the target folder, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model_file(

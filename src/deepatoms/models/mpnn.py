@@ -50,7 +50,6 @@ from deepatoms.data.packed import PackedSystems
 from deepatoms.models.common import EdgeGeometry, build_rbf
 from deepatoms.models.gated_readout import AUX_HEADS, AuxiliaryHeads, GatedReadout
 from deepatoms.models.heads import MAX_Z, AtomisticModel, AtomwiseHead
-from deepatoms.models.registry import register_model_builder
 from deepatoms.nn.mlp import mlp
 from deepatoms.nn.scatter import scatter_sum
 
@@ -362,6 +361,3 @@ VIMPNN_DEFAULTS = {
     "edge_features": "distance",
     "aux": list(AUX_HEADS),
 }
-
-register_model_builder("mpnn", build_mpnn, MPNN_DEFAULTS)
-register_model_builder("vimpnn", build_mpnn, VIMPNN_DEFAULTS)

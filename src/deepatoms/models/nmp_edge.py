@@ -48,12 +48,13 @@ are kept for all E directed edges.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from deepatoms.data.graph import Batch
 from deepatoms.models.common import EdgeGeometry, atom_embedding, build_rbf
-from deepatoms.models.registry import register_model
 from deepatoms.nn.activations import shifted_softplus
 from deepatoms.nn.cutoff import build_cutoff
 from deepatoms.nn.mlp import Dense
@@ -122,10 +123,6 @@ class MessageBlock(nn.Module):
         return self.update2(self.update1(m))  # Eq. 9 (residual added by the caller)
 
 
-@register_model(
-    "nmp_edge",
-    head_defaults={"hidden": "half", "activation": "ssp", "zero_init_last": False},
-)
 class NMPEdge(nn.Module):
     """NMP-edge representation: Batch → node states h⁽ᵀ⁾ [N, C].
 
@@ -145,6 +142,9 @@ class NMPEdge(nn.Module):
         aggregation: ``"sum"`` (molecules) or ``"mean"`` (materials).
         edge_input: ``"dist"`` (default), ``"sym"``, ``"none"`` or ``"sym+dist"`` (see above).
     """
+
+    #: Output network of the family (``"half"``: one hidden layer of width F // 2).
+    HEAD_DEFAULTS: ClassVar[dict] = {"hidden": "half", "activation": "ssp", "zero_init_last": False}
 
     def __init__(
         self,

@@ -1,79 +1,108 @@
-"""Model registry: every model family registers a builder under a name.
+"""The registry of the seven model families: names, model classes, training tasks, config
+schemas and presets, in one table (:data:`FAMILIES`).
 
-A model config is a plain dict: ``{"name": "schnet", <representation options>, "readout": "sum",
-"property": "U0", "head": {...}}``. :func:`build_model` turns it into an :class:`AtomisticModel`;
-the same dict is stored in the model file, so a saved model can be rebuilt without pickled code.
+A **family** is a method from one paper (see ``docs/references.md``): its model class(es), the
+training task that fits them (a key of ``deepatoms.train.tasks.TASKS``), the schema every config
+of the family is checked against (sections of :mod:`deepatoms.config.sections` plus the model's
+own options), what its training reads (a dataset file, a CSV of strings, crystal sources) and the
+command that trains it. A family may have several **models** (MPNN and VIMPNN; the grammar VAE
+and its latent regressors), each with the name that configs (``model.name``) and model files use.
 
-Families whose output stage is not the plain :class:`AtomwiseHead` (own readout network, own model
-class, e.g. VIMPNN's gated readout and auxiliary heads) register a whole-model builder with
-:func:`register_model_builder` instead of a representation class.
+Presets (``deepatoms/presets/*.yaml``) belong to the family of their ``model.name``;
+:func:`load_preset` is the one way to load them (with ``base:`` inheritance), and
+:func:`resolve_config` checks any config (a preset with ``--set`` overrides, a run's saved
+``config.yaml``) against its family's schema.
+
+Adding a family: a model module in ``deepatoms/models``, a task in ``deepatoms/train/tasks``,
+presets, and one :class:`Family` entry here (``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
-from deepatoms.models.heads import AtomisticModel, AtomwiseHead
+from deepatoms.config import sections
+from deepatoms.config.files import read_config_file
+from deepatoms.config.presets import preset_names, read_preset
+from deepatoms.config.schema import Schema, free
+from deepatoms.core.errors import ConfigError
+from deepatoms.models.density_model import MODEL_DEFAULTS as DENSITY_MODEL_DEFAULTS
+from deepatoms.models.density_model import DensityVAEModel
+from deepatoms.models.dtnn import DTNN
+from deepatoms.models.grammar_vae import GrammarVAE
+from deepatoms.models.gschnet import GSCHNET_DEFAULTS, build_gschnet
+from deepatoms.models.heads import build_atomistic_model
+from deepatoms.models.latent_regressor import LatentRegressors
+from deepatoms.models.mpnn import MPNN_DEFAULTS, VIMPNN_DEFAULTS, build_mpnn
+from deepatoms.models.nmp_edge import NMPEdge
+from deepatoms.models.schnet import SchNet
 
-_REGISTRY: dict[str, tuple[Callable[..., nn.Module], dict]] = {}
-_BUILDERS: dict[str, tuple[Callable[..., AtomisticModel], dict]] = {}
-
-
-def register_model(name: str, head_defaults: dict) -> Callable:
-    """Class decorator: register a representation class under ``name``.
-
-    ``head_defaults``: the family's output network, e.g. ``{"hidden": "half", "activation": "ssp"}``
-    (``"half"`` means one hidden layer of width n_atom_basis // 2).
-    """
-
-    def deco(cls: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY or name in _BUILDERS:
-            raise ValueError(f"model name {name!r} is registered twice")
-        _REGISTRY[name] = (cls, dict(head_defaults))
-        return cls
-
-    return deco
-
-
-def register_model_builder(
-    name: str, builder: Callable[..., AtomisticModel], defaults: dict
-) -> None:
-    """Register a family that builds its whole model (own head or model class).
-
-    ``defaults``: every option of the family with its default value. :func:`build_model` rejects
-    other keys and calls ``builder(property=..., readout=..., config=<the config dict>, **options)``
-    with the defaults overridden by the config; the builder returns an :class:`AtomisticModel`.
-    """
-    if name in _REGISTRY or name in _BUILDERS:
-        raise ValueError(f"model name {name!r} is registered twice")
-    _BUILDERS[name] = (builder, dict(defaults))
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "ModelKind",
+    "available_models",
+    "build_model",
+    "family",
+    "family_of",
+    "load_preset",
+    "load_run_config",
+    "model_kind",
+    "presets_by_family",
+    "resolve_config",
+]
 
 
-def available_models() -> list[str]:
-    """Names of all registered model families."""
-    _import_families()
-    return sorted({*_REGISTRY, *_BUILDERS})
+@dataclass(frozen=True)
+class ModelKind:
+    """One model of a family: the ``model.name`` that selects it, how to build it from its
+    model config, and the training task that fits it."""
+
+    name: str
+    build: Callable[[Mapping[str, Any]], nn.Module]
+    task: str
+    defaults: Mapping[str, Any] | None = None  # model options with defaults (None: open)
 
 
-def _import_families() -> None:
-    # Importing the modules runs their @register_model decorators.
-    from deepatoms.models import dtnn, gschnet, mpnn, nmp_edge, schnet  # noqa: F401
+@dataclass(frozen=True)
+class Family:
+    """A model family (module docstring)."""
+
+    name: str
+    title: str
+    reference: str
+    models: tuple[ModelKind, ...]
+    schema: Schema
+    inputs: str  # dataset | strings | crystals
+    command: str
+
+    @property
+    def model_names(self) -> list[str]:
+        """``model.name`` values of the family's models."""
+        return [m.name for m in self.models]
+
+    def presets(self) -> list[str]:
+        """Names of the shipped presets of this family."""
+        return [name for name, fam in _preset_families().items() if fam is self]
 
 
-def build_model(config: dict) -> AtomisticModel:
-    """Build a model from its config dict (see module docstring); unknown keys are an error."""
-    _import_families()
-    cfg = dict(config)
-    name = cfg.pop("name", None)
-    if name not in _REGISTRY and name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; available: {available_models()}")
-    prop = cfg.pop("property", "energy")
-    readout = cfg.pop("readout", "sum")
-    if name in _BUILDERS:
-        builder, defaults = _BUILDERS[name]
+def _atomistic(representation: type[nn.Module]) -> Callable[[Mapping[str, Any]], nn.Module]:
+    return lambda config: build_atomistic_model(representation, config)
+
+
+def _with_defaults(builder: Callable[..., nn.Module], defaults: Mapping[str, Any]):
+    """A build function for families whose builder takes every option as a keyword."""
+
+    def build(config: Mapping[str, Any]) -> nn.Module:
+        cfg = dict(config)
+        name = cfg.pop("name", None)
+        prop = cfg.pop("property", "energy")
+        readout = cfg.pop("readout", "sum")
         unknown = set(cfg) - set(defaults)
         if unknown:
             raise ValueError(
@@ -82,18 +111,229 @@ def build_model(config: dict) -> AtomisticModel:
             )
         options = {**defaults, **cfg}
         return builder(property=prop, readout=readout, config=dict(config), **options)
-    cls, head_defaults = _REGISTRY[name]
-    head_cfg = {**head_defaults, **(cfg.pop("head", None) or {})}
-    allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    unknown = set(cfg) - allowed
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {sorted(unknown)} for model {name!r}; allowed: {sorted(allowed)}"
-        )
-    rep = cls(**cfg)
-    n_out = rep.n_atom_basis
-    hidden = head_cfg.pop("hidden", "half")
-    if hidden == "half":
-        hidden = [n_out // 2]
-    head = AtomwiseHead(n_out, list(hidden), readout=readout, **head_cfg)
-    return AtomisticModel(rep, head, prop, dict(config))
+
+    return build
+
+
+def _model_section(defaults: Mapping[str, Any] | None, open_: bool = False) -> Schema:
+    """A schema of the ``model`` section from its defaults (values are checked by the model)."""
+    return Schema(
+        {"name": free(None), **_free_fields(defaults or {})}, open=open_ or defaults is None
+    )
+
+
+def _free_fields(defaults: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: Schema(_free_fields(v)) if isinstance(v, Mapping) else free(v)
+        for k, v in defaults.items()
+    }
+
+
+def _atomistic_schema(train: Schema = sections.TRAIN_ATOMISTIC, data: Schema = sections.DATASET):
+    return Schema(
+        {
+            **sections.HEADER,
+            "model": _model_section(None),
+            "graph": sections.GRAPH,
+            "data": data,
+            "train": train,
+        }
+    )
+
+
+_DENSITY_MODEL = {
+    k: v for k, v in DENSITY_MODEL_DEFAULTS.items() if k not in ("grid_n", "n_classes")
+}
+_GRAMMAR_MODEL = {
+    "name": "grammar-vae",
+    "architecture": "gru",
+    "latent_dim": 32,
+    "hidden": 256,
+    "dense": 128,
+    "z_input": "both",
+}
+
+_CITE_THESIS_S = "Schütt 2018 thesis"
+_CITE_THESIS_J = "Jørgensen 2019 thesis"
+
+#: The seven families, in the order `deepatoms presets` lists them.
+FAMILIES: tuple[Family, ...] = (
+    Family(
+        name="schnet",
+        title="SchNet (properties and potentials)",
+        reference=f"Schütt et al. 2018, J. Chem. Phys. 148, 241722; {_CITE_THESIS_S} Ch. 4–5",
+        models=(ModelKind("schnet", _atomistic(SchNet), "property"),),
+        schema=_atomistic_schema(),
+        inputs="dataset",
+        command="deepatoms train",
+    ),
+    Family(
+        name="dtnn",
+        title="DTNN (deep tensor neural network)",
+        reference=f"Schütt et al. 2017, Nat. Commun. 8, 13890; {_CITE_THESIS_S} Ch. 3",
+        models=(ModelKind("dtnn", _atomistic(DTNN), "property"),),
+        schema=_atomistic_schema(),
+        inputs="dataset",
+        command="deepatoms train",
+    ),
+    Family(
+        name="nmp_edge",
+        title="NMP-edge, with the position-free Voronoi/symmetry graphs",
+        reference=f"Jørgensen et al. 2018 (Paper A); Paper B; {_CITE_THESIS_J}",
+        models=(ModelKind("nmp_edge", _atomistic(NMPEdge), "property"),),
+        schema=_atomistic_schema(),
+        inputs="dataset",
+        command="deepatoms train",
+    ),
+    Family(
+        name="mpnn",
+        title="MPNN and VIMPNN (energy curves far from equilibrium)",
+        reference="Gilmer et al. 2017 (MPNN); Morgan et al. 2020 (VIMPNN)",
+        models=(
+            ModelKind("mpnn", _with_defaults(build_mpnn, MPNN_DEFAULTS), "property", MPNN_DEFAULTS),
+            ModelKind(
+                "vimpnn", _with_defaults(build_mpnn, VIMPNN_DEFAULTS), "property", VIMPNN_DEFAULTS
+            ),
+        ),
+        schema=_atomistic_schema(),
+        inputs="dataset",
+        command="deepatoms train",
+    ),
+    Family(
+        name="gschnet",
+        title="G-SchNet (3-D molecule generation)",
+        reference="Gebauer, Gastegger & Schütt 2019, NeurIPS",
+        models=(
+            ModelKind(
+                "gschnet",
+                _with_defaults(build_gschnet, GSCHNET_DEFAULTS),
+                "gschnet",
+                GSCHNET_DEFAULTS,
+            ),
+        ),
+        schema=_atomistic_schema(sections.TRAIN_GSCHNET, sections.DATASET),
+        inputs="dataset",
+        command="deepatoms train",
+    ),
+    Family(
+        name="grammar_vae",
+        title="Grammar VAE with latent property regressors (inverse design)",
+        reference="Kusner et al. 2017, ICML; Jørgensen et al. 2018 (Paper D)",
+        models=(
+            ModelKind("grammar-vae", GrammarVAE, "grammar_vae", _GRAMMAR_MODEL),
+            ModelKind("latent-regressors", LatentRegressors, "latent_regressors"),
+        ),
+        schema=Schema(
+            {
+                **sections.HEADER,
+                "model": _model_section(_GRAMMAR_MODEL, open_=True),
+                "data": sections.STRINGS,
+                "train": sections.TRAIN_GRAMMAR_VAE,
+                "regressor": sections.REGRESSOR,
+            }
+        ),
+        inputs="strings",
+        command="deepatoms vae train",
+    ),
+    Family(
+        name="density_vae",
+        title="Density VAE with attention U-Net (crystals as 3-D densities)",
+        reference="Hoffmann et al. 2019, arXiv:1909.00949",
+        models=(ModelKind("density_vae", DensityVAEModel, "density_vae", _DENSITY_MODEL),),
+        schema=Schema(
+            {
+                **sections.HEADER,
+                "model": _model_section(_DENSITY_MODEL),
+                "grid": sections.GRID,
+                "data": sections.CRYSTALS,
+                "train": sections.TRAIN_DENSITY,
+            }
+        ),
+        inputs="crystals",
+        command="deepatoms crystals train",
+    ),
+)
+
+_BY_MODEL: dict[str, tuple[Family, ModelKind]] = {
+    m.name: (f, m) for f in FAMILIES for m in f.models
+}
+_BY_FAMILY: dict[str, Family] = {f.name: f for f in FAMILIES}
+
+
+def available_models() -> list[str]:
+    """Every ``model.name`` the registry knows."""
+    return sorted(_BY_MODEL)
+
+
+def family(name: str) -> Family:
+    """The family called ``name`` (e.g. ``"schnet"``, ``"density_vae"``)."""
+    try:
+        return _BY_FAMILY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model family {name!r}; families: {sorted(_BY_FAMILY)}"
+        ) from None
+
+
+def model_kind(name: str | None) -> ModelKind:
+    """The model kind with ``model.name`` ``name``."""
+    return _lookup(name)[1]
+
+
+def family_of(config_or_name: Mapping[str, Any] | str | None) -> Family:
+    """The family of a config (its ``model.name``) or of a model name."""
+    name = config_or_name
+    if isinstance(config_or_name, Mapping):
+        name = (config_or_name.get("model") or {}).get("name")
+    return _lookup(name)[0]
+
+
+def _lookup(name: Any) -> tuple[Family, ModelKind]:
+    if name not in _BY_MODEL:
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(available_models())}")
+    return _BY_MODEL[name]
+
+
+def build_model(config: Mapping[str, Any]) -> nn.Module:
+    """Build a model from its model config (``{"name": ..., options}``); unknown options raise
+    ValueError naming them and the allowed ones."""
+    return model_kind(config.get("name")).build(config)
+
+
+def resolve_config(config: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """``config`` merged over its family's defaults, every key and value checked.
+
+    ``where`` prefixes the error messages (e.g. the file the config came from).
+    """
+    fam = family_of(config)
+    try:
+        return fam.schema.resolve(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The preset ``name`` (``base:`` inheritance resolved) merged over its family's defaults
+    and checked against the family's schema."""
+    return resolve_config(read_preset(name), f"preset {name!r}: ")
+
+
+def load_run_config(path: str | os.PathLike) -> dict[str, Any]:
+    """A run's saved ``config.yaml`` resolved like a new config (so runs written before a key
+    was added get its default and still compare equal when resumed)."""
+    return resolve_config(read_config_file(path), f"{path}: ")
+
+
+def _preset_families() -> dict[str, Family]:
+    out = {}
+    for name in preset_names():
+        out[name] = family_of(read_preset(name))
+    return out
+
+
+def presets_by_family() -> dict[str, list[str]]:
+    """Preset names grouped by family name, families in registry order."""
+    groups: dict[str, list[str]] = {f.name: [] for f in FAMILIES}
+    for name, fam in _preset_families().items():
+        groups[fam.name].append(name)
+    return groups

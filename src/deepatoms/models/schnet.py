@@ -20,12 +20,13 @@ its backward is a fast scatter-add instead of the slow accumulating ``index_put`
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from deepatoms.data.graph import Batch
 from deepatoms.models.common import EdgeGeometry, atom_embedding, build_rbf
-from deepatoms.models.registry import register_model
 from deepatoms.nn.cutoff import build_cutoff
 from deepatoms.nn.mlp import Dense
 from deepatoms.nn.scatter import check_aggregation, scatter_reduce, segment_counts
@@ -78,7 +79,6 @@ class SchNetInteraction(nn.Module):
         return self.dense(self.f2out(m))
 
 
-@register_model("schnet", head_defaults={"hidden": "half", "activation": "ssp"})
 class SchNet(nn.Module):
     """SchNet representation: Batch → atom features x⁽ᵀ⁾ [N, F].
 
@@ -93,6 +93,9 @@ class SchNet(nn.Module):
         shared_interactions: share whole blocks across passes.
         aggregation: ``"sum"`` (molecules) or ``"mean"`` (periodic, Eq. 4.14).
     """
+
+    #: Output network of the family (``"half"``: one hidden layer of width F // 2).
+    HEAD_DEFAULTS: ClassVar[dict] = {"hidden": "half", "activation": "ssp"}
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from deepatoms.cli_support import add_group_once
-from deepatoms.progress import ProgressBar
+from deepatoms.core.progress import ProgressBar
 
 # Defined before the import of deepatoms.cli below: that module imports this one at its end,
 # and with `python -m deepatoms.cli` the import chain comes back here half-initialised.
@@ -133,7 +133,7 @@ def screen_command(
 
     Example: deepatoms screen run/ --elements Al,Cu,Ni --arity 2 --out screen/
     """
-    from deepatoms.screen.candidates import CompositionRequest
+    from deepatoms.data.prototypes.substitution import CompositionRequest
     from deepatoms.screen.run import build_space, model_predictor, run_screen
 
     request = CompositionRequest.parse(

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deepatoms.data.dataset import atomic_target
+from deepatoms.core.files import atomic_target
 from deepatoms.screen.rank import Ranking
 
 __all__ = ["CSV_COLUMNS", "write_best_db", "write_ranking_csv"]

@@ -22,7 +22,7 @@ import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
 from deepatoms.data.packed import PackedSystems
-from deepatoms.screen.candidates import Candidate, CandidateSpace
+from deepatoms.data.prototypes.substitution import Candidate, CandidateSpace
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -83,7 +83,7 @@ class ModelPredictor:
         """Raise ``ValueError`` for elements the model never saw in training."""
         from ase.data import chemical_symbols
 
-        from deepatoms.apps.inference import unseen_elements
+        from deepatoms.models.inference import unseen_elements
 
         unseen = unseen_elements(self.loaded, numbers)
         if unseen:
@@ -99,7 +99,7 @@ class ModelPredictor:
         candidates: Sequence[Candidate],
         progress: Progress | None = None,
     ) -> np.ndarray:
-        from deepatoms.apps.inference import predict_packed
+        from deepatoms.models.inference import predict_packed
 
         self.check_elements(data.numbers)
         values = predict_packed(self.loaded, data, None, self.batch_size, progress)

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from deepatoms import __version__
-from deepatoms.data.dataset import atomic_target
-from deepatoms.screen.candidates import CandidateSpace, CompositionRequest
+from deepatoms.core.files import atomic_target
+from deepatoms.data.prototypes.library import filter_prototypes, resolve_prototypes
+from deepatoms.data.prototypes.substitution import CandidateSpace, CompositionRequest
 from deepatoms.screen.output import write_best_db, write_ranking_csv
-from deepatoms.screen.prototypes import filter_prototypes, resolve_prototypes
 from deepatoms.screen.rank import (
     DEFAULT_WINDOW,
     ModelPredictor,

@@ -10,12 +10,12 @@
 - :mod:`.cli`: the ``deepatoms relax | md | vibrations | scan`` commands.
 """
 
+from deepatoms.data.structure_files import load_structure, write_structures
 from deepatoms.simulate.analysis import energy_drift, radial_distribution
 from deepatoms.simulate.calculator import Calculator
 from deepatoms.simulate.md import run_md
 from deepatoms.simulate.relax import relax
 from deepatoms.simulate.scan import parse_scale, scan
-from deepatoms.simulate.structures import load_structure, write_structures
 from deepatoms.simulate.vibrations import (
     compare_frequencies,
     harmonic_analysis,

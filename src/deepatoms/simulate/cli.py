@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from deepatoms.progress import ProgressBar
+from deepatoms.core.progress import ProgressBar
 
 # Defined before the import of deepatoms.cli below: that module imports this one at its end,
 # and with `python -m deepatoms.cli` the import chain comes back here half-initialised.
@@ -103,7 +103,7 @@ def load_input(structure: str, calc: Any) -> Any:
     """The structure of the STRUCTURE argument; warns about elements the model never saw."""
     from ase.data import chemical_symbols
 
-    from deepatoms.simulate.structures import load_structure
+    from deepatoms.data.structure_files import load_structure
 
     atoms = load_structure(structure)
     seen = calc.energy_model.meta.get("elements")
@@ -120,7 +120,7 @@ def load_input(structure: str, calc: Any) -> Any:
 
 def reference_calculator(name: str, atoms: Any) -> tuple[Any, dict]:
     """A reference ASE calculator (xtb or emt) and its provenance, as a clear error if missing."""
-    from deepatoms.datagen.calculators import make_calculator
+    from deepatoms.simulate.reference import make_calculator
 
     settings = {}
     if name.lower() == "xtb" and atoms.info.get("charge"):
@@ -179,8 +179,8 @@ def relax_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Relax a structure with the model until the largest force is below --fmax."""
+    from deepatoms.data.structure_files import structure_format, write_structures
     from deepatoms.simulate.relax import relax
-    from deepatoms.simulate.structures import structure_format, write_structures
 
     _outputs(overwrite, out_file, traj)
     if out_file is not None:
@@ -331,9 +331,9 @@ def vibrations_command(
     import csv
     import io
 
+    from deepatoms.core.files import atomic_write_text
     from deepatoms.simulate.relax import is_periodic
     from deepatoms.simulate.vibrations import vibrational_analysis
-    from deepatoms.train.runfiles import atomic_write_text
 
     _outputs(overwrite, out_file)
     calc = model_calculator(model, dtype, threads, force_model)

@@ -28,9 +28,9 @@ from ase.md import velocitydistribution as _vd
 from ase.md.langevin import Langevin
 from ase.md.verlet import VelocityVerlet
 
+from deepatoms.data.structure_files import PartialFile
 from deepatoms.simulate.analysis import energy_drift
 from deepatoms.simulate.relax import frozen_copy, is_periodic
-from deepatoms.simulate.structures import PartialFile
 
 #: Ensembles by name: NVE (velocity Verlet) and NVT (Langevin thermostat).
 ENSEMBLES = ("nve", "nvt")

@@ -9,7 +9,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from deepatoms.simulate.structures import PartialFile
+from deepatoms.data.structure_files import PartialFile
 
 #: Optimisers by name (``ase.optimize``).
 OPTIMIZERS = ("bfgs", "fire", "lbfgs")

@@ -152,7 +152,7 @@ def scan_table(result: dict) -> tuple[list[str], list[list[float]]]:
 
 def write_scan_csv(result: dict, path: str | Path) -> Path:
     """Write the scan as CSV (columns of :func:`scan_table`) atomically."""
-    from deepatoms.train.runfiles import atomic_write_text
+    from deepatoms.core.files import atomic_write_text
 
     names, rows = scan_table(result)
     buf = io.StringIO()

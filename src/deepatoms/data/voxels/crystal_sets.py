@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from deepatoms.density.samples import max_side_filter
+from deepatoms.data.voxels.samples import max_side_filter
 
 __all__ = [
     "SUBSTITUTION_POOL",
@@ -233,7 +233,7 @@ def _load_path(path: Path, progress: bool, on_error: str) -> CrystalSet:
 def _aflow_set() -> CrystalSet:
     from ase.data import atomic_numbers
 
-    from deepatoms.screen.prototypes import load_aflow_prototypes
+    from deepatoms.data.prototypes.library import load_aflow_prototypes
 
     atoms, ids = [], []
     for p in load_aflow_prototypes():
@@ -262,9 +262,9 @@ def prototype_variants(
     from ase.data import chemical_symbols
     from pymatgen.core import Element
 
-    from deepatoms.screen.candidates import Candidate
-    from deepatoms.screen.prototypes import load_aflow_prototypes
-    from deepatoms.screen.scaling import atomic_volume
+    from deepatoms.data.prototypes.library import load_aflow_prototypes
+    from deepatoms.data.prototypes.rescale import atomic_volume
+    from deepatoms.data.prototypes.substitution import Candidate
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"number of prototype variants must be an int >= 0, got {n!r}")

@@ -33,8 +33,8 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from deepatoms.data.packed import PackedSystems
-from deepatoms.screen.prototypes import Prototype
-from deepatoms.screen.scaling import RESCALE_RULES, scale_factor
+from deepatoms.data.prototypes.library import Prototype
+from deepatoms.data.prototypes.rescale import RESCALE_RULES, scale_factor
 
 __all__ = [
     "Candidate",

@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 from ase import Atoms
 
-from deepatoms.density.grid import (
+from deepatoms.data.voxels.grid import (
     GridSpec,
     density,
     density_reference,

@@ -29,9 +29,9 @@ import torch
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from deepatoms.density.grid import GridSpec
-from deepatoms.density.samples import Centre, VoxelSample, repeated_lattice, single_cell
-from deepatoms.progress import ProgressBar
+from deepatoms.core.progress import ProgressBar
+from deepatoms.data.voxels.grid import GridSpec
+from deepatoms.data.voxels.samples import Centre, VoxelSample, repeated_lattice, single_cell
 
 __all__ = ["MAX_Z", "ClassMap", "DensityDataset", "collate"]
 

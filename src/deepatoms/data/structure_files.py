@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ase import Atoms
 
-from deepatoms.data.dataset import atomic_target, default_file_mode
+from deepatoms.core.files import atomic_target, default_file_mode
 
 # Names that look like structure files even when they do not exist (for a clear error).
 _FILE_NAME = re.compile(
@@ -71,7 +71,7 @@ def load_structure(spec: str, seed: int = 0) -> Atoms:
             f"structure file {text.rsplit('@', 1)[0]} does not exist (check the path)"
         )
     else:
-        from deepatoms.datagen.structures import molecule_from_spec
+        from deepatoms.data.structures import molecule_from_spec
 
         try:
             atoms = molecule_from_spec(text, seed=seed)

@@ -1,0 +1,106 @@
+"""Atomic file writes and JSON helpers shared by every writer in the package.
+
+Every output is written to a temporary file in the target folder, given the usual permissions
+(the mode of the file it replaces, else 0666 minus the process umask, so 0644 under umask 022)
+and renamed over the target. A killed process therefore never leaves a half-written file in
+place, and a failed write removes its temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "atomic_target",
+    "atomic_torch_save",
+    "atomic_write_text",
+    "default_file_mode",
+    "json_ready",
+    "read_json",
+    "write_json",
+]
+
+
+def default_file_mode(path: Path) -> int:
+    """Mode of the existing ``path``, else 0o666 minus the process umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path``, else is removed.
+
+    The folder of ``path`` is created if needed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, default_file_mode(path))  # mkstemp makes 0600: use the usual mode
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
+    """``torch.save`` of ``obj`` to ``path`` atomically."""
+    import torch
+
+    with atomic_target(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def json_ready(obj: Any, strict: bool = True) -> Any:
+    """``obj`` with numpy scalars and arrays as Python values and paths as strings, recursively;
+    ``strict``: non-finite floats become None too (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v, strict) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v, strict) for v in obj]
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays and scalars, tensors
+        return json_ready(obj.tolist(), strict)
+    if isinstance(obj, os.PathLike):
+        return str(obj)
+    if strict and isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: str | os.PathLike, obj: object) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically (numpy values converted; NaN is
+    kept as the ``NaN`` token Python's json module reads back)."""
+    atomic_write_text(path, json.dumps(json_ready(obj, strict=False), indent=2) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file; the error names the file when it is missing or not valid JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
