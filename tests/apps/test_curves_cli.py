@@ -19,8 +19,8 @@ from deepatoms.data.edge_store import StoredEdges
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import save_split
-from deepatoms.models.io import save_model_file
 from deepatoms.models.registry import build_model
+from model_helpers import save_atomistic
 
 register(app)  # idempotent; deepatoms.cli registers it too
 
@@ -79,7 +79,7 @@ def files(tmp_path_factory):
     write_dataset(root / "noscale.h5", noscale, meta)
     cfg = {"name": "schnet", "n_atom_basis": 8, "n_interactions": 1, "cutoff": 3.0}
     # an untrained SchNet with a zero last layer predicts 0 eV for everything
-    save_model_file(
+    save_atomistic(
         root / "zero.pt",
         build_model(cfg),
         GraphSpec(kind="bonds"),
@@ -88,7 +88,7 @@ def files(tmp_path_factory):
     )
     run = root / "run_cutoff"
     live = build_model({**cfg, "head": {"zero_init_last": False}})
-    save_model_file(run / "model.pt", live, GraphSpec(kind="cutoff", cutoff=3.0), "eV")
+    save_atomistic(run / "model.pt", live, GraphSpec(kind="cutoff", cutoff=3.0), "eV")
     save_split(
         run / "split.json",
         {"train": [0], "val": [1], "test": [4, 5, 6, 7]},

@@ -20,8 +20,8 @@ from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import save_split
 from deepatoms.generate.qm9_prep import prepare_molecules
-from deepatoms.models.io import save_model_file
 from deepatoms.models.registry import build_model
+from model_helpers import save_atomistic
 
 register(app)  # idempotent
 
@@ -109,8 +109,8 @@ def files(tmp_path_factory):
     )
     model.head.set_statistics(0.0, 1.0, {6: 1.0, 7: 1.0, 8: 1.0, 9: 1.0})
     (root / "gaprun").mkdir()
-    save_model_file(root / "gaprun" / "model.pt", model, GraphSpec(kind="cutoff", cutoff=5.0), "eV")
-    save_model_file(root / "meV.pt", model, GraphSpec(kind="cutoff", cutoff=5.0), "meV")
+    save_atomistic(root / "gaprun" / "model.pt", model, GraphSpec(kind="cutoff", cutoff=5.0), "eV")
+    save_atomistic(root / "meV.pt", model, GraphSpec(kind="cutoff", cutoff=5.0), "meV")
     run = root / "run"
     save_split(
         run / "split.json",

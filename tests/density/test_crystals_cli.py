@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import typer
 from ase.build import bulk
 from ase.io import read, write
@@ -18,6 +17,9 @@ from typer.testing import CliRunner
 
 from cli_helpers import last_json, one_line
 from deepatoms.apps.crystals_cli import crystals_app, register
+from deepatoms.data.neighbors import GraphSpec
+from deepatoms.models.registry import build_model
+from model_helpers import save_atomistic
 
 TINY = [
     "model.latent=8",
@@ -148,12 +150,14 @@ def test_model_grid_mismatch_and_wrong_model_files(work, tmp_path):
                    code=2)  # fmt: skip
     assert "different grid (30³ over 10 Å, σ 1 Å) than the model's (20³" in one_line(res.stderr)
     other = tmp_path / "schnet.pt"
-    torch.save({"format": "deepatoms-model", "state_dict": {}}, other)
+    schnet = build_model({"name": "schnet", "n_atom_basis": 4, "n_interactions": 1,
+                          "rbf": {"n_rbf": 4, "stop": 3.0}})  # fmt: skip
+    save_atomistic(other, schnet, GraphSpec())
     res = crystals("sample", other, "--out", tmp_path / "s.xyz", code=2)
-    assert "is not a density VAE model file (format 'deepatoms-model'" in one_line(res.stderr)
+    assert "is a 'schnet' model (SchNet), not a density VAE model" in one_line(res.stderr)
     (tmp_path / "notes.pt").write_text("hello")
     res = crystals("sample", tmp_path / "notes.pt", "--out", tmp_path / "s.xyz", code=2)
-    assert "is not a readable density VAE model file" in one_line(res.stderr)
+    assert "is not a readable model file" in one_line(res.stderr)
     res = crystals("sample", tmp_path / "missing", "--out", tmp_path / "s.xyz", code=2)
     assert "model file " in res.stderr and "does not exist" in one_line(res.stderr)
     res = crystals("encode", root / "run", tmp_path / "nothing.cif", "--out",

@@ -56,7 +56,7 @@ def test_presets_resolve_with_paper_settings():
     fast = density_preset("density-vae-fast")
     model = DensityVAEModel(fast["model"], grid_n=fast["grid"]["n"], n_classes=10)
     assert model.vae.decoder.sizes[-1] == 20 and model.latent == 300
-    with pytest.raises(ConfigError, match="unknown key train.lrr"):
+    with pytest.raises(ConfigError, match=r"unknown key train\.lrr"):
         resolve_density_config({"train": {"lrr": 1.0}})
     with pytest.raises(ConfigError, match="not a density VAE preset"):
         density_preset("schnet-fast")
@@ -131,9 +131,10 @@ def test_model_file_round_trip_is_weights_only(tmp_path):
     path = tmp_path / "m.pt"
     save_density_model(path, model, grid, cmap, {"note": "tiny"})
     payload = torch.load(path, weights_only=True)
-    assert payload["format"] == "deepatoms-density-vae" and payload["class_map"] == [0, 8, 11, 17]
+    assert payload["format"] == "deepatoms-model" and payload["family"] == "density_vae"
+    assert payload["extras"]["class_map"] == [0, 8, 11, 17]
     loaded = load_density_model(path)
-    assert loaded.grid == grid and loaded.class_map == cmap and loaded.meta == {"note": "tiny"}
+    assert loaded.grid == grid and loaded.class_map == cmap and loaded.meta["note"] == "tiny"
     assert not loaded.model.training
     x = torch.rand(2, 1, 20, 20, 20)
     model.eval()
@@ -141,7 +142,7 @@ def test_model_file_round_trip_is_weights_only(tmp_path):
     with pytest.raises(ValueError, match="does not match"):
         save_density_model(path, model, GridSpec(n=30), cmap)
     torch.save({"format": "other"}, tmp_path / "x.pt")
-    with pytest.raises(ValueError, match="not a density VAE model file"):
+    with pytest.raises(ValueError, match="not a deepatoms model file"):
         load_density_model(tmp_path / "x.pt")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_density_model(tmp_path / "missing.pt")

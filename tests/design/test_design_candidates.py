@@ -56,14 +56,15 @@ def test_hit_rates_exact_on_hand_made_values():
 @pytest.fixture(scope="module")
 def lumo_model(tmp_path_factory):
     from deepatoms.data.neighbors import GraphSpec
-    from deepatoms.models.io import load_model_file, save_model_file
+    from deepatoms.models.loading import load_model
     from deepatoms.models.registry import build_model
+    from model_helpers import save_atomistic
 
     cfg = {"name": "schnet", "n_atom_basis": 8, "n_interactions": 1, "property": "lumo",
            "readout": "mean"}  # fmt: skip
     path = tmp_path_factory.mktemp("lumo") / "model.pt"
-    save_model_file(path, build_model(cfg), GraphSpec(), "eV", meta={"elements": [1, 6, 7, 8, 9]})
-    return load_model_file(path)
+    save_atomistic(path, build_model(cfg), GraphSpec(), "eV", meta={"elements": [1, 6, 7, 8, 9]})
+    return load_model(path)
 
 
 def test_evaluate_with_a_property_model(lumo_model):

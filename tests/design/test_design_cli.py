@@ -106,11 +106,11 @@ def test_design_baselines_polymer_features(tmp_path):
 # -- design run with a tiny (untrained) grammar VAE and regressors ------------------------------
 @pytest.fixture(scope="module")
 def vae_files(tmp_path_factory) -> tuple[Path, Path]:
-    from deepatoms.design.regressors import RegressorSet, save_regressors
+    from deepatoms.design.regressors import save_regressors
     from deepatoms.design.vae_io import save_grammar_vae
     from deepatoms.grammar.cfg import load_grammar
     from deepatoms.models.grammar_vae import GrammarVAE
-    from deepatoms.models.latent_regressor import LatentRegressor
+    from deepatoms.models.latent_regressor import LatentRegressors
 
     folder = tmp_path_factory.mktemp("vae")
     grammar = load_grammar("smiles")
@@ -118,11 +118,8 @@ def vae_files(tmp_path_factory) -> tuple[Path, Path]:
     model = GrammarVAE({"n_rules": grammar.n_rules, "max_len": 40, "latent_dim": 4,
                         "hidden": 16, "dense": 8})  # fmt: skip
     save_grammar_vae(folder / "model.pt", model, grammar)
-    regs = RegressorSet(
-        {k: LatentRegressor(4, (8, 8, 4)) for k in ("lumo", "gap")},
-        mean={"lumo": -0.5, "gap": 5.0},
-        std={"lumo": 1.0, "gap": 1.0},
-    )
+    regs = LatentRegressors({"latent_dim": 4, "hidden": (8, 8, 4), "properties": ["lumo", "gap"]})
+    regs.set_statistics({"lumo": -0.5, "gap": 5.0}, {"lumo": 1.0, "gap": 1.0})
     save_regressors(folder / "regressors.pt", regs)
     return folder, folder / "regressors.pt"
 
@@ -232,8 +229,8 @@ def test_missing_files_are_named(vae_files, tmp_path):
 @pytest.fixture(scope="module")
 def property_models(tmp_path_factory) -> dict[str, Path]:
     from deepatoms.data.neighbors import GraphSpec
-    from deepatoms.models.io import save_model_file
     from deepatoms.models.registry import build_model
+    from model_helpers import save_atomistic
 
     folder = tmp_path_factory.mktemp("models")
     paths = {}
@@ -242,7 +239,7 @@ def property_models(tmp_path_factory) -> dict[str, Path]:
         cfg = {"name": "schnet", "n_atom_basis": 8, "n_interactions": 1, "property": prop,
                "readout": "mean"}  # fmt: skip
         paths[prop] = folder / f"{prop}.pt"
-        save_model_file(paths[prop], build_model(cfg), GraphSpec(), "eV")
+        save_atomistic(paths[prop], build_model(cfg), GraphSpec(), "eV")
     return paths
 
 

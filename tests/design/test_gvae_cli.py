@@ -89,7 +89,11 @@ def test_gvae_cli_regress(trained):
     assert out["properties"]["lumo"]["epochs"] == 3 and out["properties"]["gap"]["n_val"] == 8
     assert "lumo: validation MAE" in res.stdout and "test MAE" in res.stdout
     regs = load_regressors(run / "regressors.pt")
-    assert regs.properties == ["lumo", "gap"] and regs.models["lumo"].config["hidden"] == [8, 8, 4]
+    assert regs.properties == ["lumo", "gap"] and regs.regressors["lumo"].config["hidden"] == [
+        8,
+        8,
+        4,
+    ]
     again = _invoke(app, "vae", "regress", run, "--data", data, "--property", "lumo", code=2)
     assert "already exists; pass --overwrite" in " ".join(again.stderr.split())
 
@@ -143,4 +147,4 @@ def test_gvae_cli_train_errors(tmp_path, rows, args, message):
 
 def test_gvae_cli_missing_run(tmp_path):
     res = _invoke(_app(), "vae", "sample", tmp_path, "-n", "3", code=2)
-    assert "has no model.pt" in " ".join(res.stderr.split())
+    assert "without a model.pt" in " ".join(res.stderr.split())

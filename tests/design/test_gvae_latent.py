@@ -80,7 +80,7 @@ def test_gvae_model_file_round_trip(space, tmp_path):
     path = tmp_path / "model.pt"
     save_grammar_vae(path, space.model, space.grammar, {"note": "test"})
     payload = torch.load(path, weights_only=True)
-    assert payload["grammar"]["text"] == space.grammar.text
+    assert payload["extras"]["grammar"]["text"] == space.grammar.text
     loaded = load_latent_space(path)
     assert loaded.meta["note"] == "test" and loaded.meta["model_file"] == str(path)
     assert loaded.grammar.n_rules == 76 and loaded.grammar.name == "smiles"
@@ -93,15 +93,15 @@ def test_gvae_model_file_round_trip(space, tmp_path):
 
 
 def test_gvae_model_file_errors(space, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no model\.pt"):
+    with pytest.raises(FileNotFoundError, match=r"without a model\.pt"):
         load_latent_space(tmp_path)
     other = tmp_path / "other.pt"
-    torch.save({"format": "deepatoms-model"}, other)
-    with pytest.raises(ValueError, match="not a grammar-VAE model file"):
+    torch.save({"format": "something-else"}, other)
+    with pytest.raises(ValueError, match="not a deepatoms model file"):
         load_latent_space(other)
     junk = tmp_path / "junk.pt"
     junk.write_text("not a torch file")
-    with pytest.raises(ValueError, match="not a readable grammar-VAE model file"):
+    with pytest.raises(ValueError, match="not a readable model file"):
         load_latent_space(junk)
     toy = Grammar.from_text(TOY)
     with pytest.raises(ValueError, match="3 productions"):

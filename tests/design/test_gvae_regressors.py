@@ -88,6 +88,6 @@ def test_gvae_regressor_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_regressors(tmp_path / "none.pt")
     other = tmp_path / "o.pt"
-    torch.save({"format": "deepatoms-grammar-vae"}, other)
-    with pytest.raises(ValueError, match="not a latent-regressor file"):
+    torch.save({"format": "other"}, other)
+    with pytest.raises(ValueError, match="not a deepatoms model file"):
         load_regressors(other)

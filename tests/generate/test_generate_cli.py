@@ -14,8 +14,8 @@ from cli_helpers import invoke, last_json, one_line
 from deepatoms.cli import app
 from deepatoms.generate.cli import register
 from deepatoms.generate.steps import ALL_PAIRS
-from deepatoms.models.io import save_model_file
 from deepatoms.models.registry import build_model
+from model_helpers import save_atomistic
 
 register(app)  # deepatoms.cli does this at import once the line is added; idempotent
 
@@ -27,7 +27,7 @@ def run_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = build_model({"name": "gschnet", "n_atom_basis": 8, "n_interactions": 1,
                          "type_head": [8], "distance_head": [16]})  # fmt: skip
-    save_model_file(folder / "model.pt", model, ALL_PAIRS, unit="")
+    save_atomistic(folder / "model.pt", model, ALL_PAIRS, "")
     return folder
 
 
@@ -92,7 +92,7 @@ def test_user_errors_exit_2_with_a_clear_message(run_dir, tmp_path):
 
 def test_a_property_model_is_refused(tmp_path):
     model = build_model({"name": "schnet", "n_atom_basis": 8, "n_interactions": 1})
-    save_model_file(tmp_path / "model.pt", model, ALL_PAIRS, unit="eV")
+    save_atomistic(tmp_path / "model.pt", model, ALL_PAIRS, "eV")
     res = invoke("generate", "gschnet", tmp_path / "model.pt", "-n", 1, "--out",
                  tmp_path / "m.db", code=2)  # fmt: skip
     assert "is a 'schnet' model" in one_line(res.stderr)
@@ -100,7 +100,7 @@ def test_a_property_model_is_refused(tmp_path):
     (tmp_path / "junk.pt").write_text("not a model")
     res = invoke("generate", "gschnet", tmp_path / "junk.pt", "-n", 1, "--out",
                  tmp_path / "m.db", code=2)  # fmt: skip
-    assert "not a readable deepatoms model file" in one_line(res.stderr)
+    assert "is not a readable model file" in one_line(res.stderr)
 
 
 def test_help_lists_the_command():

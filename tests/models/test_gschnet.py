@@ -19,8 +19,9 @@ from deepatoms.models.gschnet import (
     smoothed_distance_labels,
     type_class_index,
 )
-from deepatoms.models.io import load_model_file, save_model_file
+from deepatoms.models.loading import load_model
 from deepatoms.models.registry import build_model
+from model_helpers import save_atomistic
 
 SMALL = {"name": "gschnet", "n_atom_basis": 16, "n_interactions": 2}
 
@@ -173,8 +174,8 @@ def test_model_file_round_trip(tmp_path):
     model = _model()
     batch = _step(ATOMS, 0, np.zeros(3))
     ref = model(batch, torch.tensor([7]))
-    save_model_file(tmp_path / "g.pt", model, ALL_PAIRS, "")
-    loaded = load_model_file(tmp_path / "g.pt")
+    save_atomistic(tmp_path / "g.pt", model, ALL_PAIRS, "")
+    loaded = load_model(tmp_path / "g.pt")
     assert isinstance(loaded.model, GSchNet)
     assert loaded.model.type_classes == TYPE_CLASSES
     assert loaded.graph == ALL_PAIRS

@@ -12,7 +12,8 @@ from f64 import F64, float64_default
 from deepatoms.data.graph import Batch
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.models import available_models, build_model
-from deepatoms.models.io import load_model_file, save_model_file
+from deepatoms.models.loading import load_model
+from model_helpers import save_atomistic
 
 GRAPH = GraphSpec("all", None)
 MU, SIGMA = -3.25, 0.8
@@ -152,10 +153,10 @@ def test_model_file_round_trip(family, dtype, tmp_path):
     model = _model(family, "sum", **ROUND_TRIP[family]).to(dtype)
     batch = Batch.from_atoms(systems, GRAPH, dtype=dtype)
     path = tmp_path / f"{family}.pt"
-    save_model_file(path, model, GRAPH, unit="eV", meta={"note": "test"})
-    loaded = load_model_file(path)
+    save_atomistic(path, model, GRAPH, "eV", meta={"note": "test"})
+    loaded = load_model(path)
     assert loaded.graph == GRAPH and loaded.unit == "eV" and loaded.property == "energy"
-    assert loaded.meta == {"note": "test"}
+    assert loaded.meta["note"] == "test" and loaded.meta["family"] == family
     assert next(loaded.model.parameters()).dtype == dtype
     assert not loaded.model.training
     with torch.no_grad():

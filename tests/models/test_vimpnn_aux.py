@@ -21,7 +21,8 @@ from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
 from deepatoms.models import build_model
 from deepatoms.models.gated_readout import auxiliary_targets, orbital_count, scaling_probability
-from deepatoms.models.io import load_model_file, save_model_file
+from deepatoms.models.loading import load_model
+from model_helpers import save_atomistic
 
 
 # -- targets (§4) ---------------------------------------------------------------------------------
@@ -164,8 +165,8 @@ def test_model_file_round_trip(tmp_path, dtype):
     systems = [ethanol(), molecule("H2O")]
     model.set_aux_statistics(PackedSystems.from_atoms(systems, system_props={"scale": [0.9, 1.2]}))
     path = tmp_path / "vimpnn.pt"
-    save_model_file(path, model, GraphSpec(kind="bonds"), "eV")
-    loaded = load_model_file(path)
+    save_atomistic(path, model, GraphSpec(kind="bonds"), "eV")
+    loaded = load_model(path)
     new = loaded.model
     assert type(new) is type(model) and loaded.graph == GraphSpec(kind="bonds")
     assert new.aux_weight == 0.25 and new.aux_labels == ["scale"]

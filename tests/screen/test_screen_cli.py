@@ -18,7 +18,7 @@ from deepatoms.data.prototypes.library import load_aflow_prototypes, select_prot
 from deepatoms.data.prototypes.substitution import CandidateSpace, CompositionRequest, pack
 from deepatoms.datagen.prototypes import generate_prototype_set
 from deepatoms.models.inference import predict_packed
-from deepatoms.models.io import load_model_file
+from deepatoms.models.loading import load_model
 from deepatoms.models.registry import load_preset
 
 pytestmark = pytest.mark.filterwarnings("ignore:The number of training batches")
@@ -68,7 +68,7 @@ def test_screen_end_to_end(trained, tmp_path):
     protos = select_prototypes(load_aflow_prototypes(), ["L1_2", "L1_0", "B2", "D0_3"])
     space = CandidateSpace(protos, CompositionRequest.parse("Ag,Au,Cu", 2))
     cands = [space.from_id(r["candidate_id"]) for r in rows]
-    expect = predict_packed(load_model_file(model), pack(cands))
+    expect = predict_packed(load_model(model), pack(cands))
     got = np.array([float(r["predicted_eV_per_atom"]) for r in rows])
     np.testing.assert_allclose(got, expect, atol=1e-6)
     # ranks and gaps per composition

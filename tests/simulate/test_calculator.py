@@ -11,12 +11,13 @@ from ase import units
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.md.langevin import Langevin
 
-from deepatoms.models.io import load_model_file, save_model_file
+from deepatoms.models.loading import load_model
 from deepatoms.models.potential import compute_potential
 from deepatoms.models.registry import build_model
 from deepatoms.models.schnet_potential import SchNetPotential
 from deepatoms.simulate import Calculator
 from deepatoms.simulate.md import initial_velocities
+from model_helpers import save_atomistic
 
 F64 = torch.float64
 
@@ -119,12 +120,12 @@ def test_calculate_images_equals_one_by_one(mol_model, cu_model, ethanol, cu_cel
 
 def test_separate_force_model(mol_model, ethanol, tmp_path):
     """Energies come from the energy model, forces from the force model."""
-    loaded = load_model_file(mol_model)
+    loaded = load_model(mol_model)
     with torch.no_grad():
         for p in loaded.model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     other = tmp_path / "perturbed.pt"
-    save_model_file(other, loaded.model, loaded.graph, loaded.unit, loaded.meta)
+    save_atomistic(other, loaded.model, loaded.graph, loaded.unit, loaded.meta)
 
     def results(calc: Calculator) -> tuple[float, np.ndarray]:
         atoms = ethanol.copy()
@@ -144,9 +145,9 @@ def test_intensive_or_non_ev_models_are_refused(tmp_path):
 
     cfg = {"name": "schnet", "n_atom_basis": 8, "n_interactions": 1, "property": "homo"}
     path = tmp_path / "homo.pt"
-    save_model_file(path, build_model({**cfg, "readout": "mean"}), GraphSpec(), "eV")
+    save_atomistic(path, build_model({**cfg, "readout": "mean"}), GraphSpec(), "eV")
     with pytest.raises(ValueError, match="mean readout"):
         Calculator(path)
-    save_model_file(path, build_model({**cfg, "property": "alpha"}), GraphSpec(), "Bohr^3")
+    save_atomistic(path, build_model({**cfg, "property": "alpha"}), GraphSpec(), "Bohr^3")
     with pytest.raises(ValueError, match="energy model in eV"):
         Calculator(path)

@@ -94,13 +94,13 @@ def test_scan_of_a_crystal_file(cu_model, cu_cell, tmp_path):
 def homo_model(tmp_path_factory) -> Path:
     """A model file of an intensive property (mean readout, eV)."""
     from deepatoms.data.neighbors import GraphSpec
-    from deepatoms.models.io import save_model_file
     from deepatoms.models.registry import build_model
+    from model_helpers import save_atomistic
 
     cfg = {"name": "schnet", "n_atom_basis": 8, "n_interactions": 1, "property": "homo",
            "readout": "mean"}  # fmt: skip
     path = tmp_path_factory.mktemp("homo") / "model.pt"
-    save_model_file(path, build_model(cfg), GraphSpec(), "eV")
+    save_atomistic(path, build_model(cfg), GraphSpec(), "eV")
     return path
 
 
@@ -152,13 +152,14 @@ def test_separate_force_model(mol_model, ethanol, tmp_path):
     """--force-model: energies from MODEL, forces from the second model (thesis Eqs. 5.8-5.11)."""
     import torch
 
-    from deepatoms.models.io import load_model_file, save_model_file
+    from deepatoms.models.loading import load_model
+    from model_helpers import save_atomistic
 
-    loaded = load_model_file(mol_model)
+    loaded = load_model(mol_model)
     with torch.no_grad():
         loaded.model.head.std.mul_(2.0)  # twice the forces, different energies
     doubled = tmp_path / "doubled.pt"
-    save_model_file(doubled, loaded.model, loaded.graph, loaded.unit, loaded.meta)
+    save_atomistic(doubled, loaded.model, loaded.graph, loaded.unit, loaded.meta)
     start = ethanol.copy()
     start.rattle(0.05, seed=5)
     write(tmp_path / "start.xyz", start)

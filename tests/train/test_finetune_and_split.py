@@ -14,7 +14,7 @@ from deepatoms.cli import app
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.core.errors import ConfigError
 from deepatoms.data.splits import load_split
-from deepatoms.models.io import load_model_file
+from deepatoms.models.loading import load_model
 from deepatoms.models.registry import build_model, load_preset
 
 TINY = [
@@ -57,7 +57,7 @@ def test_bad_explicit_split_is_refused(qm9_small, tmp_path, split, words):
 def test_init_copies_every_weight_and_statistic(qm9_small, tmp_path):
     """The fine-tuned model starts exactly from the pretrained one (parameters and buffers)."""
     pre = train(_cfg(), qm9_small, tmp_path / "pre", progress=False)
-    loaded = load_model_file(pre["model_file"])
+    loaded = load_model(pre["model_file"])
     torch.manual_seed(123)
     fresh = build_model(loaded.model.config)
     assert not torch.equal(
@@ -73,7 +73,7 @@ def test_init_copies_every_weight_and_statistic(qm9_small, tmp_path):
 
 def test_init_refuses_a_different_architecture(qm9_small, tmp_path):
     pre = train(_cfg(), qm9_small, tmp_path / "pre", progress=False)
-    other = build_model({**load_model_file(pre["model_file"]).model.config, "n_atom_basis": 8})
+    other = build_model({**load_model(pre["model_file"]).model.config, "n_atom_basis": 8})
     with pytest.raises(ConfigError, match="n_atom_basis"):
         _init_from(other, pre["model_file"])
 
@@ -100,7 +100,7 @@ def test_refit_statistics_keeps_weights_but_takes_new_target_statistics(qm9_smal
     ft = train(cfg, qm9_small, tmp_path / "ft", progress=False, init=pre["model_file"])
     stats = json.loads((tmp_path / "ft" / "stats.json").read_text())
     assert stats["init"]["statistics"] == "refit"
-    head = load_model_file(ft["model_file"]).model.head
+    head = load_model(ft["model_file"]).model.head
     assert float(head.mean) == pytest.approx(stats["mean"]) and float(head.std) == pytest.approx(
         stats["std"]
     )

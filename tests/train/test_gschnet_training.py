@@ -17,7 +17,7 @@ from deepatoms.data.dataset import read_dataset, write_dataset
 from deepatoms.data.splits import load_split
 from deepatoms.generate.traces import VALIDATION_EPOCH, prepare_molecules, training_steps
 from deepatoms.models.gschnet import GSchNet, gschnet_loss
-from deepatoms.models.io import load_model_file
+from deepatoms.models.loading import load_model
 from deepatoms.models.registry import load_preset
 
 NAMES = [
@@ -65,7 +65,7 @@ def test_fast_preset_trains_end_to_end_and_exports_the_best_model(qm_small, tmp_
     assert np.isfinite(s["best_val_loss"]) and s["wall_time_s"] < 30
     split = load_split(tmp_path / "run" / "split.json")
     np.testing.assert_array_equal(split["val"], np.arange(16, 20))
-    loaded = load_model_file(s["model_file"])
+    loaded = load_model(s["model_file"])
     assert isinstance(loaded.model, GSchNet) and loaded.graph.kind == "all"
     assert loaded.meta["best_val_loss"] == s["best_val_loss"]
     # The validation loss equals the loss of all fixed validation steps in one batch.
@@ -83,7 +83,7 @@ def test_fast_preset_trains_end_to_end_and_exports_the_best_model(qm_small, tmp_
 
 
 def loaded_width(summary: dict) -> int:
-    return load_model_file(summary["model_file"]).model.representation.n_atom_basis
+    return load_model(summary["model_file"]).model.representation.n_atom_basis
 
 
 def _last_state(run) -> dict:
@@ -108,8 +108,8 @@ def test_init_copies_the_weights_and_resets_the_optimiser(qm_small, tmp_path):
         _cfg("train.max_epochs=0"), qm_small, tmp_path / "zero", progress=False,
         init=pre["model_file"],
     )  # fmt: skip
-    w_pre = load_model_file(pre["model_file"]).model.state_dict()
-    w_start = load_model_file(start["model_file"]).model.state_dict()
+    w_pre = load_model(pre["model_file"]).model.state_dict()
+    w_start = load_model(start["model_file"]).model.state_dict()
     assert all(torch.equal(w_pre[k], w_start[k]) for k in w_pre)
     fine = train_gschnet(
         _cfg("train.max_epochs=1"), qm_small, tmp_path / "fine", progress=False,

@@ -16,7 +16,7 @@ from deepatoms.core.errors import ConfigError
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.splits import load_split
 from deepatoms.models.inference import predict_potential
-from deepatoms.models.io import load_model_file
+from deepatoms.models.loading import load_model
 from deepatoms.models.registry import load_preset
 
 SMALL = [
@@ -47,7 +47,7 @@ def test_forces_improve_force_errors_over_energy_only(ethanol_xtb, tmp_path):
     assert r_e["forces"] == r_ef["forces"] == "forces"
     assert r_ef["force_mae"] < 0.6 * r_e["force_mae"], (r_ef["force_mae"], r_e["force_mae"])
     assert r_ef["n"] == 25
-    meta = load_model_file(tmp_path / "ef" / "model.pt").meta
+    meta = load_model(tmp_path / "ef" / "model.pt").meta
     assert meta["forces"] == "forces" and meta["rho"] == pytest.approx(0.01)
 
 
@@ -57,7 +57,7 @@ def test_force_only_training_fits_the_energy_offset(ethanol_xtb, tmp_path):
         _cfg("train.rho=0", "train.max_epochs=3"), ethanol_xtb, tmp_path / "f", progress=False
     )
     assert "energy_offset_fit" in s
-    loaded = load_model_file(tmp_path / "f" / "model.pt")
+    loaded = load_model(tmp_path / "f" / "model.pt")
     data, _ = read_dataset(ethanol_xtb)
     tr = load_split(tmp_path / "f" / "split.json")["train"]
     pred = predict_potential(loaded.model, loaded.graph, data, tr)["energy"]

@@ -13,7 +13,7 @@ from deepatoms.config.overrides import apply_overrides
 from deepatoms.core.errors import ConfigError
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.splits import load_split
-from deepatoms.models.io import load_model_file
+from deepatoms.models.loading import load_model
 from deepatoms.models.registry import load_preset
 
 TINY = [
@@ -81,7 +81,7 @@ def test_run_folder_contents_and_exported_model(qm9_small, tmp_path):
     assert not set(split["train"]) & set(split["test"])
     stats = json.loads((run / "stats.json").read_text())
     assert stats["atomref_source"] == "dataset" and stats["readout"] == "sum"
-    loaded = load_model_file(run / "model.pt")
+    loaded = load_model(run / "model.pt")
     assert loaded.property == "U0" and loaded.unit == "eV"
     assert summary["n_test"] == 136
 

@@ -14,7 +14,7 @@ from deepatoms.data.bonds import bond_graph, perceive_bonds
 from deepatoms.data.dataset import write_dataset
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.scaling import scale_atoms
-from deepatoms.models.io import load_model_file
+from deepatoms.models.loading import load_model
 from deepatoms.models.registry import load_preset
 
 SCALES = np.linspace(0.9, 1.5, 4)
@@ -78,7 +78,7 @@ def test_preset_trains_on_the_generator_split(scaled_set, tmp_path, preset):
     summary = train(cfg, path, tmp_path / "run", progress=False)
     assert (summary["n_train"], summary["n_val"], summary["n_test"]) == (20, 4, 4)
     assert np.isfinite(summary["best_val_mae"])
-    loaded = load_model_file(summary["model_file"])
+    loaded = load_model(summary["model_file"])
     assert loaded.model.config["n_bond_types"] == len(vocab) == 3  # single, double, triple
     assert loaded.meta["bond_types"] == vocab
     metrics = (tmp_path / "run" / "metrics.csv").read_text()
@@ -114,7 +114,7 @@ def test_vimpnn_learns_curves_with_their_minimum_near_s1(tmp_path):
     )  # fmt: skip
     torch.manual_seed(0)
     summary = train(cfg, path, tmp_path / "run", progress=False)
-    loaded = load_model_file(summary["model_file"])
+    loaded = load_model(summary["model_file"])
     data, _ = read_dataset(path)
     train_groups = np.unique(data.system_props["group"][data.system_props["split"] == "train"])
     grid = dense_grid(0.9, 1.5, 0.005)

@@ -32,7 +32,7 @@ from deepatoms.data.graph import collate
 from deepatoms.data.neighbors import GraphSpec, build_edges
 from deepatoms.data.packed import PackedSystems
 from deepatoms.models.inference import predict_packed
-from deepatoms.models.io import LoadedModel
+from deepatoms.models.loaded import LoadedModel
 
 __all__ = [
     "DEFAULT_FACTORS",

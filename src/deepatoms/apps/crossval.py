@@ -39,7 +39,7 @@ from deepatoms.data.dataset import read_dataset
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import load_split, resolve_size, save_split
 from deepatoms.models.inference import predict_packed
-from deepatoms.models.io import load_model_file
+from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 from deepatoms.models.registry import load_run_config as load_config
 from deepatoms.train.runfiles import RunDir
 
@@ -268,7 +268,7 @@ def cross_validate(
             run_summary = train(
                 config, data_path, run.root, progress=progress, split=split, init=init
             )
-        loaded = load_model_file(run.model)
+        loaded = load_model(run.model, expect=PROPERTY_FAMILIES)
         if loaded.property != target:
             raise ValueError(
                 f"{run.model} predicts {loaded.property!r}, not the target {target!r}; "

@@ -196,7 +196,7 @@ def curves_report(
     """
     from deepatoms.apps.evaluate import _locate
     from deepatoms.core.files import write_json
-    from deepatoms.models.io import load_model_file
+    from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 
     if s_eq not in ("one", "reference"):
         raise ValueError(f"--s-eq must be 'one' or 'reference', got {s_eq!r}")
@@ -209,7 +209,7 @@ def curves_report(
     loaded, names, paths = [], [], []
     for m in models:
         path, _ = _locate(Path(m))
-        loaded.append(load_model_file(path))
+        loaded.append(load_model(path, expect=PROPERTY_FAMILIES))
         names.append(model_label(path, names))
         paths.append(str(path))
     result: dict = {"models": [{"name": n, "path": p} for n, p in zip(names, paths, strict=True)]}

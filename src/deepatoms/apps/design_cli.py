@@ -474,7 +474,7 @@ def design_check(
     from deepatoms.data.strings import read_string_csv
     from deepatoms.design.candidates import evaluate_smiles, hit_rates
     from deepatoms.design.qm9_smiles import QM9_DESIGN_WINDOWS, write_table_csv
-    from deepatoms.models.io import load_model_file
+    from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 
     windows = parse_windows(window) or dict(QM9_DESIGN_WINDOWS)
     model_paths = parse_models(model)
@@ -500,7 +500,9 @@ def design_check(
     metrics_file = out_dir / "metrics.json"
     for name in ("metrics.json", "candidates.csv", "reference.csv"):
         check_new_output(out_dir / name, overwrite)
-    loaded = {name: load_model_file(path) for name, path in model_paths.items()}
+    loaded = {
+        name: load_model(path, expect=PROPERTY_FAMILIES) for name, path in model_paths.items()
+    }
     strings = read_string_csv(candidates).strings[:top]
     relax = "xtb" if xtb_relax else None
 

@@ -10,7 +10,7 @@ from deepatoms.analysis.published import published_references
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.splits import load_split
 from deepatoms.models.inference import predict_packed, predict_potential
-from deepatoms.models.io import load_model_file
+from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 from deepatoms.train.runfiles import RunDir
 
 KCAL = 0.0433641  # eV per kcal/mol
@@ -75,7 +75,7 @@ def evaluate(
     """
     run_or_model = Path(run_or_model)
     model_path, split_path = _locate(run_or_model)
-    loaded = load_model_file(model_path)
+    loaded = load_model(model_path, expect=PROPERTY_FAMILIES)
     data, _ = read_dataset(data_path)
     prop = loaded.property
     if prop not in data.system_props:

@@ -249,9 +249,9 @@ def evaluate_report(
     ref, ref_meta = read_dataset(reference)
     loaded = None
     if gap_model is not None:
-        from deepatoms.models.io import load_model_file
+        from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 
-        loaded = load_model_file(_model_file(gap_model))
+        loaded = load_model(_model_file(gap_model), expect=PROPERTY_FAMILIES)
         if loaded.unit != "eV":
             raise ValueError(
                 f"--gap-model predicts {loaded.property!r} in {loaded.unit!r}; pass a model of "

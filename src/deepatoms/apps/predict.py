@@ -11,7 +11,7 @@ import ase.io
 from deepatoms.core.files import atomic_write_text
 from deepatoms.data.packed import PackedSystems
 from deepatoms.models.inference import predict_packed, unseen_elements
-from deepatoms.models.io import load_model_file
+from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 
 
 def read_inputs(paths: list[str | Path]) -> tuple[list, list[tuple[str, int]]]:
@@ -50,7 +50,7 @@ def predict(
 
     Columns: file, frame, formula, n_atoms, <property> [unit]. Returns the rows and warnings.
     """
-    loaded = load_model_file(model_path)
+    loaded = load_model(model_path, expect=PROPERTY_FAMILIES)
     atoms_list, labels = read_inputs(list(inputs))
     data = PackedSystems.from_atoms(atoms_list)
     warnings = []

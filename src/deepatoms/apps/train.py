@@ -27,13 +27,15 @@ from deepatoms.core.files import write_json
 from deepatoms.core.progress import ProgressBar
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.edge_store import attach_edges
+from deepatoms.data.fingerprint import file_fingerprint
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import column_split, group_split, load_split, random_split, save_split
 from deepatoms.data.stats import atomref_sum, fit_atomrefs, force_rms, target_statistics
 from deepatoms.models.heads import AtomisticModel
-from deepatoms.models.io import load_model_file, save_model_file
-from deepatoms.models.registry import build_model
+from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
+from deepatoms.models.model_file import write_model_file
+from deepatoms.models.registry import build_model, family_of
 from deepatoms.models.registry import load_run_config as load_config
 from deepatoms.train.csvlog import AppendingCSVLogger
 from deepatoms.train.loader import make_loader
@@ -257,7 +259,7 @@ def _resolve_bond_types(model_cfg: dict, meta: dict, path: Path) -> list[str] | 
 
 def _init_from(model: AtomisticModel, path: str | Path) -> dict:
     """Copy every weight and buffer of the model file ``path`` into ``model`` (fine-tuning)."""
-    loaded = load_model_file(path)
+    loaded = load_model(path, expect=PROPERTY_FAMILIES)
     src_cfg = {k: v for k, v in loaded.model.config.items() if k not in ("property", "readout")}
     dst_cfg = {k: v for k, v in model.config.items() if k not in ("property", "readout")}
     if src_cfg != dst_cfg:
@@ -482,7 +484,27 @@ def train(
         "rho": float(tcfg["rho"]) if forces else None,
         "steps": trainer.global_step,
     }
-    save_model_file(run.model, model, graph, unit, meta_out)
+    write_model_file(
+        run.model,
+        model,
+        family_of(config).name,
+        extras={
+            "graph": graph.to_config(),
+            "elements": meta_out["elements"],
+            "bond_types": bond_types,
+        },
+        units={"target": unit, "length": "Å"},
+        target={"name": target, "unit": unit, "readout": readout, "forces": forces},
+        normalisation={k: stats[k] for k in ("mean", "std", "atomrefs", "atomref_source")},
+        training_data={
+            "path": str(data_path.resolve()),
+            "source": meta.get("source", ""),
+            "fingerprint": file_fingerprint(data_path),
+            "n_systems": len(data),
+        },
+        run_config=config,
+        meta=meta_out,
+    )
     write_json(run.summary, summary)
     try:
         from deepatoms.analysis.plots import plot_learning_curve

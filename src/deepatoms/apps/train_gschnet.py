@@ -54,13 +54,15 @@ from deepatoms.config.schema import config_diff
 from deepatoms.core.errors import ConfigError
 from deepatoms.core.files import write_json
 from deepatoms.data.dataset import read_dataset
+from deepatoms.data.fingerprint import file_fingerprint
 from deepatoms.data.graph import Batch
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import load_split, save_split
 from deepatoms.generate.steps import ALL_PAIRS
 from deepatoms.generate.traces import VALIDATION_EPOCH, Molecules, prepare_molecules, training_steps
 from deepatoms.models.gschnet import GSchNet, gschnet_loss
-from deepatoms.models.io import load_model_file, save_model_file
+from deepatoms.models.loading import load_model
+from deepatoms.models.model_file import write_model_file
 from deepatoms.models.registry import build_model
 from deepatoms.models.registry import load_run_config as load_config
 from deepatoms.train.loader import EpochBatchSampler, _IndexArrays
@@ -238,7 +240,7 @@ def _resolve_split(
 
 def _init_from_gschnet(model: GSchNet, path: str | Path) -> dict:
     """Copy every weight of the G-SchNet file ``path`` into ``model`` (same model config)."""
-    loaded = load_model_file(path)
+    loaded = load_model(path, expect="gschnet")
     if not isinstance(loaded.model, GSchNet):
         raise ConfigError(f"--init {path} is not a G-SchNet model ({type(loaded.model).__name__})")
     diff = config_diff(loaded.model.config, model.config)
@@ -363,6 +365,20 @@ def train_gschnet(
         "steps": trainer.global_step,
         "split_file": str(run.split.resolve()),
     }
-    save_model_file(run.model, model, ALL_PAIRS, "", meta_out)
+    write_model_file(
+        run.model,
+        model,
+        "gschnet",
+        extras={"graph": ALL_PAIRS.to_config(), "elements": meta_out["elements"]},
+        units={"length": "Å"},
+        training_data={
+            "path": str(data_path.resolve()),
+            "source": meta.get("source", ""),
+            "fingerprint": file_fingerprint(data_path),
+            "n_systems": len(data),
+        },
+        run_config=config,
+        meta=meta_out,
+    )
     write_json(run.summary, summary)
     return summary

@@ -6,7 +6,13 @@ The command line turns these (and ``ValueError``/``FileNotFoundError`` in genera
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DeepatomsError", "ModelFileError"]
+__all__ = [
+    "ConfigError",
+    "DeepatomsError",
+    "MissingFileError",
+    "MissingModelFileError",
+    "ModelFileError",
+]
 
 
 class DeepatomsError(ValueError):
@@ -19,3 +25,11 @@ class ConfigError(DeepatomsError):
 
 class ModelFileError(DeepatomsError):
     """A model file is missing, of another kind, too new, truncated or not safe to load."""
+
+
+class MissingFileError(FileNotFoundError, DeepatomsError):
+    """A file the user named does not exist (also a ``FileNotFoundError``)."""
+
+
+class MissingModelFileError(MissingFileError, ModelFileError):
+    """A model file or run folder the user named does not exist or holds no model yet."""

@@ -45,8 +45,8 @@ from deepatoms.density.metrics import (
     compare_distance_histograms,
     nearest_neighbour_distances,
 )
-from deepatoms.density.model_io import LoadedDensityModel
 from deepatoms.density.recovery import recover_atoms
+from deepatoms.models.loaded import LoadedDensityModel
 
 __all__ = ["PAPER", "ROWS", "evaluate_density_model", "format_markdown"]
 

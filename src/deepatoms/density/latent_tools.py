@@ -28,8 +28,8 @@ from ase import Atoms
 
 from deepatoms.data.voxels.grid import GridSpec
 from deepatoms.data.voxels.samples import VoxelSample
-from deepatoms.density.model_io import LoadedDensityModel
 from deepatoms.density.recovery import RecoveredAtoms, recover_atoms
+from deepatoms.models.loaded import LoadedDensityModel
 
 __all__ = [
     "Decoded",

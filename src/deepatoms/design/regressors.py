@@ -10,12 +10,8 @@ One :class:`~deepatoms.models.latent_regressor.LatentRegressor` per property (Pa
   on the validation MAE (eV) of predictions at the encoder mean μ(x); the best epoch is kept
   (Defaults of §5, not stated in the sources).
 
-Predictions f_k(z)·s_k + m_k are in the property's unit (eV). Regressor files (``torch.save`` of
-plain containers; ``torch.load(weights_only=True)``)::
-
-    {"format": "deepatoms-latent-regressors", "format_version": 1, "latent_dim": int,
-     "properties": [str], "models": {prop: {"config", "state_dict", "mean", "std", "stats"}},
-     "meta": dict}
+Predictions f_k(z)·s_k + m_k are in the property's unit (eV). The trained regressors are one
+:class:`~deepatoms.models.latent_regressor.LatentRegressors` module, saved as a model file.
 """
 
 from __future__ import annotations
@@ -29,18 +25,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from deepatoms import __version__
-from deepatoms.core.files import atomic_torch_save
 from deepatoms.core.progress import ProgressBar
-from deepatoms.models.io import read_payload
-from deepatoms.models.latent_regressor import LatentRegressor
+from deepatoms.models.latent_regressor import LatentRegressor, LatentRegressors
+from deepatoms.models.loading import load_model
+from deepatoms.models.model_file import write_model_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from deepatoms.models.latent_space import LatentSpace
 
 __all__ = [
     "REGRESSOR_DEFAULTS",
-    "RegressorSet",
     "fit_regressor",
     "latent_space_info",
     "load_regressors",
@@ -48,8 +42,6 @@ __all__ = [
     "train_regressors",
 ]
 
-FORMAT = "deepatoms-latent-regressors"
-FORMAT_VERSION = 1
 REGRESSOR_DEFAULTS: dict[str, Any] = {
     "hidden": [512, 512, 256],
     "dropout": 0.2,
@@ -63,62 +55,6 @@ REGRESSOR_DEFAULTS: dict[str, Any] = {
     "n_val": 0.1,  # validation fraction drawn from the training strings when none are given
     "seed": 0,
 }
-
-
-class RegressorSet:
-    """Trained regressors for several properties of one latent space (predictions in eV)."""
-
-    def __init__(
-        self,
-        models: Mapping[str, LatentRegressor],
-        mean: Mapping[str, float],
-        std: Mapping[str, float],
-        stats: Mapping[str, dict] | None = None,
-        meta: dict | None = None,
-    ) -> None:
-        self.models = {k: m.eval() for k, m in models.items()}
-        self.mean = {k: float(v) for k, v in mean.items()}
-        self.std = {k: float(v) for k, v in std.items()}
-        self.stats = {k: dict(v) for k, v in (stats or {}).items()}
-        self.meta = dict(meta or {})
-        dims = {m.config["latent_dim"] for m in self.models.values()}
-        if len(dims) > 1:
-            raise ValueError(f"regressors of one set must share the latent size, got {dims}")
-        self.latent_dim = dims.pop() if dims else 0
-
-    @property
-    def properties(self) -> list[str]:
-        """The property names, in training order."""
-        return list(self.models)
-
-    @torch.no_grad()
-    def predict(self, z: np.ndarray, batch_size: int = 8192) -> dict[str, np.ndarray]:
-        """Predicted properties (eV) of latent points ``z [N, d]`` (eval mode: no dropout)."""
-        z = np.asarray(z, dtype=np.float32)
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"latent points must have shape [N, {self.latent_dim}], got {list(z.shape)}"
-            )
-        out = {}
-        for k, m in self.models.items():
-            parts = [
-                m(torch.from_numpy(z[s : s + batch_size])).double().numpy()
-                for s in range(0, len(z), batch_size)
-            ]
-            y = np.concatenate(parts) if parts else np.zeros(0)
-            out[k] = y * self.std[k] + self.mean[k]
-        return out
-
-    def predict_strings(
-        self, latent_space: LatentSpace, strings: Sequence[str]
-    ) -> dict[str, np.ndarray]:
-        """Predicted properties (eV) of ``strings`` at their encoder means."""
-        if latent_space.latent_dim != self.latent_dim:
-            raise ValueError(
-                f"these regressors take {self.latent_dim}-dimensional latent points but the "
-                f"latent space has {latent_space.latent_dim}: use the VAE they were trained on"
-            )
-        return self.predict(latent_space.encode_mean(strings))
 
 
 def _mae(model: LatentRegressor, z: torch.Tensor, y: np.ndarray, mean: float, std: float) -> float:
@@ -206,7 +142,7 @@ def train_regressors(
     val_targets: Mapping[str, np.ndarray] | None = None,
     config: Mapping[str, Any] | None = None,
     progress: bool = False,
-) -> RegressorSet:
+) -> LatentRegressors:
     """One regressor per property of ``targets`` (eV) on ``latent_space`` (§5).
 
     Without ``val_strings`` a seeded ``config['n_val']`` fraction of ``strings`` is held out for
@@ -231,15 +167,25 @@ def train_regressors(
         raise ValueError("val_targets must hold the same properties as targets")
     mu, logvar = latent_space.posterior(strings)
     val_mu = latent_space.encode_mean(list(val_strings))
-    models, means, stds, stats = {}, {}, {}, {}
+    regs = LatentRegressors(
+        {
+            "latent_dim": latent_space.latent_dim,
+            "hidden": c["hidden"],
+            "dropout": c["dropout"],
+            "dropout_after": c["dropout_after"],
+            "properties": list(targets),
+        }
+    )
+    means, stds = {}, {}
     for k in targets:
         with ProgressBar(f"regressor {k}", quiet=not progress) as bar:
-            m, mean, std, st = fit_regressor(
+            m, means[k], stds[k], regs.stats[k] = fit_regressor(
                 mu, logvar, targets[k], val_mu, np.asarray(val_targets[k]), c, bar
             )
-        models[k], means[k], stds[k], stats[k] = m, mean, std, st
-    meta = {"config": {k: c[k] for k in REGRESSOR_DEFAULTS}, **latent_space_info(latent_space)}
-    return RegressorSet(models, means, stds, stats, meta)
+        regs.regressors[k].load_state_dict(m.state_dict())
+    regs.set_statistics(means, stds)
+    regs.meta = {"config": {k: c[k] for k in REGRESSOR_DEFAULTS}, **latent_space_info(latent_space)}
+    return regs.eval()
 
 
 def latent_space_info(latent_space: LatentSpace) -> dict[str, Any]:
@@ -251,41 +197,25 @@ def latent_space_info(latent_space: LatentSpace) -> dict[str, Any]:
     }
 
 
-def save_regressors(path: str | Path, regressors: RegressorSet, meta: dict | None = None) -> None:
-    """Write ``regressors`` to ``path`` atomically (plain containers, safe to load)."""
-    payload = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "deepatoms_version": __version__,
-        "latent_dim": regressors.latent_dim,
-        "properties": regressors.properties,
-        "models": {
-            k: {
-                "config": dict(m.config),
-                "state_dict": {n: t.detach().cpu() for n, t in m.state_dict().items()},
-                "mean": regressors.mean[k],
-                "std": regressors.std[k],
-                "stats": regressors.stats.get(k, {}),
-            }
-            for k, m in regressors.models.items()
+def save_regressors(
+    path: str | Path, regressors: LatentRegressors, meta: dict | None = None
+) -> None:
+    """Write ``regressors`` to the model file ``path`` (atomically)."""
+    write_model_file(
+        path,
+        regressors,
+        "grammar_vae",
+        units={"target": "eV"},
+        target={"names": regressors.properties, "unit": "eV"},
+        normalisation={
+            k: {"mean": float(regressors.mean[i]), "std": float(regressors.std[i])}
+            for i, k in enumerate(regressors.properties)
         },
-        "meta": {**regressors.meta, **(meta or {})},
-    }
-    atomic_torch_save(payload, path)
-
-
-def load_regressors(path: str | Path) -> RegressorSet:
-    """Rebuild a :class:`RegressorSet` from a file written by :func:`save_regressors`."""
-    payload = read_payload(
-        path, FORMAT, FORMAT_VERSION, "latent-regressor", "write one with `deepatoms vae regress`"
+        extras={"stats": regressors.stats},
+        meta={**regressors.meta, **(meta or {})},
     )
-    models, means, stds, stats = {}, {}, {}, {}
-    for k in payload["properties"]:
-        entry = payload["models"][k]
-        c = entry["config"]
-        m = LatentRegressor(c["latent_dim"], c["hidden"], c["dropout"], c["dropout_after"])
-        m.load_state_dict(entry["state_dict"])
-        models[k], means[k], stds[k], stats[k] = m, entry["mean"], entry["std"], entry["stats"]
-    meta = dict(payload.get("meta") or {})
-    meta["regressor_file"] = str(path)
-    return RegressorSet(models, means, stds, stats, meta)
+
+
+def load_regressors(path: str | Path) -> LatentRegressors:
+    """The latent regressors of a model file written by :func:`save_regressors`."""
+    return load_model(path, expect="latent-regressors")

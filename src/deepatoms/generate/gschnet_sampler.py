@@ -67,7 +67,7 @@ def load_gschnet(model: str | os.PathLike) -> tuple[nn.Module, Path]:
 
     Raises FileNotFoundError for a missing file and ValueError for a model of another family.
     """
-    from deepatoms.models.io import load_model_file
+    from deepatoms.models.loading import load_model
 
     path = Path(model)
     if path.is_dir():
@@ -77,7 +77,7 @@ def load_gschnet(model: str | os.PathLike) -> tuple[nn.Module, Path]:
             f"model {model} not found; pass the model.pt of a G-SchNet training run "
             "(or its run folder)"
         )
-    loaded = load_model_file(path)
+    loaded = load_model(path, expect="gschnet")
     name = (getattr(loaded.model, "config", None) or {}).get("name")
     if name != "gschnet":
         raise ValueError(

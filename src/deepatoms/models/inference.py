@@ -11,7 +11,7 @@ from deepatoms.data.edge_store import attach_edges
 from deepatoms.data.graph import collate
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
-from deepatoms.models.io import LoadedModel
+from deepatoms.models.loaded import LoadedModel
 from deepatoms.models.potential import inference_potential, stress_to_voigt
 
 

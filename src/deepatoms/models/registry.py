@@ -38,6 +38,8 @@ from deepatoms.models.grammar_vae import GrammarVAE
 from deepatoms.models.gschnet import GSCHNET_DEFAULTS, build_gschnet
 from deepatoms.models.heads import build_atomistic_model
 from deepatoms.models.latent_regressor import LatentRegressors
+from deepatoms.models.loaded import wrap_atomistic, wrap_density, wrap_grammar_vae, wrap_regressors
+from deepatoms.models.model_file import ModelFile
 from deepatoms.models.mpnn import MPNN_DEFAULTS, VIMPNN_DEFAULTS, build_mpnn
 from deepatoms.models.nmp_edge import NMPEdge
 from deepatoms.models.schnet import SchNet
@@ -66,6 +68,7 @@ class ModelKind:
     name: str
     build: Callable[[Mapping[str, Any]], nn.Module]
     task: str
+    wrap: Callable[[nn.Module, ModelFile], Any]  # model + its file → what load_model returns
     defaults: Mapping[str, Any] | None = None  # model options with defaults (None: open)
 
 
@@ -75,6 +78,7 @@ class Family:
 
     name: str
     title: str
+    summary: str
     reference: str
     models: tuple[ModelKind, ...]
     schema: Schema
@@ -160,39 +164,53 @@ _CITE_THESIS_J = "Jørgensen 2019 thesis"
 FAMILIES: tuple[Family, ...] = (
     Family(
         name="schnet",
-        title="SchNet (properties and potentials)",
+        title="SchNet",
+        summary="continuous-filter convolutions: properties, potentials, crystals",
         reference=f"Schütt et al. 2018, J. Chem. Phys. 148, 241722; {_CITE_THESIS_S} Ch. 4–5",
-        models=(ModelKind("schnet", _atomistic(SchNet), "property"),),
+        models=(ModelKind("schnet", _atomistic(SchNet), "property", wrap_atomistic),),
         schema=_atomistic_schema(),
         inputs="dataset",
         command="deepatoms train",
     ),
     Family(
         name="dtnn",
-        title="DTNN (deep tensor neural network)",
+        title="DTNN",
+        summary="deep tensor neural network: molecular properties",
         reference=f"Schütt et al. 2017, Nat. Commun. 8, 13890; {_CITE_THESIS_S} Ch. 3",
-        models=(ModelKind("dtnn", _atomistic(DTNN), "property"),),
+        models=(ModelKind("dtnn", _atomistic(DTNN), "property", wrap_atomistic),),
         schema=_atomistic_schema(),
         inputs="dataset",
         command="deepatoms train",
     ),
     Family(
         name="nmp_edge",
-        title="NMP-edge, with the position-free Voronoi/symmetry graphs",
+        title="NMP-edge",
+        summary="message passing with edge updates; position-free Voronoi/symmetry graphs",
         reference=f"Jørgensen et al. 2018 (Paper A); Paper B; {_CITE_THESIS_J}",
-        models=(ModelKind("nmp_edge", _atomistic(NMPEdge), "property"),),
+        models=(ModelKind("nmp_edge", _atomistic(NMPEdge), "property", wrap_atomistic),),
         schema=_atomistic_schema(),
         inputs="dataset",
         command="deepatoms train",
     ),
     Family(
         name="mpnn",
-        title="MPNN and VIMPNN (energy curves far from equilibrium)",
+        title="MPNN/VIMPNN",
+        summary="bond-graph message passing for energy curves far from equilibrium",
         reference="Gilmer et al. 2017 (MPNN); Morgan et al. 2020 (VIMPNN)",
         models=(
-            ModelKind("mpnn", _with_defaults(build_mpnn, MPNN_DEFAULTS), "property", MPNN_DEFAULTS),
             ModelKind(
-                "vimpnn", _with_defaults(build_mpnn, VIMPNN_DEFAULTS), "property", VIMPNN_DEFAULTS
+                "mpnn",
+                _with_defaults(build_mpnn, MPNN_DEFAULTS),
+                "property",
+                wrap_atomistic,
+                MPNN_DEFAULTS,
+            ),
+            ModelKind(
+                "vimpnn",
+                _with_defaults(build_mpnn, VIMPNN_DEFAULTS),
+                "property",
+                wrap_atomistic,
+                VIMPNN_DEFAULTS,
             ),
         ),
         schema=_atomistic_schema(),
@@ -201,13 +219,15 @@ FAMILIES: tuple[Family, ...] = (
     ),
     Family(
         name="gschnet",
-        title="G-SchNet (3-D molecule generation)",
+        title="G-SchNet",
+        summary="autoregressive generation of 3-D molecules",
         reference="Gebauer, Gastegger & Schütt 2019, NeurIPS",
         models=(
             ModelKind(
                 "gschnet",
                 _with_defaults(build_gschnet, GSCHNET_DEFAULTS),
                 "gschnet",
+                wrap_atomistic,
                 GSCHNET_DEFAULTS,
             ),
         ),
@@ -217,11 +237,12 @@ FAMILIES: tuple[Family, ...] = (
     ),
     Family(
         name="grammar_vae",
-        title="Grammar VAE with latent property regressors (inverse design)",
+        title="grammar VAE",
+        summary="grammar VAE over strings with latent property regressors (inverse design)",
         reference="Kusner et al. 2017, ICML; Jørgensen et al. 2018 (Paper D)",
         models=(
-            ModelKind("grammar-vae", GrammarVAE, "grammar_vae", _GRAMMAR_MODEL),
-            ModelKind("latent-regressors", LatentRegressors, "latent_regressors"),
+            ModelKind("grammar-vae", GrammarVAE, "grammar_vae", wrap_grammar_vae, _GRAMMAR_MODEL),
+            ModelKind("latent-regressors", LatentRegressors, "latent_regressors", wrap_regressors),
         ),
         schema=Schema(
             {
@@ -237,9 +258,12 @@ FAMILIES: tuple[Family, ...] = (
     ),
     Family(
         name="density_vae",
-        title="Density VAE with attention U-Net (crystals as 3-D densities)",
+        title="density VAE",
+        summary="crystals as 3-D densities: β-VAE with an attention U-Net",
         reference="Hoffmann et al. 2019, arXiv:1909.00949",
-        models=(ModelKind("density_vae", DensityVAEModel, "density_vae", _DENSITY_MODEL),),
+        models=(
+            ModelKind("density_vae", DensityVAEModel, "density_vae", wrap_density, _DENSITY_MODEL),
+        ),
         schema=Schema(
             {
                 **sections.HEADER,

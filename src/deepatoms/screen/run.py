@@ -182,7 +182,7 @@ def model_predictor(model: str | Path, batch_size: int = 100, per_atom: str = "a
     ModelPredictor, dict[str, Any]
 ]:  # fmt: skip
     """A :class:`ModelPredictor` for a model file or run folder and its provenance record."""
-    from deepatoms.models.io import load_model_file
+    from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 
     path = Path(model)
     if path.is_dir():
@@ -191,7 +191,9 @@ def model_predictor(model: str | Path, batch_size: int = 100, per_atom: str = "a
         raise FileNotFoundError(
             f"model {model} not found; pass the model.pt of a training run (or its run folder)"
         )
-    predictor = ModelPredictor(load_model_file(path), batch_size=batch_size, per_atom=per_atom)
+    predictor = ModelPredictor(
+        load_model(path, expect=PROPERTY_FAMILIES), batch_size=batch_size, per_atom=per_atom
+    )
     info = {
         "path": str(path.resolve()),
         **predictor.info,

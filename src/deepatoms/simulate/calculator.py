@@ -32,7 +32,8 @@ from ase.calculators.calculator import all_changes
 
 from deepatoms.data.graph import Batch
 from deepatoms.data.neighbors import GraphSpec, build_edges
-from deepatoms.models.io import LoadedModel, load_model_file
+from deepatoms.models.loaded import LoadedModel
+from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 from deepatoms.models.potential import inference_potential, stress_to_voigt
 from deepatoms.simulate.allocator import keep_freed_memory
 
@@ -46,7 +47,9 @@ ModelLike = str | Path | LoadedModel
 
 
 def _load(model: ModelLike, device: torch.device, dtype: torch.dtype | None) -> LoadedModel:
-    loaded = model if isinstance(model, LoadedModel) else load_model_file(model)
+    loaded = (
+        model if isinstance(model, LoadedModel) else load_model(model, expect=PROPERTY_FAMILIES)
+    )
     if loaded.unit not in ("eV", ""):
         raise ValueError(
             f"the model predicts {loaded.property!r} in {loaded.unit!r}; an ASE calculator needs "

@@ -1,0 +1,27 @@
+"""Helpers for tests that need small model files without training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deepatoms.data.neighbors import GraphSpec
+from deepatoms.models.model_file import write_model_file
+from deepatoms.models.registry import family_of
+
+
+def save_atomistic(
+    path: str | Path, model, graph: GraphSpec, unit: str = "eV", meta: dict | None = None
+) -> Path:
+    """Write an atomistic model (property model, potential or G-SchNet) as a model file."""
+    meta = dict(meta or {})
+    prop = getattr(model, "property", "")
+    gschnet = model.config.get("name") == "gschnet"
+    return write_model_file(
+        path,
+        model,
+        family_of(model.config.get("name")).name,
+        extras={"graph": graph.to_config(), "elements": meta.get("elements")},
+        units={"target": unit, "length": "Å"},
+        target=None if gschnet else {"name": prop, "unit": unit},
+        meta=meta,
+    )
