@@ -25,3 +25,25 @@ def save_atomistic(
         target=None if gschnet else {"name": prop, "unit": unit},
         meta=meta,
     )
+
+
+def save_grammar_vae(path: str | Path, model, grammar, meta: dict | None = None) -> Path:
+    """Write a grammar VAE with its grammar text as a model file."""
+    return write_model_file(
+        path,
+        model,
+        "grammar_vae",
+        extras={"grammar": {"name": grammar.name, "text": grammar.text}},
+        meta=meta,
+    )
+
+
+def save_density(path: str | Path, model, grid, class_map, meta: dict | None = None) -> Path:
+    """Write a density VAE with its grid and class map as a model file."""
+    return write_model_file(
+        path,
+        model,
+        "density_vae",
+        extras={"grid": grid.as_dict(), "class_map": class_map.to_list()},
+        meta=meta,
+    )

@@ -221,30 +221,15 @@ def train(
 
     Running the same command again on a run folder with checkpoints/last.ckpt resumes it.
     """
-    from deepatoms.apps.train import train as run_train
-    from deepatoms.config.overrides import apply_overrides
-    from deepatoms.models.registry import load_preset
+    from deepatoms.workflows.training import train as run_train
 
-    cfg = load_preset(preset)
-    extra = [f"data.target={target}"] if target is not None else []
-    if forces is not None:
-        extra.append("data.forces=null" if forces.lower() == "none" else f"data.forces={forces}")
-    if rho is not None:
-        extra.append(f"train.rho={rho}")
-    if max_epochs is not None:
-        extra.append(f"train.max_epochs={max_epochs}")
-    if max_time is not None:
-        extra.append(f"train.max_time={max_time}")
-    if seed is not None:
-        extra.append(f"train.seed={seed}")
-    for name, value in (("n_train", n_train), ("n_val", n_val)):
-        v = _number(value, f"--{name.replace('_', '-')}")
-        if v is not None:
-            extra.append(f"data.{name}={v}")
-    cfg = apply_overrides(cfg, extra + list(set_ or []))
+    options = {"target": target, "forces": forces, "rho": rho, "max_epochs": max_epochs,
+               "max_time": max_time, "seed": seed, "n_train": _number(n_train, "--n-train"),
+               "n_val": _number(n_val, "--n-val")}  # fmt: skip
     if not quiet:
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    summary = run_train(cfg, data, out_dir, progress=not quiet, init=init)
+    summary = run_train(preset, data, out_dir, overrides=list(set_ or []), init=init,
+                        progress=not quiet, command="deepatoms train", **options)  # fmt: skip
     verb = "resumed and finished" if summary["resumed"] else "finished"
     u = summary["unit"]
     if summary.get("model") == "gschnet":

@@ -11,10 +11,10 @@ from ase import Atoms
 from ase.build import bulk
 
 from deepatoms.analysis.crystal_metrics import bootstrap_mae_percentile
-from deepatoms.apps.crossval import cross_validate, fold_split, kfold_indices, report_unit
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.data.packed import PackedSystems
 from deepatoms.models.registry import load_preset
+from deepatoms.workflows.crossval import cross_validate, fold_split, kfold_indices, report_unit
 
 # The tiny runs have fewer batches than Lightning's logging interval; that is intended.
 pytestmark = pytest.mark.filterwarnings("ignore:The number of training batches")

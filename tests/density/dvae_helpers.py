@@ -6,9 +6,11 @@ import torch
 
 from deepatoms.data.voxels.dataset import ClassMap
 from deepatoms.data.voxels.grid import GridSpec
-from deepatoms.density.model_io import LoadedDensityModel, load_density_model, save_density_model
-from deepatoms.density.training import density_preset
 from deepatoms.models.density_model import DensityVAEModel
+from deepatoms.models.loaded import LoadedDensityModel
+from deepatoms.models.loading import load_model
+from deepatoms.models.registry import load_preset as density_preset
+from model_helpers import save_density
 
 
 def tiny_model(path, condition: str = "none") -> LoadedDensityModel:
@@ -23,5 +25,5 @@ def tiny_model(path, condition: str = "none") -> LoadedDensityModel:
     cmap = ClassMap.compact([11, 17, 29])
     torch.manual_seed(0)
     model = DensityVAEModel(m, grid_n=grid.n, n_classes=cmap.n_classes)
-    save_density_model(path, model, grid, cmap, {"regime": "single"})
-    return load_density_model(path)
+    save_density(path, model, grid, cmap, {"regime": "single"})
+    return load_model(path)

@@ -106,11 +106,11 @@ def test_design_baselines_polymer_features(tmp_path):
 # -- design run with a tiny (untrained) grammar VAE and regressors ------------------------------
 @pytest.fixture(scope="module")
 def vae_files(tmp_path_factory) -> tuple[Path, Path]:
-    from deepatoms.design.regressors import save_regressors
-    from deepatoms.design.vae_io import save_grammar_vae
     from deepatoms.grammar.cfg import load_grammar
     from deepatoms.models.grammar_vae import GrammarVAE
     from deepatoms.models.latent_regressor import LatentRegressors
+    from deepatoms.models.model_file import write_model_file
+    from model_helpers import save_grammar_vae
 
     folder = tmp_path_factory.mktemp("vae")
     grammar = load_grammar("smiles")
@@ -120,7 +120,7 @@ def vae_files(tmp_path_factory) -> tuple[Path, Path]:
     save_grammar_vae(folder / "model.pt", model, grammar)
     regs = LatentRegressors({"latent_dim": 4, "hidden": (8, 8, 4), "properties": ["lumo", "gap"]})
     regs.set_statistics({"lumo": -0.5, "gap": 5.0}, {"lumo": 1.0, "gap": 1.0})
-    save_regressors(folder / "regressors.pt", regs)
+    write_model_file(folder / "regressors.pt", regs, "grammar_vae")
     return folder, folder / "regressors.pt"
 
 

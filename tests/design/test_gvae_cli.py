@@ -12,7 +12,7 @@ from gvae_helpers import QM9_SMILES, write_csv
 from typer.testing import CliRunner
 
 from deepatoms.apps.grammar_vae_cli import register
-from deepatoms.design.regressors import load_regressors
+from deepatoms.models.loading import load_model
 
 SPLIT = ["train"] * 48 + ["val"] * 8 + ["test"] * 8
 TINY = [
@@ -88,7 +88,7 @@ def test_gvae_cli_regress(trained):
     assert out["n_test"] == 8 and set(out["properties"]) == {"lumo", "gap"}
     assert out["properties"]["lumo"]["epochs"] == 3 and out["properties"]["gap"]["n_val"] == 8
     assert "lumo: validation MAE" in res.stdout and "test MAE" in res.stdout
-    regs = load_regressors(run / "regressors.pt")
+    regs = load_model(run / "regressors.pt")
     assert regs.properties == ["lumo", "gap"] and regs.regressors["lumo"].config["hidden"] == [
         8,
         8,
@@ -131,7 +131,7 @@ def test_gvae_cli_sample(trained, tmp_path):
         ("smile,x\nC,1\n", [], "has no 'string' (or 'smiles') column"),
         ("string\nC\nCC\nC(X\n", [], "line 4: cannot parse 'C(X'"),
         ("string\nC\nCC\n", ["--grammar", "zinc"], "unknown grammar 'zinc'"),
-        ("string\nC\nCC\n", ["--preset", "schnet-qm9"], "not a grammar-VAE preset"),
+        ("string\nC\nCC\n", ["--preset", "schnet-qm9"], "not a grammar VAE preset"),
         ("string\nC\nCC\n", ["--set", "train.alpah=0.1"], "unknown key train.alpah"),
     ],
 )

@@ -1,93 +1,110 @@
-"""Latent property regressors (design.regressors, specs/grammar-vae.md §5)."""
+"""Latent property regressors of a grammar VAE, trained through the one training protocol
+(``deepatoms vae regress`` / ``deepatoms.workflows.grammar_vae.regress``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from gvae_helpers import QM9_SMILES
+from gvae_helpers import QM9_SMILES, write_csv
 
-from deepatoms.design.regressors import (
-    fit_regressor,
-    load_regressors,
-    save_regressors,
-    train_regressors,
-)
+from deepatoms.core.errors import ConfigError
 from deepatoms.grammar.cfg import load_grammar
 from deepatoms.models.grammar_vae import GrammarVAE
+from deepatoms.models.latent_regressor import LatentRegressors
 from deepatoms.models.latent_space import LatentSpace
+from deepatoms.models.loading import load_model
+from deepatoms.workflows.grammar_vae import regress
+from model_helpers import save_grammar_vae
 
-SMALL = {"hidden": [64, 64, 32], "dropout": 0.0, "l2": 0.0, "lr": 1e-2, "batch_size": 32}
-
-
-def _f(z: np.ndarray) -> np.ndarray:
-    return z[:, 0] + 0.5 * z[:, 1] ** 2
-
-
-def test_gvae_regressor_learns_synthetic_function_of_z():
-    rng = np.random.default_rng(0)
-    mu, val = rng.uniform(-2, 2, (600, 2)), rng.uniform(-2, 2, (200, 2))
-    logvar = np.full_like(mu, -12.0)  # posterior samples ≈ μ
-    cfg = {**SMALL, "max_epochs": 150, "patience": 30}
-    model, mean, std, stats = fit_regressor(mu, logvar, _f(mu), val, _f(val), cfg)
-    baseline = np.mean(np.abs(_f(val) - _f(val).mean()))  # 1.09
-    assert stats["val_mae"] < 0.05 < baseline
-    assert mean == pytest.approx(_f(mu).mean()) and std == pytest.approx(_f(mu).std())
-    with torch.no_grad():
-        pred = model(torch.as_tensor(val, dtype=torch.float32)).numpy() * std + mean
-    assert np.mean(np.abs(pred - _f(val))) == pytest.approx(stats["val_mae"], rel=1e-4)
-
-
-def test_gvae_regressor_early_stopping_patience():
-    rng = np.random.default_rng(1)
-    mu = rng.normal(size=(40, 3))
-    cfg = {**SMALL, "lr": 0.0, "max_epochs": 100, "patience": 7}
-    _, _, _, stats = fit_regressor(mu, np.zeros_like(mu), mu[:, 0], mu[:5], mu[:5, 0], cfg)
-    # lr = 0: the validation MAE never improves after epoch 1
-    assert (stats["best_epoch"], stats["epochs"]) == (1, 8)
-
-
-def test_gvae_regressor_input_errors():
-    z = np.zeros((1, 2))
-    with pytest.raises(ValueError, match="at least 2 training points"):
-        fit_regressor(z, z, np.zeros(1), z, np.zeros(1), SMALL)
-    with pytest.raises(ValueError, match="at least 1 validation point"):
-        fit_regressor(np.zeros((3, 2)), np.zeros((3, 2)), np.arange(3.0), z[:0], [], SMALL)
+SMALL = ["regressor.hidden=[64,64,32]", "regressor.dropout=0.0", "regressor.l2=0.0",
+         "regressor.lr=0.01", "regressor.batch_size=32"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def space() -> LatentSpace:
+def vae_run(tmp_path_factory):
+    """A tiny untrained VAE whose posterior is sharp (σ ≈ 0), so z ≈ μ(x)."""
     g = load_grammar("smiles")
     torch.manual_seed(0)
-    model = GrammarVAE({"n_rules": g.n_rules, "max_len": 64, "latent_dim": 4, "hidden": 16})
-    return LatentSpace(model, g, {"model_file": "/x/model.pt"})
+    model = GrammarVAE({"n_rules": g.n_rules, "max_len": 64, "latent_dim": 2, "hidden": 16})
+    mu = LatentSpace(model, g).encode_mean(QM9_SMILES)
+    m, s = torch.as_tensor(mu.mean(0)), torch.as_tensor(mu.std(0))
+    with torch.no_grad():  # μ standardised over the strings; σ ≈ 0
+        model.mu_head.weight.div_(s[:, None].float())
+        model.mu_head.bias.sub_(m.float()).div_(s.float())
+        model.logvar_head.weight.zero_()
+        model.logvar_head.bias.fill_(-12.0)
+    run = tmp_path_factory.mktemp("vae")
+    save_grammar_vae(run / "model.pt", model, g, {"note": "tiny"})
+    return run, load_model(run)
 
 
-def test_gvae_regressor_set_round_trip(space, tmp_path):
-    lengths = np.array([len(s) for s in QM9_SMILES], dtype=float)
-    targets = {"lumo": 0.1 * lengths, "gap": 5.0 - 0.05 * lengths}
-    cfg = {**SMALL, "max_epochs": 5, "patience": 5, "dropout": 0.2}
-    regs = train_regressors(space, QM9_SMILES, targets, config=cfg)
-    assert regs.properties == ["lumo", "gap"] and regs.latent_dim == 4
-    assert regs.stats["lumo"]["n_val"] == 6 and regs.stats["lumo"]["n_train"] == 58
-    assert regs.meta["grammar"] == "smiles" and regs.meta["model_file"] == "/x/model.pt"
-    pred = regs.predict_strings(space, QM9_SMILES[:7])
-    assert set(pred) == {"lumo", "gap"} and pred["gap"].shape == (7,)
-    path = tmp_path / "regressors.pt"
-    save_regressors(path, regs, {"data": "d.csv"})
-    loaded = load_regressors(path)
-    z = space.sample_prior(9, seed=0)
-    a, b = regs.predict(z), loaded.predict(z)
-    assert all(np.array_equal(a[k], b[k]) for k in a)  # eval mode: no dropout
-    assert loaded.meta["data"] == "d.csv" and loaded.stats["gap"] == regs.stats["gap"]
-    with pytest.raises(ValueError, match=r"shape \[N, 4\]"):
-        loaded.predict(np.zeros((2, 5)))
+def _table(tmp_path, space, f, split=None):
+    mu = space.encode_mean(QM9_SMILES)
+    path = tmp_path / "props.csv"
+    write_csv(path, QM9_SMILES, split, {"y": f(mu), "w": -f(mu)})
+    return path, mu
 
 
-def test_gvae_regressor_file_errors(tmp_path):
+def _f(mu: np.ndarray) -> np.ndarray:
+    return 2.0 * mu[:, 0] + mu[:, 1]
+
+
+def test_regressors_learn_a_function_of_the_latent_mean(vae_run, tmp_path):
+    run, space = vae_run
+    split = ["train"] * 48 + ["val"] * 8 + ["test"] * 8
+    path, mu = _table(tmp_path, space, _f, split)
+    res = regress(run, path, ["y", "w"], overrides=[*SMALL, "regressor.max_epochs=300",
+                  "regressor.patience=300"], progress=False)  # fmt: skip
+    y = _f(mu)
+    baseline = float(np.mean(np.abs(y[48:56] - y[:48].mean())))
+    st = res.properties["y"]
+    assert st["val_mae"] < 0.25 * baseline
+    assert (st["n_train"], st["n_val"], res.n_test) == (48, 8, 8)
+    assert np.isfinite(st["test_mae"]) and st["best_epoch"] is not None
+    regs = load_model(res.out)
+    assert isinstance(regs, LatentRegressors) and regs.properties == ["y", "w"]
+    assert regs.stats["y"]["val_mae"] == pytest.approx(st["val_mae"])
+    pred = regs.predict_strings(space, QM9_SMILES[48:56])
+    assert np.mean(np.abs(pred["y"] - y[48:56])) == pytest.approx(st["val_mae"], rel=1e-4)
+    assert regs.meta["grammar"] == "smiles" and regs.meta["latent_space"] == str(run / "model.pt")
+    with pytest.raises(ValueError, match=r"shape \[N, 2\]"):
+        regs.predict(np.zeros((2, 5)))
+    # the run folder of the regressors sits next to their model file
+    assert (run / "regressors" / "metrics.csv").is_file()
+    assert (run / "regressors" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_each_regressor_keeps_its_best_epoch_and_training_stops_early(vae_run, tmp_path):
+    run, space = vae_run
+    path, _ = _table(tmp_path, space, _f)  # no split column: a seeded 10 % validates
+    res = regress(run, path, ["y"], out=tmp_path / "r.pt",
+                  overrides=[*SMALL, "regressor.lr=1e-30", "regressor.patience=7"],
+                  progress=False)  # fmt: skip
+    st = res.properties["y"]
+    # lr ≈ 0: the validation MAE never improves after the first epoch
+    assert (st["best_epoch"], st["epochs"]) == (0, 8)
+    assert (st["n_train"], st["n_val"]) == (58, 6)
+
+
+def test_regressor_input_errors(vae_run, tmp_path):
+    run, _ = vae_run
+    path = write_csv(tmp_path / "s.csv", QM9_SMILES[:4], ["train", "train", "test", "test"],
+                     {"y": [1.0, 2.0, 3.0, 4.0]})  # fmt: skip
+    with pytest.raises(ConfigError, match="no 'val' rows"):
+        regress(run, path, ["y"], out=tmp_path / "a.pt", progress=False)
+    path = write_csv(tmp_path / "t.csv", QM9_SMILES[:2], ["train", "val"], {"y": [1.0, 2.0]})
+    with pytest.raises(ConfigError, match="at least 2 training rows"):
+        regress(run, path, ["y"], out=tmp_path / "b.pt", progress=False)
+    with pytest.raises(ValueError, match="lacks property column"):
+        regress(run, path, ["nope"], out=tmp_path / "c.pt", progress=False)
+    assert not (tmp_path / "b").exists()  # a failed set-up leaves no run folder behind
+
+
+def test_regressor_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_regressors(tmp_path / "none.pt")
+        load_model(tmp_path / "none.pt", expect="latent-regressors")
     other = tmp_path / "o.pt"
     torch.save({"format": "other"}, other)
     with pytest.raises(ValueError, match="not a deepatoms model file"):
-        load_regressors(other)
+        load_model(other, expect="latent-regressors")

@@ -12,14 +12,19 @@ from gvae_helpers import QM9_SMILES, write_csv
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.core.errors import ConfigError
 from deepatoms.data.strings import read_string_csv
-from deepatoms.design.vae_io import load_latent_space
-from deepatoms.design.vae_training import (
-    load_vae_preset,
-    resolve_vae_split,
-    train_grammar_vae,
-    vae_preset_names,
-)
-from deepatoms.models.registry import load_preset
+from deepatoms.models.loading import load_model
+from deepatoms.models.registry import family, load_preset
+from deepatoms.train import fit as train_grammar_vae
+from deepatoms.train.tasks.grammar_vae import string_table_split as resolve_vae_split
+from deepatoms.workflows.training import train
+
+
+def vae_preset_names() -> list[str]:
+    return family("grammar_vae").presets()
+
+
+load_vae_preset = load_preset
+load_latent_space = load_model
 
 SPLIT = ["train"] * 48 + ["val"] * 8 + ["test"] * 8
 TINY = [
@@ -130,8 +135,8 @@ def test_gvae_presets():
     for name in names:
         cfg = load_preset(name)
         assert cfg["model"]["name"] == "grammar-vae" and cfg["description"]
-    with pytest.raises(ConfigError, match="not a grammar-VAE preset"):
-        load_vae_preset("schnet-qm9")
+    with pytest.raises(ConfigError, match="not a grammar VAE preset"):
+        train("schnet-qm9", "x.csv", "out", command="deepatoms vae train")
     with pytest.raises(ConfigError, match="unknown preset"):
         load_vae_preset("grammar-vae-zinc")
 
@@ -145,7 +150,6 @@ def test_gvae_preset_yaml_is_plain():
 
 
 def test_gvae_train_polymer_preset(tmp_path):
-    from deepatoms.design.vae_io import read_training_strings
     from deepatoms.grammar.polymer import generate_polymer_strings
 
     strings = generate_polymer_strings(40, seed=0)
@@ -156,7 +160,9 @@ def test_gvae_train_polymer_preset(tmp_path):
     )
     s = train_grammar_vae(cfg, data, tmp_path / "run", progress=False)
     assert (s["grammar"], s["n_train"], s["epochs"]) == ("paper41", 32, 1)
-    assert read_training_strings(tmp_path / "run" / "model.pt") == strings[:32]  # spaces kept
+    assert (
+        load_model(tmp_path / "run" / "model.pt").training_strings() == strings[:32]
+    )  # spaces kept
     space = load_latent_space(tmp_path / "run")
     assert space.grammar.n_rules == 41 and space.max_len == 55
     assert space.encode_mean(strings[:3]).shape == (3, 4)

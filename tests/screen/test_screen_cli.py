@@ -12,7 +12,6 @@ from ase.db import connect
 
 import deepatoms.screen.cli  # noqa: F401  (registers `screen` on deepatoms.cli.app)
 from cli_helpers import invoke
-from deepatoms.apps.train import train
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.data.prototypes.library import load_aflow_prototypes, select_prototypes
 from deepatoms.data.prototypes.substitution import CandidateSpace, CompositionRequest, pack
@@ -20,6 +19,7 @@ from deepatoms.datagen.prototypes import generate_prototype_set
 from deepatoms.models.inference import predict_packed
 from deepatoms.models.loading import load_model
 from deepatoms.models.registry import load_preset
+from deepatoms.train import fit as train
 
 pytestmark = pytest.mark.filterwarnings("ignore:The number of training batches")
 PROTOTYPES = ["A1", "A2", "A3", "L1_2", "L1_0", "B2", "D0_3", "D0_19"]

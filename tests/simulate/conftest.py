@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from deepatoms.apps.train import train
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.data.dataset import write_dataset
 from deepatoms.data.structures import bulk_from_spec, molecule_from_spec
 from deepatoms.datagen.md import generate_md
 from deepatoms.models.registry import load_preset
 from deepatoms.simulate.reference import make_calculator
+from deepatoms.train import fit as train
 
 SMALL = [
     "model.n_atom_basis=32",

@@ -9,7 +9,6 @@ import pytest
 import torch
 from ase.build import molecule
 
-from deepatoms.apps.train_gschnet import train_gschnet
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.core.errors import ConfigError
 from deepatoms.data.bonds import pack_with_bonds
@@ -19,13 +18,9 @@ from deepatoms.generate.traces import VALIDATION_EPOCH, prepare_molecules, train
 from deepatoms.models.gschnet import GSchNet, gschnet_loss
 from deepatoms.models.loading import load_model
 from deepatoms.models.registry import load_preset
+from deepatoms.train import fit as train_gschnet
+from tiny_data import write_small_molecules
 
-NAMES = [
-    "CH4", "NH3", "H2O", "C2H2", "C2H4", "C2H6", "HCN", "CH3OH", "CH3CH2OH", "CH3CHO", "HCOOH",
-    "CH3COOH", "C6H6", "CH3CN", "H2CO", "CH3OCH3", "C3H8", "CH3CONH2", "C4H4O", "C5H5N",
-    "H2CCHF", "H2CF2",
-]  # fmt: skip
-SPLIT = ["train"] * 16 + ["val"] * 4 + ["test"] * 2
 SMALL_DATA = ["data.split_column=split", "train.batch_size=4", "train.eval_batch_size=3"]
 TINY_MODEL = [
     "model.n_atom_basis=16",
@@ -38,16 +33,7 @@ TINY_MODEL = [
 @pytest.fixture(scope="module")
 def qm_small(tmp_path_factory) -> str:
     """22 small H/C/N/O/F molecules, centred, sorted, with bonds and a split column."""
-    atoms = []
-    for name in NAMES:
-        a = molecule(name)
-        a.positions -= a.get_center_of_mass()
-        atoms.append(a[np.argsort(np.linalg.norm(a.positions, axis=1), kind="stable")])
-    data, vocab = pack_with_bonds(atoms, system_props={"split": np.array(SPLIT)})
-    path = tmp_path_factory.mktemp("gschnet") / "small.h5"
-    meta = {"units": {}, "source": "ase g2 (test)", "provenance": {}, "bond_types": vocab}
-    write_dataset(path, data, meta)
-    return str(path)
+    return str(write_small_molecules(tmp_path_factory.mktemp("gschnet") / "small.h5"))
 
 
 def _cfg(*extra: str, tiny: bool = True) -> dict:

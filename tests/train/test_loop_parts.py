@@ -11,7 +11,7 @@ from deepatoms.models import build_model
 from deepatoms.models.registry import load_preset
 from deepatoms.train.loader import EpochBatchSampler
 from deepatoms.train.metrics import ErrorAccumulator
-from deepatoms.train.task import PropertyTask
+from deepatoms.train.tasks.property import PropertyTask
 
 
 def test_sampler_covers_all_indices_and_repeats_per_epoch():

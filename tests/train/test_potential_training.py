@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from deepatoms.apps.evaluate import evaluate
-from deepatoms.apps.train import train
 from deepatoms.cli import app
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.core.errors import ConfigError
@@ -18,6 +17,7 @@ from deepatoms.data.splits import load_split
 from deepatoms.models.inference import predict_potential
 from deepatoms.models.loading import load_model
 from deepatoms.models.registry import load_preset
+from deepatoms.train import fit as train
 
 SMALL = [
     "model.n_atom_basis=32",
@@ -69,7 +69,7 @@ def test_force_only_training_fits_the_energy_offset(ethanol_xtb, tmp_path):
 def test_force_label_errors(ethanol_xtb, tmp_path):
     with pytest.raises(ConfigError, match="no per-atom property of that name"):
         train(_cfg("data.forces=grad"), ethanol_xtb, tmp_path / "x", progress=False)
-    with pytest.raises(ValueError, match="rho must be >= 0"):
+    with pytest.raises(ValueError, match=r"train\.rho: -1 is out of range; expected a number ≥ 0"):
         train(_cfg("train.rho=-1"), ethanol_xtb, tmp_path / "y", progress=False)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepatoms.data.splits import column_split, group_split
-from deepatoms.train.task import linear_decay_factor
+from deepatoms.train.optim import linear_decay_factor
 
 
 def test_group_split_keeps_every_group_whole():

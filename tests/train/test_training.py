@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from deepatoms.apps.train import train
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.core.errors import ConfigError
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.splits import load_split
 from deepatoms.models.loading import load_model
 from deepatoms.models.registry import load_preset
+from deepatoms.train import fit as train
 
 TINY = [
     "model.n_atom_basis=16",

@@ -5,58 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ase.build import molecule
 
-from deepatoms.apps.train import train
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.core.errors import ConfigError
-from deepatoms.data.bonds import bond_graph, perceive_bonds
-from deepatoms.data.dataset import write_dataset
-from deepatoms.data.packed import PackedSystems
-from deepatoms.data.scaling import scale_atoms
 from deepatoms.models.loading import load_model
 from deepatoms.models.registry import load_preset
+from deepatoms.train import fit as train
+from tiny_data import write_scaled_set as _write_scaled_set
 
 SCALES = np.linspace(0.9, 1.5, 4)
-
-
-def _morse_energy(atoms, pairs) -> float:
-    """Σ over bonds of a Morse well with its minimum at the stable bond length (eV)."""
-    d = atoms.get_all_distances()
-    return float(sum((1 - np.exp(-2.0 * (d[i, j] - r0))) ** 2 - 1 for i, j, r0 in pairs))
-
-
-def _write_scaled_set(path, scales) -> list[str]:
-    """Seven small molecules × ``scales`` with Morse bond energies (minimum at s = 1), split by
-    molecule (5 train, 1 val, 1 test); returns the bond vocabulary."""
-    n_s = len(scales)
-    names = ["CH4", "H2O", "NH3", "CH3OH", "H2CO", "C2H2", "HCN"]
-    stable = [molecule(n) for n in names]
-    bonds = [perceive_bonds(a) for a in stable]  # perceived once, at s = 1
-    frames, frame_bonds, props = [], [], {"energy": [], "scale": [], "group": [], "split": []}
-    for g, (atoms, b) in enumerate(zip(stable, bonds, strict=True)):
-        d0 = atoms.get_all_distances()
-        pairs = [(x, y, d0[x, y]) for x, y in zip(b.i, b.j, strict=True)]
-        for s in scales:
-            scaled = scale_atoms(atoms, s)
-            frames.append(scaled)
-            frame_bonds.append(b)
-            props["energy"].append(_morse_energy(scaled, pairs))
-            props["scale"].append(s)
-            props["group"].append(g)
-            props["split"].append((["train"] * 5 + ["val", "test"])[g])
-    data = PackedSystems.from_atoms(frames, props)
-    data.edges, vocab = bond_graph(frames, frame_bonds)
-    # the topology of every scaled copy is the stable molecule's
-    for g in range(len(stable)):
-        first = data.edges.subset([n_s * g])
-        for c in range(1, n_s):
-            other = data.edges.subset([n_s * g + c])
-            np.testing.assert_array_equal(first.edge_index, other.edge_index)
-    meta = {"units": {"energy": "eV", "scale": ""}, "source": "test", "provenance": {},
-            "bond_types": vocab}  # fmt: skip
-    write_dataset(path, data, meta)
-    return vocab
 
 
 @pytest.fixture(scope="module")

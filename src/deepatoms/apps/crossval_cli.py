@@ -87,9 +87,9 @@ def cv(
     Writes OUT/fold{i}/ (run folders), OUT/predictions.csv and OUT/cv_summary.json. The config's
     data.n_train/n_val/n_test are ignored: the folds and --val-fraction set the split.
     """
-    from deepatoms.apps.crossval import cross_validate
     from deepatoms.config.overrides import apply_overrides
     from deepatoms.models.registry import load_preset
+    from deepatoms.workflows.crossval import cross_validate
 
     cfg = load_preset(preset)
     extra = [f"data.target={target}"] if target is not None else []

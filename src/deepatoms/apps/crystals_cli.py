@@ -101,12 +101,12 @@ def _model_path(path: Path) -> Path:
 
 def _load_model(path: Path, device: str = "cpu"):
     """(LoadedDensityModel on ``device``, model file path)."""
-    from deepatoms.density.model_io import load_density_model
     from deepatoms.generate.cli import _device
+    from deepatoms.models.loading import load_model
 
     file = _model_path(path)
     dev = _device(device)
-    loaded = load_density_model(file)
+    loaded = load_model(file, expect="density_vae")
     loaded.model.to(dev)
     return loaded, file
 
@@ -284,9 +284,9 @@ def _grid_for(preset: str | None, model: Path | None, n: int | None, box: float 
     if model is not None:
         base = _load_model(model)[0].grid.as_dict()
     elif preset is not None:
-        from deepatoms.density.training import density_preset
+        from deepatoms.workflows.training import training_config
 
-        base = dict(density_preset(preset)["grid"])
+        base = dict(training_config(preset)["grid"])
     else:
         base = GridSpec().as_dict()
     for key, v in (("n", n), ("box", box), ("sigma", sigma)):
@@ -426,24 +426,19 @@ def train_command(
     Crystals are filtered by maximum lattice-vector length, split by crystal (material id or
     parent prototype) and voxelised on the fly. The same command on a run folder resumes it.
     """
-    from deepatoms.config.overrides import apply_overrides
-    from deepatoms.density.training import density_preset, train_density_vae
+    from deepatoms.workflows.training import train, training_config
 
-    cfg = density_preset(preset)
-    extra = [f"data.regime={regime}"] if regime is not None else []
-    cfg = apply_overrides(cfg, extra + list(set_ or []))
+    cfg = training_config(preset, list(set_ or []), regime=regime)
     crystals = _load(data, int(cfg["train"]["seed"]), quiet)
-    if init is not None and init.is_dir():
-        init = init / "model.pt"
-    summary = train_density_vae(
-        cfg, crystals, out_dir, progress=not quiet, init=init, init_part=init_part
-    )
+    summary = train(preset, crystals, out_dir, overrides=list(set_ or []), regime=regime,
+                    init=init, init_part=init_part, progress=not quiet,
+                    command="deepatoms crystals train")  # fmt: skip
     best, monitor = summary["best"], summary["monitor"]
     verb = "resumed and finished" if summary["resumed"] else "finished"
     out.print(
         f"{verb} {preset} ({cfg['data']['regime']} regime) on "
         f"{sum(summary['n_crystals'].values())} crystals: {summary['epochs']} epochs, "
-        f"{summary['steps']} steps, stopped by {summary['stopped']} ({summary['wall_s']} s)"
+        f"{summary['steps']} steps, stopped by {summary['stopped']} ({summary['wall_time_s']} s)"
     )
     line = f"best epoch {summary['best_epoch']}: {monitor} {best[monitor]:.5g}"
     if best.get("val_recon_mse") is not None:
@@ -452,9 +447,9 @@ def train_command(
             f"{best['val_acc_atom']:.3f}"
         )
     out.print(line)
-    out.print(f"model: {summary['model']}")
+    out.print(f"model: {summary['model_file']}")
     if as_json:
-        emit_json(summary)
+        emit_json(dict(summary))
 
 
 @crystals_app.command("voxelize")
@@ -925,10 +920,10 @@ def _split_crystals(model: Path, data: list[str], split: str, seed: int, quiet: 
     import yaml
 
     from deepatoms.data.splits import load_split
-    from deepatoms.density.training import select_crystals
-    from deepatoms.train.runfiles import RunDir
+    from deepatoms.data.voxels.crystal_sets import select_crystals
+    from deepatoms.train.run_folder import RunFolder
 
-    run = RunDir(model if model.is_dir() else model.parent)
+    run = RunFolder(model if model.is_dir() else model.parent)
     if not run.split.is_file() or not run.config.is_file():
         raise ValueError(
             f"--split {split} needs the run folder with split.json and config.yaml; {run.root} "
@@ -937,7 +932,7 @@ def _split_crystals(model: Path, data: list[str], split: str, seed: int, quiet: 
     cfg = yaml.safe_load(run.config.read_text()) or {}
     parts, meta = load_split(run.split, with_meta=True)
     crystals = _load(data, int(cfg["train"]["seed"]), quiet)
-    crystals = select_crystals(crystals, cfg)  # the training run's filters, in its order
+    crystals = select_crystals(crystals, cfg["data"]["max_side"])  # the run's filters, in order
     if meta.get("n_crystals") not in (None, len(crystals)):
         raise ValueError(
             f"--data gives {len(crystals)} crystals after the max-side and Z ≤ 94 filters, but the run was "

@@ -305,7 +305,7 @@ def _curves_on_data(
     from deepatoms.analysis.energy_curves import model_curves
     from deepatoms.data.dataset import read_dataset
     from deepatoms.models.inference import predict_packed
-    from deepatoms.train.runfiles import RunDir
+    from deepatoms.train.run_folder import RunFolder as RunDir
 
     data, meta = read_dataset(data_path)
     check_curve_columns(data, str(data_path))

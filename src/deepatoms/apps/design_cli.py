@@ -211,13 +211,12 @@ def _training_strings(latent: Any, training: Path | None) -> tuple[list[str], st
     """Strings to exclude and where they came from: the ``--training`` CSV, else the run's
     ``training_strings.txt`` (one string per line, written by ``deepatoms vae train``)."""
     from deepatoms.data.strings import read_string_csv
-    from deepatoms.design.vae_io import read_training_strings
 
     if training is not None:
         return read_string_csv(training).strings, str(training)
     model_file = latent.meta.get("model_file") or latent.meta.get("training_strings")
     if model_file:
-        strings = read_training_strings(model_file, latent.meta)
+        strings = latent.training_strings()
         if strings:
             return strings, str(Path(model_file).parent / "training_strings.txt")
     return [], None
@@ -287,11 +286,10 @@ def design_run(
     """
     from deepatoms.design.icm import run_design
     from deepatoms.design.qm9_smiles import window_midpoints, write_table_csv
-    from deepatoms.design.regressors import load_regressors
-    from deepatoms.design.vae_io import load_latent_space
     from deepatoms.generate.cli import _device
     from deepatoms.generate.output import check_output_path, write_molecules
     from deepatoms.grammar.validity import validity_checker
+    from deepatoms.models.loading import load_model
 
     for name, value in (("--samples", samples), ("--iterations", iterations), ("--top", top),
                         ("--chunk", chunk), ("--batch-size", batch_size)):  # fmt: skip
@@ -313,9 +311,9 @@ def design_run(
     if regressors is None:
         regressors = (run if run.is_dir() else run.parent) / "regressors.pt"
     _require_file(regressors, "regressors file", "train them with `deepatoms vae regress RUN`")
-    latent = load_latent_space(run)
+    latent = load_model(run, expect="grammar-vae")
     latent.model.to(_device(device))
-    regs = load_regressors(regressors)
+    regs = load_model(regressors, expect="latent-regressors")
     unknown = sorted((set(targets) | set(windows)) - set(regs.properties))
     if unknown:
         raise ValueError(

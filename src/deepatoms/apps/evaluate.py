@@ -11,7 +11,7 @@ from deepatoms.data.dataset import read_dataset
 from deepatoms.data.splits import load_split
 from deepatoms.models.inference import predict_packed, predict_potential
 from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
-from deepatoms.train.runfiles import RunDir
+from deepatoms.train.run_folder import RunFolder as RunDir
 
 KCAL = 0.0433641  # eV per kcal/mol
 

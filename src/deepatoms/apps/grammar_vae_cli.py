@@ -21,7 +21,6 @@ import io
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from deepatoms.cli_support import (
@@ -100,20 +99,11 @@ def train_command(
     """
     import logging
 
-    from deepatoms.config.overrides import apply_overrides
-    from deepatoms.design.vae_training import load_vae_preset, train_grammar_vae
+    from deepatoms.workflows.training import train
 
-    cfg = load_vae_preset(preset)
-    extra = []
-    if max_epochs is not None:
-        extra.append(f"train.max_epochs={max_epochs}")
-    if seed is not None:
-        extra.append(f"train.seed={seed}")
-    cfg = apply_overrides(cfg, extra + list(set_ or []))
-    if grammar is not None:
-        cfg["data"]["grammar"] = grammar  # keep the text exactly (no YAML parsing of paths)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    s = train_grammar_vae(cfg, data, out_dir, progress=not quiet)
+    s = train(preset, data, out_dir, overrides=list(set_ or []), max_epochs=max_epochs, seed=seed,
+              grammar=grammar, progress=not quiet, command="deepatoms vae train")  # fmt: skip
     verb = "resumed and finished" if s["resumed"] else "finished"
     recon = ""
     if s["val_recon_accuracy"] is not None:
@@ -153,59 +143,23 @@ def regress_command(
     Settings: the run's regressor section (--set regressor.KEY=VALUE). The CSV's train rows are
     fitted, its val rows stop early, its test rows give the reported MAE (eV).
     """
-    from deepatoms.config.overrides import apply_overrides
-    from deepatoms.data.strings import read_string_csv
-    from deepatoms.design.regressors import (
-        REGRESSOR_DEFAULTS,
-        save_regressors,
-        train_regressors,
-    )
-    from deepatoms.design.vae_io import load_latent_space
+    from deepatoms.workflows.grammar_vae import regress
 
-    if len(set(properties)) != len(properties):
-        raise ValueError(f"--property lists a property twice: {properties}")
-    target = out_file or _run_folder(run) / "regressors.pt"
-    check_new_output(target, overwrite)
-    space = load_latent_space(run)
-    saved = (space.meta.get("config") or {}).get("regressor") or {}
-    cfg = {"regressor": {**REGRESSOR_DEFAULTS, **saved}}
-    cfg = apply_overrides(cfg, list(set_ or []))["regressor"]
-    table = read_string_csv(data, properties=properties)
-    tr = table.rows("train")
-    val_strings = val_targets = None
-    if table.split is not None:
-        val = table.rows("val")
-        if len(val) == 0:
-            raise ValueError(f"{data} has a split column but no 'val' rows for early stopping")
-        val_strings = [table.strings[i] for i in val]
-        val_targets = {p: table.properties[p][val] for p in properties}
-    regs = train_regressors(
-        space,
-        [table.strings[i] for i in tr],
-        {p: table.properties[p][tr] for p in properties},
-        val_strings,
-        val_targets,
-        cfg,
-        progress=not quiet,
-    )
-    test = table.rows("test") if table.split is not None else np.zeros(0, dtype=int)
-    result = {"out": str(target), "properties": {}, "n_test": len(test)}
-    if len(test):
-        pred = regs.predict_strings(space, [table.strings[i] for i in test])
-        for p in properties:
-            regs.stats[p]["test_mae"] = float(np.mean(np.abs(pred[p] - table.properties[p][test])))
-    save_regressors(target, regs, {"data": str(Path(data).resolve())})
+    result = regress(run, data, properties, out=out_file, overrides=list(set_ or []),
+                     overwrite=overwrite, progress=not quiet)  # fmt: skip
+    target = result["out"]
     for p in properties:
-        st = regs.stats[p]
-        test_txt = f", test MAE {st['test_mae']:.4g} eV ({len(test)})" if "test_mae" in st else ""
+        st = result["properties"][p]
+        test_txt = (
+            f", test MAE {st['test_mae']:.4g} eV ({result['n_test']})" if "test_mae" in st else ""
+        )
         out.print(
             f"{p}: validation MAE {st['val_mae']:.4g} eV (best epoch {st['best_epoch']} of "
             f"{st['epochs']}){test_txt}"
         )
-        result["properties"][p] = st
     out.print(f"wrote {target}")
     if as_json:
-        emit_json(result)
+        emit_json(dict(result))
 
 
 @vae_app.command("evaluate")
@@ -235,20 +189,20 @@ def evaluate_command(
     """
     from deepatoms.core.files import write_json
     from deepatoms.data.strings import SPLITS, read_string_csv
-    from deepatoms.design.vae_io import load_latent_space, read_training_strings
     from deepatoms.design.vae_metrics import evaluate_vae
+    from deepatoms.models.loading import load_model
 
     if split not in SPLITS:
         raise ValueError(f"--split must be one of {list(SPLITS)}, got {split!r}")
     if samples < 0 or iw_samples < 0:
         raise ValueError("--samples and --iw-samples must be ≥ 0")
-    space = load_latent_space(run)
+    space = load_model(run, expect="grammar-vae")
     table = read_string_csv(data)
     rows = table.rows(split)
     if len(rows) == 0:
         raise ValueError(f"{data} has no rows labelled {split!r}")
     strings = [table.strings[i] for i in rows]
-    training = read_training_strings(run, space.meta)
+    training = space.training_strings()
     if not training and table.split is not None:
         training = [table.strings[i] for i in table.rows("train")]
     with ProgressBar("decoding", quiet) as bar:
@@ -304,20 +258,20 @@ def sample_command(
     run's training strings and writes them to --out (CSV) or prints the first 20.
     """
     from deepatoms.core.files import atomic_write_text
-    from deepatoms.design.vae_io import load_latent_space, read_training_strings
     from deepatoms.grammar.validity import canonical, validity_checker
+    from deepatoms.models.loading import load_model
 
     if n < 1:
         raise ValueError(f"-n must be at least 1, got {n}")
     if out_file is not None:
         check_new_output(out_file, overwrite)
-    space = load_latent_space(run)
+    space = load_model(run, expect="grammar-vae")
     with ProgressBar("decoding", quiet) as bar:
         dec = space.decode(space.sample_prior(n, seed), greedy=not sample_rules, seed=seed,
                            progress=bar)  # fmt: skip
     ok = validity_checker(space.grammar)
     train_keys = set()
-    for s in read_training_strings(run, space.meta):
+    for s in space.training_strings():
         try:
             train_keys.add(canonical(space.grammar, s))
         except ValueError:

@@ -6,7 +6,9 @@ the model builder) with sections from here:
 - atomistic families (SchNet, DTNN, NMP-edge, MPNN/VIMPNN): :data:`GRAPH`, :data:`DATASET`,
   :data:`TRAIN_ATOMISTIC`;
 - G-SchNet: :data:`GRAPH`, :data:`DATASET_SPLIT`, :data:`TRAIN_GSCHNET`;
-- grammar VAE: :data:`STRINGS`, :data:`TRAIN_GRAMMAR_VAE`, :data:`REGRESSOR`;
+- grammar VAE: :data:`STRINGS`, :data:`TRAIN_GRAMMAR_VAE`, :data:`REGRESSOR` (the settings its
+  latent regressors are trained with); a regressor run: :data:`REGRESSOR_DATA`,
+  :data:`TRAIN_REGRESSORS`;
 - density VAE: :data:`GRID`, :data:`CRYSTALS`, :data:`TRAIN_DENSITY`.
 
 Every family shares the keys of :data:`TRAIN_COMMON` (seed, batches, stopping limits and the
@@ -36,12 +38,14 @@ __all__ = [
     "GRID",
     "HEADER",
     "REGRESSOR",
+    "REGRESSOR_DATA",
     "STRINGS",
     "TRAIN_ATOMISTIC",
     "TRAIN_COMMON",
     "TRAIN_DENSITY",
     "TRAIN_GRAMMAR_VAE",
     "TRAIN_GSCHNET",
+    "TRAIN_REGRESSORS",
 ]
 
 #: Top-level keys every config has besides its sections.
@@ -187,6 +191,26 @@ REGRESSOR = Schema(
         "n_val": number(0.1, low=0, high=1, low_open=True),
         "seed": integer(0, low=0),
     }
+)
+
+#: A run that fits latent regressors: the latent space and the CSV of strings with properties.
+REGRESSOR_DATA = Schema(
+    {
+        "latent_space": text(None, nullable=False, doc="the grammar-VAE model file"),
+        "string_column": text(None, doc="null: 'string', else 'smiles'"),
+        "split_column": text("split", doc="train rows are fitted, val rows stop early"),
+        "n_val": number(0.1, low=0, high=1, low_open=True, doc="without val rows: this fraction"),
+    }
+)
+
+TRAIN_REGRESSORS = TRAIN_COMMON.extend(
+    batch_size=integer(64, low=1),
+    eval_batch_size=integer(8192, low=1),
+    lr=number(1.0e-3, low=0, low_open=True),
+    momentum=number(0.9, low=0),
+    l2=number(1.0e-5, low=0, doc="λ of the L2 penalty on the weight matrices"),
+    max_epochs=integer(1000, low=1, resumable=True),
+    early_stopping_patience=integer(50, low=1),
 )
 
 #: The voxel grid of the density VAE (``deepatoms.data.voxels.grid.GridSpec``).

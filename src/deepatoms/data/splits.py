@@ -13,16 +13,16 @@ File format (``split.json``)::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import numbers
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
+
+from deepatoms.core.files import atomic_write_text
 
 __all__ = [
     "SPLIT_FORMAT",
@@ -155,19 +155,7 @@ def save_split(
         text = json.dumps(doc, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))
     except (TypeError, ValueError) as err:
         raise ValueError(f"split metadata for '{path}' is not JSON serialisable: {err}") from err
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)
 
 
 @overload

@@ -287,7 +287,7 @@ def run_design(
     on_iteration: Callable[[ICMIteration], None] | None = None,
 ) -> ICMResult:
     """ICM with a trained latent space and regressors (``deepatoms.design.latent.LatentSpace``,
-    ``deepatoms.design.regressors.RegressorSet``), from ``n_samples`` prior draws of ``seed``.
+    ``deepatoms.models.latent_regressor.LatentRegressors``), from ``n_samples`` prior draws of ``seed``.
 
     Validity and string keys come from the latent space's grammar
     (``deepatoms.grammar.validity``: RDKit sanitisation and canonical SMILES for SMILES);

@@ -14,6 +14,7 @@ Everything runs in batches of ``batch_size`` strings or points in eval mode with
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +24,10 @@ from deepatoms.grammar.cfg import Grammar
 from deepatoms.grammar.errors import GrammarError, GrammarParseError
 from deepatoms.models.grammar_vae import GrammarVAE
 
-__all__ = ["LatentSpace", "parse_strings"]
+__all__ = ["TRAINING_STRINGS", "LatentSpace", "parse_strings"]
+
+#: The training strings of a run, one per line, next to its model file.
+TRAINING_STRINGS = "training_strings.txt"
 
 Progress = Callable[[int, int], None]
 
@@ -164,6 +168,19 @@ class LatentSpace:
     def decode_greedy(self, z: np.ndarray, batch_size: int = 1024) -> list[str | None]:
         """Greedy masked decodes of ``z [N, d]`` (None = unfinished)."""
         return self.decode(z, greedy=True, batch_size=batch_size)
+
+    def training_strings(self) -> list[str]:
+        """The strings the VAE was trained on (``training_strings.txt`` next to its model file,
+        or the file its metadata names); [] when neither exists."""
+        candidates = []
+        if self.meta.get("model_file"):
+            candidates.append(Path(self.meta["model_file"]).parent / TRAINING_STRINGS)
+        if self.meta.get("training_strings"):
+            candidates.append(Path(self.meta["training_strings"]))
+        for path in candidates:
+            if path.is_file():
+                return [s for s in path.read_text(encoding="utf-8").splitlines() if s]
+        return []
 
     def sample_prior(self, n: int, seed: int) -> np.ndarray:
         """``n`` points z ~ N(0, I) ``[n, d]`` from ``np.random.default_rng(seed)``."""

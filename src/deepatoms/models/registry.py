@@ -29,7 +29,7 @@ from torch import nn
 from deepatoms.config import sections
 from deepatoms.config.files import read_config_file
 from deepatoms.config.presets import preset_names, read_preset
-from deepatoms.config.schema import Schema, free
+from deepatoms.config.schema import Schema, free, number, numbers
 from deepatoms.core.errors import ConfigError
 from deepatoms.models.density_model import MODEL_DEFAULTS as DENSITY_MODEL_DEFAULTS
 from deepatoms.models.density_model import DensityVAEModel
@@ -57,6 +57,7 @@ __all__ = [
     "model_kind",
     "presets_by_family",
     "resolve_config",
+    "schema_of",
 ]
 
 
@@ -70,6 +71,7 @@ class ModelKind:
     task: str
     wrap: Callable[[nn.Module, ModelFile], Any]  # model + its file → what load_model returns
     defaults: Mapping[str, Any] | None = None  # model options with defaults (None: open)
+    schema: Schema | None = None  # configs of this model, when not the family's
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,28 @@ FAMILIES: tuple[Family, ...] = (
         reference="Kusner et al. 2017, ICML; Jørgensen et al. 2018 (Paper D)",
         models=(
             ModelKind("grammar-vae", GrammarVAE, "grammar_vae", wrap_grammar_vae, _GRAMMAR_MODEL),
-            ModelKind("latent-regressors", LatentRegressors, "latent_regressors", wrap_regressors),
+            ModelKind(
+                "latent-regressors",
+                LatentRegressors,
+                "latent_regressors",
+                wrap_regressors,
+                schema=Schema(
+                    {
+                        **sections.HEADER,
+                        "model": Schema(
+                            {
+                                "name": free(None),
+                                "properties": free([]),
+                                "hidden": numbers([512, 512, 256], low=1),
+                                "dropout": number(0.2, low=0, high=1),
+                                "dropout_after": numbers([2, 3], low=1),
+                            }
+                        ),
+                        "data": sections.REGRESSOR_DATA,
+                        "train": sections.TRAIN_REGRESSORS,
+                    }
+                ),
+            ),
         ),
         schema=Schema(
             {
@@ -324,14 +347,20 @@ def build_model(config: Mapping[str, Any]) -> nn.Module:
     return model_kind(config.get("name")).build(config)
 
 
+def schema_of(config: Mapping[str, Any]) -> Schema:
+    """The schema a config is checked against: its model's, else its family's."""
+    fam, kind = _lookup((config.get("model") or {}).get("name"))
+    return kind.schema or fam.schema
+
+
 def resolve_config(config: Mapping[str, Any], where: str = "") -> dict[str, Any]:
-    """``config`` merged over its family's defaults, every key and value checked.
+    """``config`` merged over its model's defaults, every key and value checked.
 
     ``where`` prefixes the error messages (e.g. the file the config came from).
     """
-    fam = family_of(config)
+    schema = schema_of(config)
     try:
-        return fam.schema.resolve(config)
+        return schema.resolve(config)
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
 

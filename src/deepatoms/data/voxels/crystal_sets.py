@@ -44,6 +44,7 @@ __all__ = [
     "CrystalSet",
     "load_crystals",
     "prototype_variants",
+    "select_crystals",
 ]
 
 _NOBLE = {2, 10, 18, 36, 54, 86}
@@ -342,4 +343,22 @@ def load_crystals(
     dupes = len(out.ids) - len(set(out.ids))
     if dupes:
         out.notes["duplicate_ids"] = dupes
+    return out
+
+
+def select_crystals(crystals: CrystalSet, max_side: float) -> CrystalSet:
+    """The crystals a density-VAE run trains, validates and tests on, in the order its
+    ``split.json`` indexes.
+
+    Keeps crystals whose lattice vectors are all shorter than ``max_side`` (Å; Hoffmann et al.
+    2019 §3.1: the box holds the unit cell) and whose elements have a species class (Z ≤ 94);
+    the reports are in ``notes["max_side"]`` and ``notes["beyond_z94"]`` (dropped ids).
+    """
+    from deepatoms.data.voxels.dataset import MAX_Z
+
+    crystals = crystals.filter_max_side(float(max_side))
+    keep = [k for k, a in enumerate(crystals.atoms) if int(np.max(a.numbers)) <= MAX_Z]
+    dropped = [crystals.ids[k] for k in sorted(set(range(len(crystals))) - set(keep))]
+    out = crystals.subset(keep)
+    out.notes["beyond_z94"] = dropped
     return out

@@ -2,7 +2,7 @@
 
 Each fold i is the test set of one training run; of the remaining systems a seeded subset of
 ``n_val`` is held out for early stopping and the rest is trained on. The runs are ordinary run
-folders ``OUT/fold{i}`` made by :func:`deepatoms.apps.train.train` with an explicit split, so the
+folders ``OUT/fold{i}`` made by :func:`deepatoms.train.fit` with an explicit split, so the
 config's ``data.n_train`` / ``data.n_val`` / ``data.n_test`` are **ignored** (the split comes
 from the folds). A fold whose run already holds a finished ``model.pt`` is not retrained; an
 interrupted run is resumed. Layout of ``OUT``::
@@ -41,7 +41,9 @@ from deepatoms.data.splits import load_split, resolve_size, save_split
 from deepatoms.models.inference import predict_packed
 from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 from deepatoms.models.registry import load_run_config as load_config
-from deepatoms.train.runfiles import RunDir
+from deepatoms.models.registry import resolve_config, schema_of
+from deepatoms.train import fit
+from deepatoms.train.run_folder import RunFolder
 
 __all__ = ["cross_validate", "fold_split", "kfold_indices", "report_unit"]
 
@@ -211,8 +213,7 @@ def cross_validate(
     eV/atom targets (``unit`` in the result says which). Writes ``predictions.csv`` and
     ``cv_summary.json`` (module docstring) and returns the summary.
     """
-    from deepatoms.apps.train import _RESUMABLE_KEYS, train
-
+    config = resolve_config(config)
     data_path, out = Path(data_path), Path(out_dir)
     data, meta = read_dataset(data_path)
     target, target_unit = _check_target(data, meta, config, data_path)
@@ -239,7 +240,7 @@ def cross_validate(
     fold_of = np.full(n, -1, dtype=np.int64)
     records = []
     for i, split in enumerate(splits):
-        run = RunDir(out / f"fold{i}")
+        run = RunFolder(out / f"fold{i}")
         if run.split.is_file() and not _same_split(load_split(run.split), split):
             raise ValueError(
                 f"{run.root} was trained on a different split than fold {i} of this "
@@ -249,9 +250,7 @@ def cross_validate(
         done = run.model.is_file() and not previous.get("interrupted", False)
         if done:
             diff = (
-                config_diff(
-                    load_config(run.config), config, {f"train.{k}" for k in _RESUMABLE_KEYS}
-                )
+                config_diff(load_config(run.config), config, schema_of(config).resumable_keys())
                 if run.config.is_file()
                 else []
             )
@@ -265,7 +264,7 @@ def cross_validate(
             run_summary = previous
         else:
             log.info("fold %d: training in %s", i, run.root)
-            run_summary = train(
+            run_summary = fit(
                 config, data_path, run.root, progress=progress, split=split, init=init
             )
         loaded = load_model(run.model, expect=PROPERTY_FAMILIES)

@@ -1,0 +1,98 @@
+"""Train any model family from a preset or a config: the function behind ``deepatoms train``,
+``deepatoms vae train`` and ``deepatoms crystals train``.
+
+:func:`training_config` turns a preset name (or a config) and the usual options into a checked
+config; :func:`train` then runs the one training protocol (:func:`deepatoms.train.fit`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from deepatoms.config.overrides import apply_overrides
+from deepatoms.core.errors import ConfigError
+from deepatoms.models.registry import FAMILIES, family_of, load_preset, resolve_config
+from deepatoms.train import TrainResult, fit
+
+__all__ = ["TrainResult", "train", "training_config"]
+
+#: Keyword options of :func:`train` and the config keys they set.
+OPTION_KEYS = {
+    "target": "data.target",
+    "rho": "train.rho",
+    "max_epochs": "train.max_epochs",
+    "max_time": "train.max_time",
+    "n_train": "data.n_train",
+    "n_val": "data.n_val",
+    "seed": "train.seed",
+    "regime": "data.regime",
+}
+
+
+def training_config(
+    preset: str | Mapping[str, Any], overrides: Iterable[str] = (), **options: Any
+) -> dict[str, Any]:
+    """The checked config of ``preset`` (a preset name or a config dict) with ``options``
+    (keys of :data:`OPTION_KEYS`, plus ``forces``: a force label or ``"none"``, and
+    ``grammar``: a grammar name or file) and ``--set``-style ``overrides`` applied."""
+    cfg = load_preset(preset) if isinstance(preset, str) else resolve_config(preset)
+    extra = [
+        f"{OPTION_KEYS[k]}={v}" for k, v in options.items() if k in OPTION_KEYS and v is not None
+    ]
+    forces = options.get("forces")
+    if forces is not None:
+        extra.append(
+            "data.forces=null" if str(forces).lower() == "none" else f"data.forces={forces}"
+        )
+    unknown = set(options) - set(OPTION_KEYS) - {"forces", "grammar"}
+    if unknown:
+        raise TypeError(
+            f"unknown training option(s) {sorted(unknown)}; known: {sorted(OPTION_KEYS)}"
+        )
+    cfg = apply_overrides(cfg, [*extra, *overrides])
+    if options.get("grammar") is not None:
+        cfg["data"]["grammar"] = str(options["grammar"])  # a path, kept as written
+    return resolve_config(cfg)
+
+
+def train(
+    preset: str | Mapping[str, Any],
+    data: Any,
+    out: str | os.PathLike,
+    *,
+    overrides: Sequence[str] = (),
+    init: str | os.PathLike | None = None,
+    init_part: str = "all",
+    split: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    command: str | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train (or resume) the model of ``preset`` on ``data`` in the run folder ``out``.
+
+    ``data``: a dataset file (property models, potentials, G-SchNet), a CSV of strings (grammar
+    VAE) or crystal sources (density VAE). ``options``: ``target``, ``forces``, ``rho``,
+    ``max_epochs``, ``max_time`` (minutes), ``n_train``, ``n_val``, ``seed``, ``regime``,
+    ``grammar``; ``overrides``: ``"section.key=value"`` strings. ``init``: a model file to
+    start from (fine-tuning). ``command``: the command line that asks (its family must be the
+    one that command trains). Returns the run summary.
+    """
+    cfg = training_config(preset, overrides, **options)
+    fam = family_of(cfg)
+    if command is not None and fam.command != command:
+        raise ConfigError(_wrong_command(cfg.get("name") or "(config)", fam, command))
+    return fit(cfg, data, out, split=split, init=init, init_part=init_part, progress=progress)
+
+
+def _wrong_command(name: str, fam: Any, command: str) -> str:
+    """Why ``command`` does not train the preset ``name`` of family ``fam``, and what does."""
+    own = [f for f in FAMILIES if f.command == command]
+    use = f"use `{fam.command} --preset {name} ...`"
+    if len(own) == 1:
+        return (
+            f"preset {name!r} is not a {own[0].title} preset (it is a {fam.title} preset); "
+            f"`{command}` trains {', '.join(own[0].presets())}; or {use}"
+        )
+    return f"preset {name!r} is a {fam.title} preset, which `{command}` does not train; {use}"
