@@ -14,7 +14,7 @@ Models (fast CPU presets; paper presets differ in width and schedule only):
 * ``voronoi-dist-fast`` / ``voronoi-sym-fast`` / ``voronoi-nosym-fast`` (Voronoi graphs with
   distances, with facet symmetry labels, with nothing: Paper B's Dist. / Sym / No sym).
 
-Each model is cross-validated with ``deepatoms.apps.crossval.cross_validate`` (5 folds, 10 % of
+Each model is cross-validated with ``deepatoms.workflows.crossval.cross_validate`` (5 folds, 10 % of
 the training part for early stopping, the same folds for every model), each fold trained for
 ``--epochs`` epochs (the same for every model, so the comparison does not depend on the load of
 the machine; ``--minutes-per-fold`` adds a wall-clock cap) with ``--threads`` torch threads. Reported: pooled test MAE and RMSE (meV/atom) with the
@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> dict:
     h5 = dataset(args.workdir, args.dataset)
     args.target = args.target or DATASETS[args.dataset][1]
 
-    from deepatoms.apps.crossval import cross_validate
     from deepatoms.config.overrides import apply_overrides
     from deepatoms.models.registry import load_preset
+    from deepatoms.workflows.crossval import cross_validate
 
     rows = {}
     for name in args.models:

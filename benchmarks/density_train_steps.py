@@ -12,7 +12,7 @@ compact classes) trains on real voxel samples: single-cell samples of pymatgen's
 prototypes (sides < 10 Å, random rotations; no download, no ../shared), batch size of the
 preset unless ``--paper-batch`` / ``--fast-batch`` say otherwise (on a CPU the paper preset is
 usually measured at a smaller batch; the per-sample time is what compares). One step is the
-training step of ``density.training.LossStep`` (forward through VAE and U-Net via gradscale,
+training step of ``train.tasks.density_vae.LossStep`` (forward through VAE and U-Net via gradscale,
 joint loss of Eq. 2 plus the preset's extras, e.g. the fast preset's U-Net pass on the true
 density), backward and Adam update; batch transfer to the device is inside the timing. Reported per
 preset: parameter counts (encoder, decoder, U-Net), seconds per step (median of ``--steps``
@@ -37,8 +37,9 @@ import torch
 from deepatoms.data.voxels.crystal_sets import load_crystals
 from deepatoms.data.voxels.dataset import ClassMap, DensityDataset, collate
 from deepatoms.data.voxels.grid import GridSpec
-from deepatoms.density.training import LossStep, density_preset
 from deepatoms.models.density_model import DensityVAEModel
+from deepatoms.models.registry import load_preset as density_preset
+from deepatoms.train.tasks.density_vae import LossStep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_busy, loadavg
@@ -66,7 +67,7 @@ def measure(label: str, batch_size: int, args: argparse.Namespace, crystals) -> 
     torch.manual_seed(0)
     model = DensityVAEModel(cfg["model"], grid_n=grid.n, n_classes=cmap.n_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=float(cfg["train"]["lr"]))
-    step = LossStep(model, cfg, device)
+    step = LossStep(model, cfg)
     times = []
     for k, b in enumerate(batches):
         if device.type == "cuda":

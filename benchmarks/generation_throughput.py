@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from deepatoms.generate.gschnet_sampler import generate_molecules, load_gschnet
+from deepatoms.generate.gschnet_sampler import generate_molecules
+from deepatoms.models.loading import load_model, resolve_model_path
 from deepatoms.models.registry import build_model, load_preset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -102,7 +103,8 @@ def main() -> None:
     print(f"load before: {loadavg()}, busy {cpu_busy():.0%}", flush=True)
     records = []
     if args.model is not None:
-        model, path = load_gschnet(args.model)
+        path = resolve_model_path(args.model)
+        model = load_model(path, expect="gschnet").model
         records.append(measure(f"trained {path}", model, args))
     else:
         for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:

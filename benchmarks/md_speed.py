@@ -12,7 +12,7 @@ and Maxwell–Boltzmann velocities at 300 K, seeded, zero total momentum):
 * bulk: fcc Cu, the cubic cell (a = 3.61 Å) repeated 5×5×5 (500 atoms), periodic, 2 fs.
 
 Model: SchNet of the preset ``schnet-md17-fast`` (F = 64, T = 3, 20 Gaussians on 0–5 Å, cosine
-cutoff 5 Å), float32, one model per system, trained with ``deepatoms.apps.train.train`` on
+cutoff 5 Å), float32, one model per system, trained with ``deepatoms.workflows.training.train`` on
 energies and forces from short Langevin MD (``deepatoms.datagen``): GFN2-xTB (tblite) for hexane
 at 500 K, EMT for a 32-atom Cu cell at 500 K with rattled and strained frames. Training is
 short (``--train-minutes``): the speed of a model does not depend on how long it was trained.
@@ -135,13 +135,13 @@ def make_model(kind: str, workdir: Path, minutes: float, threads: int) -> Path:
     """
     import torch
 
-    from deepatoms.apps.train import train
     from deepatoms.config.overrides import apply_overrides
     from deepatoms.data.dataset import write_dataset
     from deepatoms.data.structures import bulk_from_spec, molecule_from_spec
     from deepatoms.datagen.md import generate_md
     from deepatoms.models.registry import load_preset
     from deepatoms.simulate.reference import make_calculator
+    from deepatoms.workflows.training import train
 
     folder = workdir / kind
     folder.mkdir(parents=True, exist_ok=True)
@@ -313,7 +313,7 @@ class SchNetPackSide:
         import torch
 
         import spk_support
-        from deepatoms.models.io import load_model_file
+        from deepatoms.models.loading import load_model
         from deepatoms.simulate import Calculator
 
         spk, version = spk_support.import_schnetpack()
@@ -324,7 +324,7 @@ class SchNetPackSide:
         folder = workdir / "spk"
         folder.mkdir(parents=True, exist_ok=True)
         for k in SYSTEMS:
-            loaded = load_model_file(models[k])
+            loaded = load_model(models[k])
             twin = spk_support.schnet_potential_from_deepatoms(spk, loaded.model)
             path = folder / f"{k}.pt"
             torch.save(twin, path)

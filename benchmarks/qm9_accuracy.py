@@ -16,9 +16,9 @@ neighbour list, batch 100, AdamW lr 5e-4, ReduceLROnPlateau(0.5, patience 75), E
 trained with SchNetPack's own ``AtomisticTask`` and Lightning trainer on the same split (skipped
 when SchNetPack cannot be imported; see ``benchmarks/setup_schnetpack_env.sh``).
 
-deepatoms models are trained with ``deepatoms.apps.train.train`` (config overrides:
+deepatoms models are trained with ``deepatoms.workflows.training.train`` (config overrides:
 ``data.n_train``/``n_val``/``n_test``, ``train.seed``, ``train.max_time``) and evaluated with
-``deepatoms.apps.evaluate.evaluate`` on the test split. The split is the seeded permutation of
+``deepatoms.workflows.evaluation.evaluate`` on the test split. The split is the seeded permutation of
 ``deepatoms.data.splits.random_split`` with ``train.seed``; every run's ``split.json`` is checked
 against the benchmark's ``split.json`` in the output folder.
 
@@ -82,8 +82,8 @@ def same_split(a: dict, b: dict) -> bool:
 
 # -- deepatoms ---------------------------------------------------------------------------------
 def run_deepatoms(preset: str, data_path: Path, split: dict, run_dir: Path, args) -> dict:
-    from deepatoms.apps.evaluate import evaluate
-    from deepatoms.apps.train import train
+    from deepatoms.workflows.evaluation import evaluate
+    from deepatoms.workflows.training import train
 
     config = load_preset(preset)
     config = apply_overrides(

@@ -47,7 +47,7 @@ def make_set(workdir: Path) -> Path:
 
 def composition_folds(comp: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     """k folds of row indices with every composition's rows in one fold (seeded)."""
-    from deepatoms.apps.crossval import kfold_indices
+    from deepatoms.workflows.crossval import kfold_indices
 
     names = np.unique(comp)
     folds = kfold_indices(len(names), k=k, seed=seed)
@@ -76,13 +76,13 @@ def main(argv: list[str] | None = None) -> dict:
     folder = make_set(args.workdir)
 
     from deepatoms.analysis.crystal_metrics import ground_state_ranking
-    from deepatoms.apps.crossval import fold_split
-    from deepatoms.apps.train import train
     from deepatoms.config.overrides import apply_overrides
     from deepatoms.data.dataset import read_dataset
     from deepatoms.models.inference import predict_packed
-    from deepatoms.models.io import load_model_file
+    from deepatoms.models.loading import load_model
     from deepatoms.models.registry import load_preset
+    from deepatoms.workflows.crossval import fold_split
+    from deepatoms.workflows.training import train
 
     relaxed, _ = read_dataset(folder / "relaxed.h5")
     initial, _ = read_dataset(folder / "initial.h5")
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
             run = args.workdir / name / f"fold{i}"
             if not (run / "model.pt").is_file():
                 train(cfg, folder / "relaxed.h5", run, progress=False, split=split)
-            loaded = load_model_file(run / "model.pt")
+            loaded = load_model(run / "model.pt")
             test = split["test"]
             pred["initial"][test] = predict_packed(loaded, initial, test)
             pred["relaxed"][test] = predict_packed(loaded, relaxed, test)

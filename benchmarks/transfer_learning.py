@@ -61,12 +61,12 @@ def main(argv: list[str] | None = None) -> dict:
                  ["--dedupe", "--prototype-column", "spacegroup.number"])  # fmt: skip
     perov = convert(args.workdir / "perov5.h5", [SHARED / "perov_5" / "val.csv"], [])
 
-    from deepatoms.apps.train import train
     from deepatoms.config.overrides import apply_overrides
     from deepatoms.data.dataset import read_dataset
     from deepatoms.models.inference import predict_packed
-    from deepatoms.models.io import load_model_file
+    from deepatoms.models.loading import load_model
     from deepatoms.models.registry import load_preset
+    from deepatoms.workflows.training import train
 
     base = [f"train.num_threads={args.threads}"]
     pre_cfg = apply_overrides(load_preset(args.preset),
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
             run = args.workdir / f"n{n}_{tag}"
             if not (run / "model.pt").is_file():
                 train(cfg, perov, run, progress=False, split=split, init=init)
-            pred = predict_packed(load_model_file(run / "model.pt"), data, test)
+            pred = predict_packed(load_model(run / "model.pt"), data, test)
             row[mode] = float(np.mean(np.abs(pred - y[test])) * 1000)
         rows[n] = row
         print(f"N = {n:4d}: test MAE pretrained {row['pretrained']:6.1f}, from scratch "

@@ -220,7 +220,6 @@ def test_cross_validation_input_errors(crystals, tmp_path):
 def test_cv_command_as_a_user_calls_it(crystals, tmp_path):
     from typer.testing import CliRunner
 
-    import deepatoms.apps.crossval_cli  # registers `cv` on deepatoms.cli.app
     import deepatoms.cli
 
     path, n_elements = crystals

@@ -12,17 +12,14 @@ from ase.build import molecule
 
 from cli_helpers import invoke, last_json, one_line
 from deepatoms.analysis.energy_curves import scaled_pack
-from deepatoms.apps.curves_cli import pick_plot_groups, register
-from deepatoms.cli import app
 from deepatoms.data.dataset import write_dataset
 from deepatoms.data.edge_store import StoredEdges
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import save_split
 from deepatoms.models.registry import build_model
+from deepatoms.workflows.curves import pick_plot_groups
 from model_helpers import save_atomistic
-
-register(app)  # idempotent; deepatoms.cli registers it too
 
 SCALES = np.linspace(0.9, 1.5, 4)
 SIZES = [2, 3, 4, 5]  # H chains, one base structure (group) each

@@ -13,8 +13,6 @@ from ase import Atoms
 from ase.build import molecule
 
 from cli_helpers import invoke, last_json, one_line
-from deepatoms.apps.evaluate_generated_cli import register
-from deepatoms.cli import app
 from deepatoms.data.dataset import write_dataset
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
@@ -22,8 +20,6 @@ from deepatoms.data.splits import save_split
 from deepatoms.generate.qm9_prep import prepare_molecules
 from deepatoms.models.registry import build_model
 from model_helpers import save_atomistic
-
-register(app)  # idempotent
 
 # reference (QM9 stand-in): SMILES and split
 REFERENCE = [

@@ -17,7 +17,6 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.cif import CifWriter
 
-import deepatoms.data.sources.crystals_cli  # noqa: F401  (registers the commands)
 from cli_helpers import invoke, last_json, one_line
 from deepatoms.data.dataset import read_dataset, write_dataset
 from deepatoms.data.sources.crystals import load_cif_csv, load_cif_folder, load_mp_json

@@ -9,7 +9,6 @@ import pytest
 from ase.calculators.emt import EMT
 from typer.testing import CliRunner
 
-import deepatoms.datagen.prototypes_cli  # noqa: F401  (registers `datagen prototypes`)
 from deepatoms.cli import app
 from deepatoms.data.dataset import read_dataset, write_dataset
 from deepatoms.datagen.prototypes import (

@@ -7,11 +7,6 @@ import pytest
 
 from cli_helpers import invoke, last_json, one_line
 from deepatoms.data.dataset import read_dataset
-from deepatoms.datagen.cli import datagen_app
-from deepatoms.datagen.unstable_cli import register
-
-if not any(c.name == "scaled" for c in datagen_app.registered_commands):
-    register(datagen_app)  # until deepatoms.datagen.cli registers the commands itself
 
 
 @pytest.mark.parametrize(

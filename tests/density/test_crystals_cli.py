@@ -1,6 +1,6 @@
 """``deepatoms crystals …`` as a user calls it (specs/crystal-density-vae.md §8 tools, §7 metrics).
 
-A fresh ``typer.Typer()`` gets the group through ``register(app)``; the model is the fast preset
+The model is the fast preset
 shrunk to widths 2–4 and a latent of 8, trained for 2 steps on 8 ASE bulk crystals.
 """
 
@@ -10,13 +10,12 @@ import json
 
 import numpy as np
 import pytest
-import typer
 from ase.build import bulk
 from ase.io import read, write
 from typer.testing import CliRunner
 
 from cli_helpers import last_json, one_line
-from deepatoms.apps.crystals_cli import crystals_app, register
+from deepatoms.cli import app
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.models.registry import build_model
 from model_helpers import save_atomistic
@@ -45,8 +44,6 @@ BULK = {
 
 def crystals(*args, code: int = 0):
     """Run ``deepatoms crystals ARGS`` on a fresh app; assert the exit code."""
-    app = typer.Typer()
-    register(app)
     res = CliRunner().invoke(app, ["crystals", *map(str, args)])
     assert res.exit_code == code, f"{args}: exit {res.exit_code}\n{res.stdout}\n{res.stderr}"
     return res
@@ -63,13 +60,6 @@ def work(tmp_path_factory):
     args = ["train", "--data", root / "cifs", "--out", root / "run", "-q", "--json"]
     res = crystals(*args, *[x for s in TINY for x in ("--set", s)])
     return root, last_json(res.stdout)
-
-
-def test_register_is_idempotent():
-    app = typer.Typer()
-    register(app)
-    register(app)
-    assert [g.typer_instance for g in app.registered_groups] == [crystals_app]
 
 
 def test_train_writes_a_run_and_reports_json(work):

@@ -9,25 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
 from cli_helpers import last_json, one_line
-from deepatoms.apps.design_cli import register, register_data
-
-
-def make_app() -> typer.Typer:
-    app = typer.Typer()
-    data = typer.Typer()
-    app.add_typer(data, name="data")
-    register(app)
-    register(app)  # idempotent
-    register_data(data)
-    register_data(data)
-    return app
-
-
-APP = make_app()
+from deepatoms.cli import app as APP
 
 
 def invoke(*args, code: int = 0):
@@ -203,7 +188,7 @@ def test_missing_files_are_named(vae_files, tmp_path):
     run, regs = vae_files
     res = invoke("design", "run", tmp_path / "nope", "--regressors", regs, "--out",
                  tmp_path / "c.csv", "--target", "lumo=-0.5", code=2)  # fmt: skip
-    assert f"grammar-VAE run {tmp_path / 'nope'} does not exist" in one_line(res.stderr)
+    assert f"model {tmp_path / 'nope'} does not exist" in one_line(res.stderr)
     res = invoke("design", "run", run, "--regressors", tmp_path / "r.pt", "--out",
                  tmp_path / "c.csv", "--target", "lumo=-0.5", code=2)  # fmt: skip
     assert f"regressors file {tmp_path / 'r.pt'} does not exist" in one_line(res.stderr)

@@ -11,7 +11,7 @@ import typer
 from gvae_helpers import QM9_SMILES, write_csv
 from typer.testing import CliRunner
 
-from deepatoms.apps.grammar_vae_cli import register
+from deepatoms.cli import app as APP
 from deepatoms.models.loading import load_model
 
 SPLIT = ["train"] * 48 + ["val"] * 8 + ["test"] * 8
@@ -23,10 +23,7 @@ TINY = [
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    register(app)  # idempotent
-    return app
+    return APP
 
 
 def _invoke(app, *args, code: int = 0):

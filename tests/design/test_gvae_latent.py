@@ -1,4 +1,4 @@
-"""LatentSpace, the grammar-VAE model file and string CSVs (design.latent, design.vae_io)."""
+"""LatentSpace, the grammar-VAE model file and string CSVs (models.latent_space, data.strings)."""
 
 from __future__ import annotations
 

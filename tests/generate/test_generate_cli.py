@@ -11,13 +11,9 @@ from ase.db import connect
 from ase.io import read
 
 from cli_helpers import invoke, last_json, one_line
-from deepatoms.cli import app
-from deepatoms.generate.cli import register
 from deepatoms.generate.steps import ALL_PAIRS
 from deepatoms.models.registry import build_model
 from model_helpers import save_atomistic
-
-register(app)  # deepatoms.cli does this at import once the line is added; idempotent
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +72,7 @@ def test_existing_output_needs_overwrite(run_dir, tmp_path):
 def test_user_errors_exit_2_with_a_clear_message(run_dir, tmp_path):
     out = tmp_path / "x.db"
     cases = [
-        ((tmp_path / "nowhere", "-n", 1), "not found"),
+        ((tmp_path / "nowhere", "-n", 1), "does not exist; give a model file"),
         ((run_dir, "-n", 0), "-n must be at least 1"),
         ((run_dir, "-n", 2, "--temperature", 0), "--temperature must be > 0"),
         ((run_dir, "-n", 2, "--temperature", -1), "--temperature must be > 0"),

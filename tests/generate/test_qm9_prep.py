@@ -13,7 +13,6 @@ from ase.data import atomic_masses
 import deepatoms.data.sources.qm9 as qm9_source
 from cli_helpers import invoke, last_json, one_line
 from deepatoms.analysis.molecule_validity import VALENCE, check_molecule
-from deepatoms.cli import data_app
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.packed import PackedSystems
 from deepatoms.generate.qm9_prep import (
@@ -23,9 +22,6 @@ from deepatoms.generate.qm9_prep import (
     prepare_qm9_generative,
     split_labels,
 )
-from deepatoms.generate.qm9_prep_cli import register
-
-register(data_app)  # idempotent
 
 
 @pytest.fixture(scope="module")

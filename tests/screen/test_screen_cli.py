@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from ase.db import connect
 
-import deepatoms.screen.cli  # noqa: F401  (registers `screen` on deepatoms.cli.app)
 from cli_helpers import invoke
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.data.prototypes.library import load_aflow_prototypes, select_prototypes
@@ -119,6 +118,6 @@ def test_screen_formulas_and_errors(trained, tmp_path):
     assert "no candidates" in flat(res.stderr)
     res = invoke("screen", tmp_path / "nope.pt", "--elements", "Cu,Au", "--out", tmp_path / "n",
                  code=2)  # fmt: skip
-    assert "not found" in flat(res.stderr)
+    assert "nope.pt does not exist; give a model file" in flat(res.stderr)
     assert not (tmp_path / "n").exists()
     assert "Usage" in invoke("screen", "--help").stdout

@@ -107,7 +107,7 @@ def homo_model(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["relax", "{missing}", "ethanol"], "not found; pass the model.pt of a training run"),
+        (["relax", "{missing}", "ethanol"], "nope.pt does not exist; give a model file (model.pt) or a run folder"),
         (["relax", "{homo}", "ethanol"], "mean readout"),
         (["relax", "{mol}", "{tmp}/none.xyz"], "none.xyz does not exist"),
         (["relax", "{mol}", "unobtainium"], "neither an existing file nor a known molecule"),

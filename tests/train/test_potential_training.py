@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from deepatoms.apps.evaluate import evaluate
 from deepatoms.cli import app
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.core.errors import ConfigError
@@ -18,6 +17,7 @@ from deepatoms.models.inference import predict_potential
 from deepatoms.models.loading import load_model
 from deepatoms.models.registry import load_preset
 from deepatoms.train import fit as train
+from deepatoms.workflows.evaluation import evaluate
 
 SMALL = [
     "model.n_atom_basis=32",

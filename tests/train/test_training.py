@@ -100,7 +100,7 @@ def test_refuses_a_non_empty_folder_that_is_not_a_run(qm9_small, tmp_path):
 
 
 def _train_mae(run, data_path) -> float:
-    from deepatoms.apps.evaluate import evaluate
+    from deepatoms.workflows.evaluation import evaluate
 
     return evaluate(run, data_path, split="train")["mae"]
 

@@ -21,6 +21,7 @@ __all__ = [
     "atomic_target",
     "atomic_torch_save",
     "atomic_write_text",
+    "check_new_file",
     "default_file_mode",
     "json_ready",
     "read_json",
@@ -104,3 +105,14 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def check_new_file(path: str | os.PathLike, overwrite: bool, hint: str = "") -> Path:
+    """Refuse to replace an existing ``path`` unless ``overwrite``; ``hint`` ends the message
+    (e.g. an alternative option). Returns the path."""
+    from deepatoms.core.errors import DeepatomsError
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DeepatomsError(f"{path} already exists; pass --overwrite to replace it{hint}")
+    return path

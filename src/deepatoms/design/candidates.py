@@ -11,7 +11,7 @@ molecules:
    geometry is kept); :func:`embed_smiles`;
 3. optional GFN2-xTB relaxation (tblite, one OpenMP thread, BFGS to f_max = 0.05 eV/Å) with
    :func:`deepatoms.simulate.molecules.relax_molecule`;
-4. properties: trained property models (``load_model_file`` + ``predict_packed``; eV), and/or
+4. properties: trained property models (``load_model`` + ``predict_packed``; eV), and/or
    raw GFN2-xTB frontier orbital energies ε_HOMO, ε_LUMO and Δε = ε_LUMO − ε_HOMO (eV;
    systematically different from B3LYP, informative only), :func:`xtb_frontier_orbitals`.
 

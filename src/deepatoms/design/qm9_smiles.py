@@ -6,7 +6,7 @@ commands, and design windows (specs/grammar-vae.md §7).
   27.211386 eV), the QM9 index, and a seeded 80/10/10 split by molecule
   (:func:`deepatoms.data.splits.random_split`).
 * String tables on disk (:func:`write_table_csv`; read with
-  :func:`deepatoms.design.vae_io.read_string_csv`): CSV with a ``string`` column, property
+  :func:`deepatoms.data.strings.read_string_csv`): CSV with a ``string`` column, property
   columns in eV, optional ``qm9_index`` and ``split`` (train/val/test). Written atomically.
 * Windows: value v of property k is inside [lo_k, hi_k] when lo_k ≤ v ≤ hi_k (NaN is outside);
   :func:`window_fractions` gives the fraction inside each window and inside all of them. The QM9

@@ -30,10 +30,8 @@ distance head is conditioned on the type just sampled). On a CPU the grid domina
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from ase import Atoms
@@ -50,7 +48,7 @@ from deepatoms.generate.grid import (
 from deepatoms.generate.steps import steps_batch
 from deepatoms.models.gschnet import FOCUS_TOKEN, ORIGIN_TOKEN, STOP, TYPE_CLASSES
 
-__all__ = ["generate_molecules", "load_gschnet"]
+__all__ = ["generate_molecules"]
 
 #: Bound on grid values (steps × points) held at once: groups of ≈ 120 steps on the shell grid.
 GRID_ELEMENTS = 1 << 24
@@ -60,31 +58,6 @@ NODE_ELEMENTS = 1 << 23
 MODEL_EDGES = 1 << 17
 
 _RUNNING, _FINISHED, _CAP, _NAN = 0, 1, 2, 3
-
-
-def load_gschnet(model: str | os.PathLike) -> tuple[nn.Module, Path]:
-    """Load a trained G-SchNet from a model file or run folder; returns (model, model file).
-
-    Raises FileNotFoundError for a missing file and ValueError for a model of another family.
-    """
-    from deepatoms.models.loading import load_model
-
-    path = Path(model)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"model {model} not found; pass the model.pt of a G-SchNet training run "
-            "(or its run folder)"
-        )
-    loaded = load_model(path, expect="gschnet")
-    name = (getattr(loaded.model, "config", None) or {}).get("name")
-    if name != "gschnet":
-        raise ValueError(
-            f"{path} is a {name!r} model (property {loaded.property!r}), not a G-SchNet; "
-            "generation needs a model trained with a gschnet preset (see `deepatoms presets`)"
-        )
-    return loaded.model, path
 
 
 def generate_molecules(

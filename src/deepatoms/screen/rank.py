@@ -53,7 +53,7 @@ class ModelPredictor:
     batch's graph from the model's own graph settings).
 
     Args:
-        loaded: the model (:func:`deepatoms.models.io.load_model_file`).
+        loaded: the model (:func:`deepatoms.models.loading.load_model`).
         batch_size: systems per inference batch.
         per_atom: ``auto`` (default): values are per atom when the model's unit ends in
             ``/atom`` or its readout is the mean; otherwise (sum readout, e.g. a total energy in

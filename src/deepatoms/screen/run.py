@@ -182,15 +182,9 @@ def model_predictor(model: str | Path, batch_size: int = 100, per_atom: str = "a
     ModelPredictor, dict[str, Any]
 ]:  # fmt: skip
     """A :class:`ModelPredictor` for a model file or run folder and its provenance record."""
-    from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
+    from deepatoms.models.loading import PROPERTY_FAMILIES, load_model, resolve_model_path
 
-    path = Path(model)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"model {model} not found; pass the model.pt of a training run (or its run folder)"
-        )
+    path = resolve_model_path(model)
     predictor = ModelPredictor(
         load_model(path, expect=PROPERTY_FAMILIES), batch_size=batch_size, per_atom=per_atom
     )

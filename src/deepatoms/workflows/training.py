@@ -13,10 +13,11 @@ from typing import Any
 
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.core.errors import ConfigError
+from deepatoms.core.results import Result
 from deepatoms.models.registry import FAMILIES, family_of, load_preset, resolve_config
 from deepatoms.train import TrainResult, fit
 
-__all__ = ["TrainResult", "train", "training_config"]
+__all__ = ["TrainResult", "list_presets", "train", "training_config"]
 
 #: Keyword options of :func:`train` and the config keys they set.
 OPTION_KEYS = {
@@ -96,3 +97,20 @@ def _wrong_command(name: str, fam: Any, command: str) -> str:
             f"`{command}` trains {', '.join(own[0].presets())}; or {use}"
         )
     return f"preset {name!r} is a {fam.title} preset, which `{command}` does not train; {use}"
+
+
+def list_presets() -> Result:
+    """The shipped presets, grouped by family: ``families`` (each with ``family``, ``title``,
+    ``command`` that trains it and ``presets``) and ``presets`` (one row per preset: ``name``,
+    ``family``, ``model``, ``description``, ``reference``)."""
+    rows, groups = [], []
+    for fam in FAMILIES:
+        mine = []
+        for name in fam.presets():
+            cfg = load_preset(name)
+            mine.append({"name": name, "family": fam.name, "model": cfg["model"]["name"],
+                         "description": cfg["description"], "reference": cfg["reference"]})  # fmt: skip
+        rows += mine
+        groups.append({"family": fam.name, "title": fam.title, "summary": fam.summary,
+                       "command": fam.command, "presets": mine})  # fmt: skip
+    return Result(families=groups, presets=rows)

@@ -1,50 +1,32 @@
-"""``deepatoms vae``: train, evaluate and sample grammar VAEs; train latent regressors.
-
-Commands (``specs/grammar-vae.md`` §2–5):
-
-- ``vae train --data CSV --out RUN [--preset P] [--grammar G] [--set k=v]``: a run folder
-  (``design.vae_training``); the same command on the folder resumes it.
-- ``vae regress RUN --data CSV --property lumo --property gap``: one latent regressor per
-  property (§5; ``design.regressors``) → ``RUN/regressors.pt``; test MAE on the CSV's test rows.
-- ``vae evaluate RUN --data CSV``: §4 metrics on the CSV's test rows → ``RUN/metrics.json``.
-- ``vae sample RUN -n N``: decode prior samples; validity, uniqueness, novelty; optional CSV.
+"""``deepatoms vae``: train, evaluate and sample grammar VAEs; fit latent property regressors
+(``deepatoms.workflows.training`` and ``deepatoms.workflows.grammar_vae``).
 
 CSV: a ``string`` (or ``smiles``) column, an optional ``split`` column (train/val/test) and
-property columns in eV. The commands live on ``vae_app``; :func:`register` adds the group to a
-typer app (idempotent); importing this module registers nothing.
+property columns in eV.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from deepatoms.cli_support import (
-    JsonOpt,
-    OverwriteOpt,
-    QuietOpt,
-    add_group_once,
-    check_new_output,
-    emit_json,
-    fail_cleanly,
-    out,
-)
-from deepatoms.core.progress import ProgressBar
+from deepatoms.cli.common import JsonOpt, OverwriteOpt, QuietOpt, emit_json, fail_cleanly, out
 
-vae_app = typer.Typer(
+app = typer.Typer(
     help="Grammar variational autoencoders over strings (SMILES, polymers): train, evaluate, "
     "sample, latent property regressors.",
     no_args_is_help=True,
 )
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``vae`` command group to ``app`` once."""
-    add_group_once(app, vae_app, "vae")
+__all__ = ["app", "register"]
+
+
+def register(main: typer.Typer) -> None:
+    """Add the ``vae`` group to ``main``."""
+    main.add_typer(app, name="vae")
 
 
 RunArg = Annotated[
@@ -66,12 +48,7 @@ RegressorSetOpt = Annotated[
 ]
 
 
-def _run_folder(run: Path) -> Path:
-    """The run folder of ``run`` (itself, or the folder holding a model file)."""
-    return run if run.is_dir() else run.parent
-
-
-@vae_app.command("train")
+@app.command("train")
 @fail_cleanly
 def train_command(
     data: DataOpt,
@@ -121,7 +98,7 @@ def train_command(
         emit_json(s)
 
 
-@vae_app.command("regress")
+@app.command("regress")
 @fail_cleanly
 def regress_command(
     run: RunArg,
@@ -162,7 +139,7 @@ def regress_command(
         emit_json(dict(result))
 
 
-@vae_app.command("evaluate")
+@app.command("evaluate")
 @fail_cleanly
 def evaluate_command(
     run: RunArg,
@@ -184,37 +161,13 @@ def evaluate_command(
 ) -> None:
     """Evaluate a grammar VAE: reconstruction, ELBO, active dimensions, prior validity.
 
-    Metrics of specs/grammar-vae.md §4 on the CSV rows of --split (all rows without a split
+    Reconstruction, ELBO and prior validity (Paper D App. B; Kusner et al. 2017) on the CSV rows of --split (all rows without a split
     column); novelty against the run's training strings. Writes RUN/metrics.json.
     """
-    from deepatoms.core.files import write_json
-    from deepatoms.data.strings import SPLITS, read_string_csv
-    from deepatoms.design.vae_metrics import evaluate_vae
-    from deepatoms.models.loading import load_model
+    from deepatoms.workflows.grammar_vae import evaluate_vae
 
-    if split not in SPLITS:
-        raise ValueError(f"--split must be one of {list(SPLITS)}, got {split!r}")
-    if samples < 0 or iw_samples < 0:
-        raise ValueError("--samples and --iw-samples must be ≥ 0")
-    space = load_model(run, expect="grammar-vae")
-    table = read_string_csv(data)
-    rows = table.rows(split)
-    if len(rows) == 0:
-        raise ValueError(f"{data} has no rows labelled {split!r}")
-    strings = [table.strings[i] for i in rows]
-    training = space.training_strings()
-    if not training and table.split is not None:
-        training = [table.strings[i] for i in table.rows("train")]
-    with ProgressBar("decoding", quiet) as bar:
-        metrics = evaluate_vae(space, strings, training, samples, seed, iw_samples, bar)
-    metrics.update(
-        model=space.meta.get("model_file"),
-        data=str(Path(data).resolve()),
-        split=split if table.split is not None else "all",
-        n_training_strings=len(training),
-    )
-    target = out_file or _run_folder(run) / "metrics.json"
-    write_json(target, metrics)
+    metrics = evaluate_vae(run, data, split=split, samples=samples, iw_samples=iw_samples,
+                           seed=seed, out=out_file, progress=not quiet)  # fmt: skip
     r, e, a = metrics["reconstruction"], metrics["elbo"], metrics["active_dimensions"]
     out.print(
         f"reconstruction accuracy {100 * r['accuracy']:.1f} % ({r['n_exact']}/{r['n']}, "
@@ -229,12 +182,12 @@ def evaluate_command(
         )
     if "iw_bound" in metrics:
         out.print(f"log p(x) ≥ {metrics['iw_bound']['log_px']:.4g} nats (K = {iw_samples})")
-    out.print(f"wrote {target}")
+    out.print(f"wrote {metrics['out']}")
     if as_json:
-        emit_json({"out": str(target), **metrics})
+        emit_json(metrics)
 
 
-@vae_app.command("sample")
+@app.command("sample")
 @fail_cleanly
 def sample_command(
     run: RunArg,
@@ -257,58 +210,19 @@ def sample_command(
     Greedy masked decoding by default; reports validity, uniqueness and novelty against the
     run's training strings and writes them to --out (CSV) or prints the first 20.
     """
-    from deepatoms.core.files import atomic_write_text
-    from deepatoms.grammar.validity import canonical, validity_checker
-    from deepatoms.models.loading import load_model
+    from deepatoms.workflows.grammar_vae import sample_vae
 
-    if n < 1:
-        raise ValueError(f"-n must be at least 1, got {n}")
-    if out_file is not None:
-        check_new_output(out_file, overwrite)
-    space = load_model(run, expect="grammar-vae")
-    with ProgressBar("decoding", quiet) as bar:
-        dec = space.decode(space.sample_prior(n, seed), greedy=not sample_rules, seed=seed,
-                           progress=bar)  # fmt: skip
-    ok = validity_checker(space.grammar)
-    train_keys = set()
-    for s in space.training_strings():
-        try:
-            train_keys.add(canonical(space.grammar, s))
-        except ValueError:
-            continue
-    rows, keys = [], set()
-    for i, s in enumerate(dec):
-        valid = s is not None and ok(s)
-        key = canonical(space.grammar, s) if valid else ""
-        if valid:
-            keys.add(key)
-        rows.append((i, s or "", s is not None, valid, key))
-    n_valid = sum(r[3] for r in rows)
-    res = {
-        "n": n,
-        "seed": seed,
-        "greedy": not sample_rules,
-        "finished": sum(r[2] for r in rows) / n,
-        "valid": n_valid / n,
-        "unique": len(keys) / max(n_valid, 1),
-        "novel": len(keys - train_keys) / max(len(keys), 1) if train_keys else None,
-    }
-    if out_file is not None:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["index", "string", "finished", "valid", "key"])
-        w.writerows(rows)
-        atomic_write_text(out_file, buf.getvalue())
-        res["out"] = str(out_file)
+    res = sample_vae(run, n, seed=seed, sample_rules=sample_rules, out=out_file,
+                     overwrite=overwrite, progress=not quiet)  # fmt: skip
     novel = "" if res["novel"] is None else f", novel {100 * res['novel']:.1f} %"
     out.print(
         f"{n} prior samples: finished {100 * res['finished']:.1f} %, valid "
         f"{100 * res['valid']:.1f} %, unique {100 * res['unique']:.1f} %{novel}"
     )
     if out_file is None:
-        for r in rows[:20]:
+        for r in res["rows"][:20]:
             out.print(r[1] if r[2] else "(unfinished)")
     else:
         out.print(f"wrote {n} rows to {out_file}")
     if as_json:
-        emit_json(res)
+        emit_json({k: v for k, v in res.items() if k != "rows"})

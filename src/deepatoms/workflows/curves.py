@@ -9,21 +9,19 @@ and per element. Optionally the per-node contributions of a cluster whose atom K
 stable position (§9). Writes OUT/metrics.json, OUT/curves.csv (dense curves),
 OUT/curves_<group>.png, OUT/error_vs_size.png and OUT/contributions_<model>.png (+ .csv).
 
-:func:`curves_report` does the work (no printing); the ``curves`` command prints a table.
-:func:`register` adds the command to a typer app; importing this module registers nothing.
+:func:`curves_report` does the work (no printing); :func:`format_table` gives the table the
+``curves`` command prints.
 """
 
-# No ``from __future__ import annotations`` here: the command is defined inside register(), and
-# typer resolves its annotations (JsonOpt, QuietOpt, imported there) as objects, not strings.
+from __future__ import annotations
+
 import csv
 import math
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
 import numpy as np
-import typer
 
 from deepatoms.analysis.curve_metrics import (
     dense_grid,
@@ -41,12 +39,11 @@ from deepatoms.analysis.energy_curves import (
     match_bond_types,
     timed,
 )
-from deepatoms.cli_support import has_command
+from deepatoms.core.files import check_new_file
+from deepatoms.core.progress import ProgressBar
 from deepatoms.data.packed import PackedSystems
 
-ProgressFactory = Callable[[str], AbstractContextManager]
-
-__all__ = ["curves_report", "model_label", "pick_plot_groups", "register", "select_samples"]
+__all__ = ["curves_report", "format_table", "model_label", "pick_plot_groups", "select_samples"]
 
 
 def model_label(path: Path, taken: Sequence[str] = ()) -> str:
@@ -185,30 +182,32 @@ def curves_report(
     atom: int | None = None,
     factors: Sequence[float] | np.ndarray = DEFAULT_FACTORS,
     normalise: str = "sum_abs",
-    progress: ProgressFactory | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Evaluate ``models`` (model files or run folders) on energy curves; write OUT files.
 
     See the module docstring for what is computed. ``s_eq``: ``"one"`` (s_eq = 1) or
-    ``"reference"`` (argmin of each group's labels). ``progress(label)`` returns a context
-    manager yielding a ``(done, total)`` callback (e.g. ``ProgressBar``). Returns the content of
+    ``"reference"`` (argmin of each group's labels). ``progress``: progress bars on stderr;
+    ``overwrite``: replace an existing OUT/metrics.json. Returns the content of
     OUT/metrics.json (energies in the model unit, eV).
     """
-    from deepatoms.apps.evaluate import _locate
     from deepatoms.core.files import write_json
-    from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
+    from deepatoms.models.loading import PROPERTY_FAMILIES, load_model, resolve_model_path
 
     if s_eq not in ("one", "reference"):
         raise ValueError(f"--s-eq must be 'one' or 'reference', got {s_eq!r}")
+    check_new_file(Path(out_dir) / "metrics.json", overwrite)
     if data_path is None and displace_cluster is None:
         raise ValueError("nothing to do: give --data DATA.h5 and/or --displace-cluster FILE")
     if displace_cluster is not None and atom is None:
         raise ValueError("--displace-cluster needs --atom K, the index of the atom to move")
-    progress = progress or (lambda label: nullcontext(None))
+    show = progress
+    progress = lambda label: ProgressBar(label, quiet=not show)  # noqa: E731
     out_dir = Path(out_dir)
     loaded, names, paths = [], [], []
     for m in models:
-        path, _ = _locate(Path(m))
+        path = resolve_model_path(m)
         loaded.append(load_model(path, expect=PROPERTY_FAMILIES))
         names.append(model_label(path, names))
         paths.append(str(path))
@@ -298,7 +297,7 @@ def _curves_on_data(
     grid: np.ndarray,
     s_eq: str,
     batch_size: int,
-    progress: ProgressFactory,
+    progress: Callable[[str], Any],
 ) -> dict:
     """Score every model on the labelled points and dense curves; write plots and curves.csv.
     Fills ``result`` and returns the dataset metadata."""
@@ -479,123 +478,3 @@ def format_table(result: dict) -> list[str]:
                 f"RE {_fmt(e['re'], e['re_std'])}"
             )
     return lines
-
-
-# ------------------------------------------------------------------------------------------
-# command line
-# ------------------------------------------------------------------------------------------
-def register(app: typer.Typer) -> None:
-    """Add the top-level ``curves`` command to ``app`` (once)."""
-    if has_command(app, "curves"):
-        return
-    from deepatoms.cli import JsonOpt, QuietOpt, _check_new_output, _emit_json, _fail_cleanly, out
-    from deepatoms.core.progress import ProgressBar
-
-    @app.command("curves")
-    @_fail_cleanly
-    def curves(
-        models: Annotated[
-            list[Path],
-            typer.Argument(help="Model files (model.pt) or run folders.", metavar="MODEL..."),
-        ],
-        out_dir: Annotated[Path, typer.Option("--out", help="Output folder.", metavar="DIR")],
-        data: Annotated[
-            Path | None, typer.Option(help="Scaled dataset (.h5).", metavar="DATA.h5")
-        ] = None,
-        split: Annotated[
-            str, typer.Option(help="Samples to score: train, val, test or all.")
-        ] = "test",
-        run: Annotated[
-            Path | None,
-            typer.Option(
-                help="Take the split from this run's split.json instead of the data's "
-                "'split' column.",
-                metavar="RUN_DIR",
-            ),
-        ] = None,
-        systems: Annotated[
-            str | None,
-            typer.Option(help="Only these base structures (group ids, e.g. 3,17).", metavar="IDS"),
-        ] = None,
-        plot_curves: Annotated[
-            int | None,
-            typer.Option(
-                help="Groups to plot (half smallest, half largest by size; default 4).", min=0
-            ),
-        ] = None,
-        step: Annotated[float, typer.Option(help="Step of the dense scaling grid.")] = 0.005,
-        s_min: Annotated[float, typer.Option(help="Start of the dense grid.")] = 0.9,
-        s_max: Annotated[float, typer.Option(help="End of the dense grid.")] = 1.5,
-        s_eq: Annotated[
-            str,
-            typer.Option(help="DSC target: 'one' (s = 1) or 'reference' (argmin of the labels)."),
-        ] = "one",
-        displace_cluster: Annotated[
-            Path | None,
-            typer.Option(
-                help="Stable (s = 1) cluster file (any ASE format) for the displaced-atom "
-                "contribution plot.",
-                metavar="FILE",
-            ),
-        ] = None,
-        atom: Annotated[
-            int | None, typer.Option(help="Index of the atom to move (with --displace-cluster).")
-        ] = None,
-        normalise: Annotated[
-            str, typer.Option(help="Contribution normalisation: sum_abs, minmax or none.")
-        ] = "sum_abs",
-        batch_size: Annotated[int, typer.Option(help="Systems per inference batch.", min=1)] = 100,
-        overwrite: Annotated[
-            bool, typer.Option("--overwrite", help="Replace an existing DIR/metrics.json.")
-        ] = False,
-        quiet: QuietOpt = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Energy curves of models on scaled data: MAE/MSE/RE, DSC, error vs size, plots.
-
-        Writes DIR/metrics.json, DIR/curves.csv, DIR/curves_<group>.png, DIR/error_vs_size.png
-        (and DIR/contributions_<model>.png with --displace-cluster).
-        """
-        _check_new_output(out_dir / "metrics.json", overwrite)
-        ids = None
-        if systems is not None:
-            try:
-                ids = [int(x) for x in systems.split(",") if x.strip()]
-            except ValueError:
-                raise ValueError(
-                    f"--systems must be comma-separated group ids, got {systems!r}"
-                ) from None
-        res = curves_report(
-            models,
-            data,
-            out_dir,
-            split=split,
-            run_dir=run,
-            systems=ids,
-            plot_curves=plot_curves,
-            step=step,
-            s_range=(s_min, s_max),
-            s_eq=s_eq,
-            batch_size=batch_size,
-            displace_cluster=displace_cluster,
-            atom=atom,
-            normalise=normalise,
-            progress=lambda label: ProgressBar(label, quiet),
-        )
-        for m in res["models"]:
-            for w in m.get("warnings") or []:
-                out.print(f"warning ({m['name']}): {w}")
-        if data is not None:
-            out.print(
-                f"{res['n_samples']} samples of {res['n_groups']} groups ({res['split']}), "
-                f"DSC over {len(res['dsc_groups'])} groups (s_eq: {res['s_eq']})"
-            )
-            for line in format_table(res):
-                out.print(line)
-        if "displaced" in res:
-            d = res["displaced"]
-            for name in (m["name"] for m in res["models"]):
-                out.print(f"contributions ({name}, atom {d['atom_index']}): {d[name]['plot']}")
-        out.print(f"wrote {res['metrics_file']}")
-        if as_json:
-            _emit_json(res)

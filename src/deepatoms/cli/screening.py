@@ -1,9 +1,5 @@
-"""``deepatoms screen``: rank hypothetical crystals of given compositions with a trained model.
-
-The command lives on ``screen_app`` (added to ``deepatoms.cli.app`` without a group name, so it
-is a top-level command). Importing this module registers it; ``deepatoms.cli`` calls
-:func:`register` too, which is idempotent.
-"""
+"""``deepatoms screen``: rank hypothetical crystals of given compositions with a trained model
+(``deepatoms.workflows.screening``)."""
 
 from __future__ import annotations
 
@@ -12,27 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
-from deepatoms.cli_support import add_group_once
-from deepatoms.core.progress import ProgressBar
+from deepatoms.cli.common import JsonOpt, OverwriteOpt, QuietOpt, emit_json, fail_cleanly, out
 
-# Defined before the import of deepatoms.cli below: that module imports this one at its end,
-# and with `python -m deepatoms.cli` the import chain comes back here half-initialised.
-screen_app = typer.Typer()
+app = typer.Typer()
 
-
-def register(app: typer.Typer) -> None:
-    """Add the ``screen`` command to ``app`` once."""
-    add_group_once(app, screen_app)
+__all__ = ["app", "register"]
 
 
-from deepatoms.cli import (  # noqa: E402
-    JsonOpt,
-    OverwriteOpt,
-    QuietOpt,
-    _emit_json,
-    _fail_cleanly,
-    out,
-)
+def register(main: typer.Typer) -> None:
+    """Add ``screen`` to ``main`` (a top-level command)."""
+    main.add_typer(app)
+
 
 _SHOWN = 20  # compositions printed
 
@@ -46,8 +32,8 @@ def _ints(text: str | None, name: str) -> list[int] | None:
         raise ValueError(f"{name} takes whole numbers such as 2 or 2,3; got {text!r}") from None
 
 
-@screen_app.command("screen")
-@_fail_cleanly
+@app.command("screen")
+@fail_cleanly
 def screen_command(
     model: Annotated[
         Path, typer.Argument(help="Model file (model.pt) or run folder.", metavar="MODEL")
@@ -133,42 +119,26 @@ def screen_command(
 
     Example: deepatoms screen run/ --elements Al,Cu,Ni --arity 2 --out screen/
     """
-    from deepatoms.data.prototypes.substitution import CompositionRequest
-    from deepatoms.screen.run import build_space, model_predictor, run_screen
+    from deepatoms.workflows.screening import screen
 
-    request = CompositionRequest.parse(
-        elements, _ints(arity, "--arity"), stoichiometry, formula or None
-    )
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-    predictor, info = model_predictor(model, batch_size=batch_size, per_atom=per_atom)
-    specs = [x.strip() for spec in prototypes or ["aflow"] for x in spec.split(",") if x.strip()]
-    space = build_space(request, specs, max_atoms=max_atoms, rescale=rescale)
-    with ProgressBar("screening", quiet) as bar:
-        summary = run_screen(
-            space,
-            out_dir,
-            predictor,
-            model_info=info,
-            window=window,
-            top=top,
-            chunk=chunk,
-            reference=reference,
-            reference_column=reference_column,
-            overwrite=overwrite,
-            progress=bar,
-        )
-    _report(summary, space, info)
+    summary = screen(
+        model, out_dir, elements=elements, arity=_ints(arity, "--arity"),
+        stoichiometry=stoichiometry, formula=formula or None, prototypes=prototypes or ["aflow"],
+        max_atoms=max_atoms, rescale=rescale, window=window, top=top, chunk=chunk,
+        batch_size=batch_size, per_atom=per_atom, reference=reference,
+        reference_column=reference_column, threads=threads, overwrite=overwrite,
+        progress=not quiet,
+    )  # fmt: skip
+    _report(summary)
     if as_json:
-        _emit_json({k: v for k, v in summary.items() if k != "ground_states" or len(v) <= 1000})
+        emit_json({k: v for k, v in summary.items() if k != "ground_states" or len(v) <= 1000})
 
 
-def _report(summary: dict[str, Any], space: Any, info: dict[str, Any]) -> None:
+def _report(summary: dict[str, Any]) -> None:
+    info = summary["model"]
     out.print(
         f"screened {summary['n_candidates']} candidates of {summary['n_compositions']} "
-        f"compositions on {len(space.prototypes)} prototypes with {info['property']} "
+        f"compositions on {summary['n_prototypes']} prototypes with {info['property']} "
         f"({info['unit']}): {summary['n_flagged']} within {summary['window_eV_per_atom']:g} "
         f"eV/atom of their composition's minimum"
     )

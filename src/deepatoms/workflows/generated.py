@@ -19,24 +19,21 @@
 
 Gaps and relaxations substitute the paper's DFT (B3LYP/6-31G(2df,p) gaps, PBE relaxations);
 outputs say so. Files: OUT/metrics.json, OUT/table1.md, OUT/molecules.csv and plots
-(distributions.png, statistics.png, gap.png, rmsd.png). :func:`register` adds the command to a
-typer app; importing this module registers nothing.
+(distributions.png, statistics.png, gap.png, rmsd.png).
 """
 
-# No ``from __future__ import annotations``: typer resolves the annotations of the command
-# defined inside register() as objects.
+from __future__ import annotations
+
 import csv
 import io
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-import typer
 from ase import Atoms
 
 from deepatoms.analysis.generated_eval import (
@@ -56,11 +53,11 @@ from deepatoms.analysis.generated_eval import (
     tag_molecules,
 )
 from deepatoms.analysis.molecule_validity import ring_counts
-from deepatoms.cli_support import has_command
+from deepatoms.core.progress import ProgressBar
 from deepatoms.data.packed import PackedSystems
 from deepatoms.simulate.molecules import relax_molecule, xtb_gap
 
-__all__ = ["RELAX_METHODS", "evaluate_report", "format_table1", "register", "training_labels"]
+__all__ = ["RELAX_METHODS", "evaluate_report", "format_table1", "training_labels", "write_report"]
 
 #: Relaxation methods of ``--relax``.
 RELAX_METHODS = ("xtb", "mmff", "none")
@@ -69,8 +66,6 @@ PAIRS = {"C-C": (6, 6), "C-O": (6, 8)}
 CHAINS = {"C-C-C": (6, 6, 6), "C-C-O": (6, 6, 8)}
 GAP_THRESHOLD = 5.0  # eV, Table 1
 _ORDER = {"single": 1, "double": 2, "triple": 3}
-
-ProgressFactory = Callable[[str], AbstractContextManager]
 
 
 # -- reference ------------------------------------------------------------------------------------
@@ -228,7 +223,7 @@ def evaluate_report(
     gap_model: Path | None = None,
     xtb_gaps: bool = False,
     seed: int = 0,
-    progress: ProgressFactory | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate generated molecules against a prepared QM9 reference (module docstring).
 
@@ -238,11 +233,13 @@ def evaluate_report(
     """
     from deepatoms.data.dataset import read_dataset
 
+    if not Path(reference).is_file():
+        raise FileNotFoundError(f"reference dataset '{reference}' does not exist")
     if relax not in RELAX_METHODS:
         raise ValueError(f"unknown --relax {relax!r}; choose one of {', '.join(RELAX_METHODS)}")
     if relax_sample < 0:
         raise ValueError(f"--relax-sample must be ≥ 0, got {relax_sample}")
-    bar = progress or (lambda label: nullcontext(None))
+    bar = lambda label: ProgressBar(label, quiet=not progress)  # noqa: E731
     timing: dict[str, float] = {}
     t_all = t0 = time.perf_counter()
     atoms, provenance = read_generated(generated)
@@ -585,98 +582,3 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-# -- command --------------------------------------------------------------------------------------
-def register(app: typer.Typer) -> None:
-    """Add the top-level ``evaluate-generated`` command to ``app`` (once)."""
-    if has_command(app, "evaluate-generated"):
-        return
-    from deepatoms.cli import JsonOpt, QuietOpt, _emit_json, _fail_cleanly, out
-    from deepatoms.core.progress import ProgressBar
-
-    @app.command("evaluate-generated")
-    @_fail_cleanly
-    def evaluate_generated(
-        generated: Annotated[
-            Path,
-            typer.Argument(help="Generated molecules: ASE db or extxyz.", metavar="MOLS.db"),
-        ],
-        reference: Annotated[
-            Path,
-            typer.Option(
-                help="QM9 reference made by `deepatoms data qm9-generative`.", metavar="QM9GEN.h5"
-            ),
-        ],
-        train_split: Annotated[
-            list[Path] | None,
-            typer.Option(
-                help="Training run folder (or its split.json) whose training set defines "
-                "'unseen'; repeatable. Default: the reference's 'split' column.",
-                metavar="RUN_DIR",
-            ),
-        ] = None,
-        relax: Annotated[
-            str, typer.Option(help="Relaxation of the sample: xtb (GFN2-xTB), mmff or none.")
-        ] = "xtb",
-        relax_sample: Annotated[
-            int,
-            typer.Option(
-                help="Unique valid molecules (seeded sample) to relax / give xTB gaps.", min=0
-            ),
-        ] = 100,
-        gap_model: Annotated[
-            Path | None,
-            typer.Option(
-                help="Gap model (model.pt or run folder) trained on QM9 gaps.",
-                metavar="RUN_OR_MODEL",
-            ),
-        ] = None,
-        xtb_gap: Annotated[
-            bool, typer.Option("--xtb-gap", help="GFN2-xTB orbital gaps of the sample.")
-        ] = False,
-        seed: Annotated[int, typer.Option(help="Seed of the relaxation sample.")] = 0,
-        out_dir: Annotated[
-            Path | None, typer.Option("--out", help="Output folder.", metavar="DIR")
-        ] = None,
-        quiet: QuietOpt = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Evaluate generated molecules (G-SchNet Table 1): validity, uniqueness with mirror
-        images, unseen/novel against QM9, statistics, distributions, RMSD after relaxation and
-        gaps. Writes DIR/metrics.json, DIR/table1.md, DIR/molecules.csv and plots."""
-        if not Path(reference).is_file():
-            raise FileNotFoundError(f"reference dataset '{reference}' does not exist")
-        report = evaluate_report(
-            generated,
-            reference,
-            train_splits=train_split or (),
-            relax=relax.lower(),
-            relax_sample=relax_sample,
-            gap_model=gap_model,
-            xtb_gaps=xtb_gap,
-            seed=seed,
-            progress=lambda label: ProgressBar(label, quiet=quiet),
-        )
-        metrics = report["metrics"]
-        out.print(format_table1(metrics).rstrip())
-        gs, qs = metrics["statistics"]["generated_unique"], metrics["statistics"]["qm9"]
-        out.print("\nmean per molecule   " + "  ".join(f"{k:>5}" for k in gs if len(k) <= 2))
-        for label, s in (("generated (unique)", gs), ("QM9", qs)):
-            out.print(f"{label:<19} " + "  ".join(f"{v:5.2f}" for k, v in s.items() if len(k) <= 2))
-        for name, d in metrics["distributions"].items():
-            out.print(f"{name:<14} W1 = {d['w1']:.4g} {d['unit']}, TV = {d['tv']:.3f}")
-        rel = metrics["relaxation"]
-        if rel["n_relaxed"]:
-            for tag, g in rel["rmsd_by_tag"].items():
-                if g["all_atoms"]["n"]:
-                    out.print(
-                        f"RMSD {tag:<6} ({rel['method']}, n={g['all_atoms']['n']}): all "
-                        f"{g['all_atoms']['median']:.3f} Å, heavy {g['heavy_atoms']['median']:.3f}"
-                        " Å (median)"
-                    )
-        if out_dir is not None:
-            files = write_report(report, out_dir)
-            out.print(f"wrote {', '.join(p.name for p in files)} to {out_dir}")
-        if as_json:
-            _emit_json(_finite(metrics))

@@ -1,0 +1,437 @@
+"""``deepatoms crystals ...``: crystals as 3-D densities with the density VAE (Hoffmann et al.
+2019): train (``deepatoms.workflows.training``), voxelize, encode, decode, sample, interpolate,
+alter and evaluate (``deepatoms.workflows.crystals``).
+
+Crystal sources (``--data`` / INPUT): CSVs of CIFs, CIF folders, dataset .h5 files, ASE-readable
+structure files, or ``prototypes`` / ``prototypes:N``; ``SOURCE@K`` picks crystal K (0-based)
+or the crystal with id K.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deepatoms.cli.common import (
+    DeviceOpt,
+    JsonOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SetOpt,
+    emit_json,
+    fail_cleanly,
+    out,
+    print_notes,
+)
+
+app = typer.Typer(
+    help="Crystals as 3-D densities: train, encode, decode, sample, interpolate, evaluate "
+    "(density VAE, Hoffmann et al.).",
+    no_args_is_help=True,
+)
+
+__all__ = ["app", "register"]
+
+
+def register(main: typer.Typer) -> None:
+    """Add the ``crystals`` group to ``main``."""
+    main.add_typer(app, name="crystals")
+
+
+ModelArg = Annotated[
+    Path, typer.Argument(help="Density VAE model file (model.pt) or run folder.", metavar="MODEL")
+]
+SeedOpt = Annotated[int, typer.Option(help="Random seed (rotations, prior draws).")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Samples per model batch.")]
+RotateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--rotate/--no-rotate", help="Random SO(3) rotation of each single-cell sample (§2)."
+    ),
+]
+SkipLargeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-large",
+        help="Drop crystals with a lattice vector not shorter than the box instead of failing.",
+    ),
+]
+ImagesOpt = Annotated[
+    Path | None, typer.Option(help="Folder for PNG images of the structures.", metavar="DIR")
+]
+StructOutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out", help="Structures: extended XYZ (.xyz/.extxyz) or CIF (.cif).", metavar="FILE"
+    ),
+]
+
+
+# -- commands ---------------------------------------------------------------------------------
+@app.command("train")
+@fail_cleanly
+def train_command(
+    data: Annotated[
+        list[str],
+        typer.Option(
+            help="Crystal source (repeatable): CSV of CIFs, CIF folder, dataset .h5, structure "
+            "file, or 'prototypes' / 'prototypes:N' (N substituted variants).",
+            metavar="PATH",
+        ),
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Run folder (created; resumed if it holds a run).")
+    ],
+    preset: Annotated[
+        str, typer.Option(help="Preset: density-vae-fast (CPU), density-vae-paper, …")
+    ] = "density-vae-fast",
+    regime: Annotated[
+        str | None,
+        typer.Option(help="single (unit cell) or repeated (lattice); default: preset's."),
+    ] = None,
+    set_: SetOpt = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this density model.pt (weights copied, optimiser fresh).",
+            metavar="MODEL",
+        ),
+    ] = None,
+    init_part: Annotated[
+        str,
+        typer.Option(
+            help="What --init copies: all, vae (encoder + decoder, e.g. for a new U-Net) or unet."
+        ),
+    ] = "all",
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the density β-VAE + attention U-Net; writes a run folder with model.pt.
+
+    Crystals are filtered by maximum lattice-vector length, split by crystal (material id or
+    parent prototype) and voxelised on the fly. The same command on a run folder resumes it.
+    """
+    from deepatoms.workflows.crystals import load_crystal_sources
+    from deepatoms.workflows.training import train, training_config
+
+    cfg = training_config(preset, list(set_ or []), regime=regime)
+    crystals = load_crystal_sources(data, int(cfg["train"]["seed"]), not quiet)
+    summary = train(preset, crystals, out_dir, overrides=list(set_ or []), regime=regime,
+                    init=init, init_part=init_part, progress=not quiet,
+                    command="deepatoms crystals train")  # fmt: skip
+    verb = "resumed and finished" if summary["resumed"] else "finished"
+    out.print(
+        f"{verb} {preset} ({summary['regime']} regime) on "
+        f"{sum(summary['n_crystals'].values())} crystals: {summary['epochs']} epochs, "
+        f"{summary['steps']} steps, stopped by {summary['stopped']} ({summary['wall_time_s']} s)"
+    )
+    best, monitor = summary["best"], summary["monitor"]
+    if best is not None:
+        line = f"best epoch {summary['best_epoch']}: {monitor} {best[monitor]:.5g}"
+        if best.get("val_recon_mse") is not None:
+            line += (f", validation voxel MSE {best['val_recon_mse']:.4g}, atom-voxel accuracy "
+                     f"{best['val_acc_atom']:.3f}")  # fmt: skip
+        out.print(line)
+    out.print(f"model: {summary['model_file']}")
+    if as_json:
+        emit_json(summary)
+
+
+@app.command("voxelize")
+@fail_cleanly
+def voxelize_command(
+    inputs: Annotated[list[str], typer.Argument(help="Crystal sources.", metavar="INPUT...")],
+    out_file: Annotated[Path, typer.Option("--out", help="Output .npz.", metavar="FILE.npz")],
+    model: Annotated[
+        Path | None, typer.Option(help="Use this model's grid.", metavar="MODEL")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="Use this preset's grid.")] = None,
+    n: Annotated[int | None, typer.Option(help="Voxels per side (default 30).")] = None,
+    box: Annotated[float | None, typer.Option(help="Box side in Å (default 10).")] = None,
+    sigma: Annotated[float | None, typer.Option(help="Gaussian width σ in Å (default 1).")] = None,
+    regime: Annotated[str, typer.Option(help="single or repeated.")] = "single",
+    rotations: Annotated[int, typer.Option(help="Samples per crystal.")] = 1,
+    rotate: RotateOpt = True,
+    seed: SeedOpt = 0,
+    skip_large: SkipLargeOpt = False,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Voxelise crystals: density M (Eq. 1) and species matrix S per sample → .npz.
+
+    Arrays: density [N,n,n,n] (Å⁻³), species [N,n,n,n] (Z), ids, crystal, n_dropped, rotation,
+    translation, cell, the atoms inside the box (numbers, positions Å, offsets) and the grid.
+    """
+    from deepatoms.workflows.crystals import voxelize
+
+    res = voxelize(inputs, out_file, model=model, preset=preset, n=n, box=box, sigma=sigma,
+                   regime=regime, rotations=rotations, rotate=rotate, seed=seed,
+                   skip_large=skip_large, overwrite=overwrite, progress=not quiet)  # fmt: skip
+    print_notes(res.notes)
+    g = res.grid
+    out.print(
+        f"wrote {res.n_samples} samples of {res.n_crystals} crystals ({g['n']}³ voxels over "
+        f"{g['box']:g} Å) to {out_file}; {res.atoms_dropped} atoms left the box"
+    )
+    if as_json:
+        emit_json({k: v for k, v in res.items() if k != "notes"})
+
+
+@app.command("encode")
+@fail_cleanly
+def encode_command(
+    model: ModelArg,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Crystal sources, or one .npz from `voxelize`.", metavar="INPUT..."),
+    ],
+    out_file: Annotated[Path, typer.Option("--out", help="Output .npz.", metavar="FILE.npz")],
+    rotations: Annotated[int, typer.Option(help="Samples per crystal.")] = 1,
+    rotate: RotateOpt = True,
+    regime: Annotated[
+        str | None, typer.Option(help="single or repeated (default: model's).")
+    ] = None,
+    seed: SeedOpt = 0,
+    batch_size: BatchOpt = 16,
+    skip_large: SkipLargeOpt = False,
+    device: DeviceOpt = "cpu",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Encode crystals: μ and log σ² per sample → .npz (with ids, rotation, cell, scale m)."""
+    from deepatoms.workflows.crystals import encode
+
+    res = encode(model, inputs, out_file, rotations=rotations, rotate=rotate, regime=regime,
+                 seed=seed, batch_size=batch_size, skip_large=skip_large, device=device,
+                 overwrite=overwrite, progress=not quiet)  # fmt: skip
+    print_notes(res.notes)
+    out.print(f"wrote {res.n_samples} encodings ({res.latent} dimensions) to {out_file}")
+    if as_json:
+        emit_json({k: v for k, v in res.items() if k != "notes"})
+
+
+@app.command("decode")
+@fail_cleanly
+def decode_command(
+    model: ModelArg,
+    latents: Annotated[
+        Path, typer.Argument(help=".npz of latents (e.g. from `encode`).", metavar="LATENTS.npz")
+    ],
+    out_file: StructOutOpt,
+    key: Annotated[str, typer.Option(help="Array of latents in the .npz [N, latent].")] = "mu",
+    frame: Annotated[
+        str,
+        typer.Option(
+            help="box: positions in the box; crystal: back in the encoded crystal's cell "
+            "(needs rotation, translation and cell from `encode`)."
+        ),
+    ] = "box",
+    images: ImagesOpt = None,
+    max_images: Annotated[int, typer.Option(help="At most this many images.")] = 8,
+    connectivity: Annotated[int, typer.Option(help="6 or 26-connected components (§6).")] = 6,
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = "cpu",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decode latents: densities → U-Net → atoms; writes structures (and images)."""
+    from deepatoms.workflows.crystals import decode_file
+
+    res = decode_file(model, latents, out_file, key=key, frame=frame, images=images,
+                      max_images=max_images, connectivity=connectivity, batch_size=batch_size,
+                      device=device, overwrite=overwrite, progress=not quiet)  # fmt: skip
+    out.print(
+        f"decoded {res.n_latents} latents: {res.atoms_mean:.1f} atoms on average "
+        f"({res.n_empty} empty); wrote {res.written} structures to {out_file}"
+    )
+    if as_json:
+        emit_json({k: v for k, v in res.items() if k != "n_latents"})
+
+
+@app.command("sample")
+@fail_cleanly
+def sample_command(
+    model: ModelArg,
+    out_file: StructOutOpt,
+    n: Annotated[int, typer.Option("-n", "--n", help="Number of draws z ~ N(0, I).")] = 10,
+    seed: SeedOpt = 0,
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            help="Target α: a conditioned model decodes with m = α; otherwise z is scaled to α·z."
+        ),
+    ] = None,
+    images: ImagesOpt = None,
+    max_images: Annotated[int, typer.Option(help="At most this many structure images.")] = 8,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Real crystals (source, repeatable) whose nearest-neighbour distances are "
+            "compared with the samples' (§7).",
+            metavar="PATH",
+        ),
+    ] = None,
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = "cpu",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decode random latents z ~ N(0, I) into structures (§8), optionally α-conditioned."""
+    from deepatoms.workflows.crystals import sample_crystals
+
+    res = sample_crystals(model, out_file, n=n, seed=seed, alpha=alpha, images=images,
+                          max_images=max_images, compare=compare, batch_size=batch_size,
+                          device=device, overwrite=overwrite, progress=not quiet)  # fmt: skip
+    out.print(
+        f"sampled {n} structures: {res.atoms_mean:.1f} atoms on average ({res.n_empty} "
+        f"empty); wrote {res.written} to {out_file}"
+    )
+    if as_json:
+        emit_json(res)
+
+
+@app.command("interpolate")
+@fail_cleanly
+def interpolate_command(
+    model: ModelArg,
+    a: Annotated[str, typer.Argument(help="First crystal (source or SOURCE@K).", metavar="A")],
+    b: Annotated[str, typer.Argument(help="Second crystal (source or SOURCE@K).", metavar="B")],
+    out_file: StructOutOpt,
+    steps: Annotated[int, typer.Option(help="Intermediates between A and B (the paper: 3).")] = 3,
+    image: Annotated[
+        Path | None, typer.Option(help="PNG strip of the decoded path.", metavar="FILE.png")
+    ] = None,
+    rotate: RotateOpt = True,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "cpu",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Encode A and B, decode A, STEPS equally spaced intermediates and B (§8)."""
+    from deepatoms.workflows.crystals import interpolate_crystals
+
+    res = interpolate_crystals(model, a, b, out_file, steps=steps, image=image, rotate=rotate,
+                               seed=seed, device=device, overwrite=overwrite,
+                               progress=not quiet)  # fmt: skip
+    out.print(
+        f"interpolated {res.a} → {res.b} in {steps + 1} steps; atoms per structure "
+        f"{res.atoms}; wrote {res.written} structures to {out_file}"
+    )
+    if as_json:
+        emit_json(res)
+
+
+@app.command("alter")
+@fail_cleanly
+def alter_command(
+    model: ModelArg,
+    out_file: StructOutOpt,
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            help="Crystal to encode (source or SOURCE@K); default: a prior draw.", metavar="[INPUT]"
+        ),
+    ] = None,
+    dim: Annotated[int | None, typer.Option(help="Latent dimension K to sweep.")] = None,
+    values: Annotated[
+        str, typer.Option(help="Sweep values START:STOP:COUNT or a,b,c (paper: -3:3:7).")
+    ] = "-3:3:7",
+    alpha: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of a sweep: α values (START:STOP:COUNT or a,b,c) for α·z / m = α."
+        ),
+    ] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option(help="PNG of the decodes and difference maps.", metavar="FILE.png"),
+    ] = None,
+    rotate: RotateOpt = True,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "cpu",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sweep one latent dimension, or scale the latent by α, with difference maps (§8).
+
+    --dim K --values -3:3:7 sets dimension K of the encoding of INPUT (or of a prior draw) to
+    each value; --alpha VALUES decodes α·z (a conditioned model: m = α). The image shows the
+    decodes and their differences to the unaltered decode.
+    """
+    from deepatoms.workflows.crystals import alter_latents
+
+    res = alter_latents(model, out_file, source=source, dim=dim, values=values, alpha=alpha,
+                        image=image, rotate=rotate, seed=seed, device=device,
+                        overwrite=overwrite, progress=not quiet)  # fmt: skip
+    out.print(
+        f"{res.mode} of {res.input} over {res.label} = "
+        f"{', '.join(f'{v:.3g}' for v in res['values'])}: atoms {res.atoms} (unaltered "
+        f"{res.reference_atoms}); wrote {res.written} structures to {out_file}"
+    )
+    if as_json:
+        emit_json({k: v for k, v in res.items() if k != "label"})
+
+
+@app.command("evaluate")
+@fail_cleanly
+def evaluate_command(
+    model: Annotated[
+        Path, typer.Argument(help="Run folder or model.pt.", metavar="RUN_DIR_OR_MODEL")
+    ],
+    data: Annotated[list[str], typer.Option(help="Crystal source (repeatable).", metavar="PATH")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for metrics.json, metrics.md, plots/.")
+    ],
+    split: Annotated[
+        str,
+        typer.Option(
+            help="all, or train/val/test of the run's split.json (MODEL must be the run folder "
+            "and --data the training sources)."
+        ),
+    ] = "all",
+    rotations: Annotated[int, typer.Option(help="Samples per crystal (the paper: 3).")] = 3,
+    regime: Annotated[
+        str | None, typer.Option(help="single or repeated (default: model's).")
+    ] = None,
+    seed: SeedOpt = 0,
+    connectivity: Annotated[int, typer.Option(help="6 or 26-connected components (§6).")] = 6,
+    hungarian: Annotated[bool, typer.Option(help="One-to-one (Hungarian) atom matching.")] = False,
+    batch_size: BatchOpt = 8,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write plots/ too.")] = True,
+    skip_large: SkipLargeOpt = False,
+    device: DeviceOpt = "cpu",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The paper's metrics on held-out crystals (§7), beside its numbers, plus an oracle row."""
+    from deepatoms.workflows.crystals import evaluate_crystals
+
+    res = evaluate_crystals(
+        model, data, out_dir, split=split, rotations=rotations, regime=regime, seed=seed,
+        connectivity=connectivity, hungarian=hungarian, batch_size=batch_size, plots=plots,
+        skip_large=skip_large, device=device, overwrite=overwrite, progress=not quiet,
+    )  # fmt: skip
+    print_notes(res["notes"])
+    m = res["model"]
+
+    def f(v):
+        return "–" if v is None else f"{v:.3f}"
+
+    out.print(
+        f"{res['settings']['n_samples']} samples of {res['n_crystals']} crystals: atoms within "
+        f"0.5 Å {f(m['true_to_pred']['within_0.5'])}, exact count {f(m['count_exact'])}, "
+        f"|Δn| ≤ 1 {f(m['count_within_1'])}, species exact {f(m['species_exact_0.5'])} (oracle "
+        f"exact count {f(res['oracle']['count_exact'])})"
+    )
+    out.print(f"wrote {res['files']['metrics_md']} and {res['files']['metrics_json']}")
+    if as_json:
+        emit_json({k: v for k, v in res.items() if k not in ("notes", "n_crystals")})

@@ -1,0 +1,308 @@
+"""``deepatoms evaluate``, ``predict``, ``curves`` and ``evaluate-generated``: scores of trained
+models (``deepatoms.workflows.evaluation``, ``.curves``, ``.generated``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deepatoms.cli.common import (
+    JsonOpt,
+    OverwriteOpt,
+    QuietOpt,
+    emit_json,
+    fail_cleanly,
+    out,
+    print_notes,
+)
+
+app = typer.Typer()
+
+__all__ = ["app", "register"]
+
+
+def register(main: typer.Typer) -> None:
+    """Add ``evaluate``, ``predict``, ``curves`` and ``evaluate-generated`` to ``main``."""
+    main.add_typer(app)
+
+
+@app.command("evaluate")
+@fail_cleanly
+def evaluate_command(
+    run_or_model: Annotated[
+        Path, typer.Argument(help="Run folder or model.pt.", metavar="RUN_DIR_OR_MODEL")
+    ],
+    data: Annotated[Path, typer.Option(help="Dataset file (.h5).", metavar="FILE.h5")],
+    split: Annotated[str, typer.Option(help="train, val, test or all.")] = "test",
+    plot: Annotated[Path | None, typer.Option(help="Parity plot path (PNG).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Systems per inference batch.")] = 100,
+    forces: Annotated[
+        str,
+        typer.Option(
+            help="Force label to score an energy model against: auto (the trained one, else "
+            "'forces' if present), a per-atom property name, or none."
+        ),
+    ] = "auto",
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Report MAE and RMSE of a trained model on a split, with a parity plot.
+
+    For energy models on datasets with forces, component-wise force errors are reported too.
+    """
+    from deepatoms.workflows.evaluation import evaluate
+
+    res = evaluate(run_or_model, data, split, plot, batch_size, progress=not quiet, forces=forces)
+    u = res["unit"]
+    line = f"{res['target']} on {res['split']} ({res['n']} systems): MAE {res['mae']:.5g} {u}, RMSE {res['rmse']:.5g} {u}"
+    if u == "eV":
+        line += f"  [MAE {res['mae_meV']:.2f} meV = {res['mae_kcal_mol']:.3f} kcal/mol]"
+    out.print(line)
+    for ref in res["published"]:
+        scale, unit = (1e3, "meV") if u == "eV" else (1.0, u)
+        out.print(
+            f"  published: {ref['mae'] * scale:.4g} {unit} with {ref['n_train']:,} training examples ({ref['source']})"
+        )
+    if res.get("forces"):
+        out.print(
+            f"forces ({res['forces']}, all components): MAE {res['force_mae']:.5g} eV/Å, "
+            f"RMSE {res['force_rmse']:.5g} eV/Å  [MAE {res['force_mae_kcal_mol']:.3f} kcal/mol/Å]"
+        )
+    out.print(f"parity plot: {res['plot']}")
+    if res.get("force_plot"):
+        out.print(f"force parity plot: {res['force_plot']}")
+    if as_json:
+        emit_json(res)
+
+
+@app.command("predict")
+@fail_cleanly
+def predict_command(
+    model: Annotated[
+        Path, typer.Argument(help="Model file (model.pt) or run folder.", metavar="MODEL")
+    ],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="ASE-readable structure files.", metavar="INPUT...")
+    ],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="CSV to write.", metavar="OUT.csv")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Systems per inference batch.")] = 100,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict the model's property for every structure in the input files."""
+    from deepatoms.workflows.evaluation import predict
+
+    res = predict(model, inputs, out_file, batch_size, progress=not quiet, overwrite=overwrite)
+    print_notes(res["warnings"], "warning")
+    col = res["column"]
+    shown = res["rows"][:20]
+    for r in shown:
+        out.print(f"{r['file']}[{r['frame']}]  {r['formula']:<12} {col} = {r[col]:.6g}")
+    if len(res["rows"]) > len(shown):
+        out.print(f"… {len(res['rows']) - len(shown)} more")
+    if out_file is not None:
+        out.print(f"wrote {res['n']} predictions to {out_file}")
+    if as_json:
+        emit_json({k: v for k, v in res.items() if k != "rows" or res["n"] <= 1000})
+
+
+@app.command("curves")
+@fail_cleanly
+def curves_command(
+    models: Annotated[
+        list[Path],
+        typer.Argument(help="Model files (model.pt) or run folders.", metavar="MODEL..."),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.", metavar="DIR")],
+    data: Annotated[
+        Path | None, typer.Option(help="Scaled dataset (.h5).", metavar="DATA.h5")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Samples to score: train, val, test or all.")] = "test",
+    run: Annotated[
+        Path | None,
+        typer.Option(
+            help="Take the split from this run's split.json instead of the data's 'split' column.",
+            metavar="RUN_DIR",
+        ),
+    ] = None,
+    systems: Annotated[
+        str | None,
+        typer.Option(help="Only these base structures (group ids, e.g. 3,17).", metavar="IDS"),
+    ] = None,
+    plot_curves: Annotated[
+        int | None,
+        typer.Option(
+            help="Groups to plot (half smallest, half largest by size; default 4).", min=0
+        ),
+    ] = None,
+    step: Annotated[float, typer.Option(help="Step of the dense scaling grid.")] = 0.005,
+    s_min: Annotated[float, typer.Option(help="Start of the dense grid.")] = 0.9,
+    s_max: Annotated[float, typer.Option(help="End of the dense grid.")] = 1.5,
+    s_eq: Annotated[
+        str,
+        typer.Option(help="DSC target: 'one' (s = 1) or 'reference' (argmin of the labels)."),
+    ] = "one",
+    displace_cluster: Annotated[
+        Path | None,
+        typer.Option(
+            help="Stable (s = 1) cluster file (any ASE format) for the displaced-atom "
+            "contribution plot.",
+            metavar="FILE",
+        ),
+    ] = None,
+    atom: Annotated[
+        int | None, typer.Option(help="Index of the atom to move (with --displace-cluster).")
+    ] = None,
+    normalise: Annotated[
+        str, typer.Option(help="Contribution normalisation: sum_abs, minmax or none.")
+    ] = "sum_abs",
+    batch_size: Annotated[int, typer.Option(help="Systems per inference batch.", min=1)] = 100,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing DIR/metrics.json.")
+    ] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Energy curves of models on scaled data: MAE/MSE/RE, DSC, error vs size, plots.
+
+    Writes DIR/metrics.json, DIR/curves.csv, DIR/curves_<group>.png, DIR/error_vs_size.png
+    (and DIR/contributions_<model>.png with --displace-cluster).
+    """
+    ids = None
+    if systems is not None:
+        try:
+            ids = [int(x) for x in systems.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(
+                f"--systems must be comma-separated group ids, got {systems!r}"
+            ) from None
+    from deepatoms.workflows.curves import curves_report, format_table
+
+    res = curves_report(
+        models,
+        data,
+        out_dir,
+        split=split,
+        run_dir=run,
+        systems=ids,
+        plot_curves=plot_curves,
+        step=step,
+        s_range=(s_min, s_max),
+        s_eq=s_eq,
+        batch_size=batch_size,
+        displace_cluster=displace_cluster,
+        atom=atom,
+        normalise=normalise,
+        progress=not quiet,
+        overwrite=overwrite,
+    )
+    for m in res["models"]:
+        for w in m.get("warnings") or []:
+            out.print(f"warning ({m['name']}): {w}")
+    if data is not None:
+        out.print(
+            f"{res['n_samples']} samples of {res['n_groups']} groups ({res['split']}), "
+            f"DSC over {len(res['dsc_groups'])} groups (s_eq: {res['s_eq']})"
+        )
+        for line in format_table(res):
+            out.print(line)
+    if "displaced" in res:
+        d = res["displaced"]
+        for name in (m["name"] for m in res["models"]):
+            out.print(f"contributions ({name}, atom {d['atom_index']}): {d[name]['plot']}")
+    out.print(f"wrote {res['metrics_file']}")
+    if as_json:
+        emit_json(res)
+
+
+@app.command("evaluate-generated")
+@fail_cleanly
+def evaluate_generated_command(
+    generated: Annotated[
+        Path,
+        typer.Argument(help="Generated molecules: ASE db or extxyz.", metavar="MOLS.db"),
+    ],
+    reference: Annotated[
+        Path,
+        typer.Option(
+            help="QM9 reference made by `deepatoms data qm9-generative`.", metavar="QM9GEN.h5"
+        ),
+    ],
+    train_split: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Training run folder (or its split.json) whose training set defines "
+            "'unseen'; repeatable. Default: the reference's 'split' column.",
+            metavar="RUN_DIR",
+        ),
+    ] = None,
+    relax: Annotated[
+        str, typer.Option(help="Relaxation of the sample: xtb (GFN2-xTB), mmff or none.")
+    ] = "xtb",
+    relax_sample: Annotated[
+        int,
+        typer.Option(
+            help="Unique valid molecules (seeded sample) to relax / give xTB gaps.", min=0
+        ),
+    ] = 100,
+    gap_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Gap model (model.pt or run folder) trained on QM9 gaps.",
+            metavar="RUN_OR_MODEL",
+        ),
+    ] = None,
+    xtb_gap: Annotated[
+        bool, typer.Option("--xtb-gap", help="GFN2-xTB orbital gaps of the sample.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the relaxation sample.")] = 0,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder.", metavar="DIR")
+    ] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate generated molecules: validity, uniqueness, novelty (G-SchNet Table 1).
+
+    Also atom and bond statistics, distributions, RMSD after relaxation and gaps. Writes
+    DIR/metrics.json, DIR/table1.md, DIR/molecules.csv and plots."""
+    from deepatoms.workflows.generated import evaluate_report, format_table1, write_report
+
+    report = evaluate_report(
+        generated,
+        reference,
+        train_splits=train_split or (),
+        relax=relax.lower(),
+        relax_sample=relax_sample,
+        gap_model=gap_model,
+        xtb_gaps=xtb_gap,
+        seed=seed,
+        progress=not quiet,
+    )
+    metrics = report["metrics"]
+    out.print(format_table1(metrics).rstrip())
+    gs, qs = metrics["statistics"]["generated_unique"], metrics["statistics"]["qm9"]
+    out.print("\nmean per molecule   " + "  ".join(f"{k:>5}" for k in gs if len(k) <= 2))
+    for label, s in (("generated (unique)", gs), ("QM9", qs)):
+        out.print(f"{label:<19} " + "  ".join(f"{v:5.2f}" for k, v in s.items() if len(k) <= 2))
+    for name, d in metrics["distributions"].items():
+        out.print(f"{name:<14} W1 = {d['w1']:.4g} {d['unit']}, TV = {d['tv']:.3f}")
+    rel = metrics["relaxation"]
+    if rel["n_relaxed"]:
+        for tag, g in rel["rmsd_by_tag"].items():
+            if g["all_atoms"]["n"]:
+                out.print(
+                    f"RMSD {tag:<6} ({rel['method']}, n={g['all_atoms']['n']}): all "
+                    f"{g['all_atoms']['median']:.3f} Å, heavy {g['heavy_atoms']['median']:.3f}"
+                    " Å (median)"
+                )
+    if out_dir is not None:
+        files = write_report(report, out_dir)
+        out.print(f"wrote {', '.join(p.name for p in files)} to {out_dir}")
+    if as_json:
+        emit_json(metrics)

@@ -1,0 +1,316 @@
+"""``deepatoms relax | md | vibrations | scan``: simulations with a trained model
+(``deepatoms.workflows.simulation``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deepatoms.cli.common import (
+    JsonOpt,
+    OverwriteOpt,
+    QuietOpt,
+    emit_json,
+    fail_cleanly,
+    out,
+    print_notes,
+)
+
+app = typer.Typer()
+
+__all__ = ["app", "register"]
+
+
+def register(main: typer.Typer) -> None:
+    """Add ``relax``, ``md``, ``vibrations`` and ``scan`` to ``main`` (top-level commands)."""
+    main.add_typer(app)
+
+
+ModelArg = Annotated[
+    Path, typer.Argument(help="Model file (model.pt) or run folder.", metavar="MODEL")
+]
+StructureArg = Annotated[
+    str,
+    typer.Argument(
+        help="Structure file (xyz, extxyz, cif, POSCAR, traj; FILE@INDEX picks a frame) or a "
+        "molecule: ASE name (CH3CH2OH), alias (ethanol) or SMILES (smiles:CCO).",
+        metavar="STRUCTURE",
+    ),
+]
+DtypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Model precision: float32 or float64 (unset: the precision the model was saved in).",
+        metavar="DTYPE",
+    ),
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="CPU threads for the model (default: torch's choice). Small systems often run "
+        "fastest with 1, especially on a busy machine.",
+        min=1,
+    ),
+]
+ForceModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Second model (model.pt or run folder) for forces and stress; MODEL then gives "
+        "only the energies (separate energy and force models, Schütt 2018 thesis Eqs. 5.8-5.11).",
+        metavar="MODEL",
+    ),
+]
+ReferenceOpt = Annotated[
+    str | None,
+    typer.Option(help="Reference calculator for comparison: xtb (GFN2-xTB) or emt."),
+]
+
+
+# -- relax --------------------------------------------------------------------------------------
+@app.command("relax")
+@fail_cleanly
+def relax_command(
+    model: ModelArg,
+    structure: StructureArg,
+    fmax: Annotated[float, typer.Option(help="Force tolerance: max |F_i| (eV/Å).")] = 0.05,
+    optimizer: Annotated[str, typer.Option(help="bfgs, fire or lbfgs.")] = "bfgs",
+    steps: Annotated[int, typer.Option(help="Maximum optimiser steps.")] = 1000,
+    cell: Annotated[
+        bool, typer.Option("--cell", help="Relax the cell too (periodic structures).")
+    ] = False,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="Relaxed structure (extxyz, cif, POSCAR, …).", metavar="FILE"),
+    ] = None,
+    traj: Annotated[
+        Path | None, typer.Option(help="ASE trajectory of every step.", metavar="FILE.traj")
+    ] = None,
+    dtype: DtypeOpt = "float64",
+    force_model: ForceModelOpt = None,
+    threads: ThreadsOpt = None,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Relax a structure with the model until the largest force is below --fmax."""
+    from deepatoms.workflows.simulation import public, relax_structure
+
+    res = relax_structure(
+        model, structure, fmax=fmax, optimizer=optimizer, steps=steps, cell=cell, out=out_file,
+        trajectory=traj, dtype=dtype, force_model=force_model, threads=threads,
+        overwrite=overwrite,
+    )  # fmt: skip
+    status = "converged" if res["converged"] else "NOT converged"
+    out.print(
+        f"{status} in {res['steps']} {res['optimizer'].upper()} steps: energy "
+        f"{res['initial_energy']:.6f} → {res['final_energy']:.6f} eV, max force "
+        f"{res['initial_fmax']:.4g} → {res['final_fmax']:.4g} eV/Å (tolerance {fmax:g})"
+    )
+    if cell:
+        v = res["volume"]
+        out.print(
+            f"volume {v['initial']:.4f} → {v['final']:.4f} Å³, max |stress| "
+            f"{res['final_stress_GPa']:.4g} GPa"
+        )
+    out.print(
+        f"wrote {out_file}" if out_file else "(pass --out FILE to save the relaxed structure)"
+    )
+    print_notes(res["warnings"], "warning")
+    if as_json:
+        emit_json(public(res))
+
+
+# -- md -------------------------------------------------------------------------------------------
+@app.command("md")
+@fail_cleanly
+def md_command(
+    model: ModelArg,
+    structure: StructureArg,
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Trajectory to write (ASE .traj).", metavar="TRAJ.traj")
+    ],
+    ensemble: Annotated[
+        str, typer.Option(help="nvt (Langevin thermostat) or nve (velocity Verlet).")
+    ] = "nvt",
+    temperature: Annotated[
+        float, typer.Option(help="Initial-velocity and thermostat temperature (K).")
+    ] = 300.0,
+    timestep: Annotated[float, typer.Option(help="Time step (fs).")] = 0.5,
+    steps: Annotated[int, typer.Option(help="Number of MD steps.")] = 1000,
+    friction: Annotated[float, typer.Option(help="Langevin friction (1/fs), NVT only.")] = 0.01,
+    interval: Annotated[int, typer.Option(help="Steps between frames and log lines.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of velocities and thermostat noise.")] = 0,
+    log: Annotated[
+        Path | None,
+        typer.Option(help="Energy/temperature log (default: TRAJ with .log).", metavar="FILE"),
+    ] = None,
+    dtype: DtypeOpt = None,
+    force_model: ForceModelOpt = None,
+    threads: ThreadsOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run MD with the model (NVT Langevin by default, 0.5 fs steps); writes a .traj and a log.
+
+    Reports the mean temperature and the total-energy drift (eV/atom/ps, a linear fit).
+    """
+    from deepatoms.workflows.simulation import molecular_dynamics, public
+
+    res = molecular_dynamics(
+        model, structure, out_file, ensemble=ensemble, temperature=temperature,
+        timestep=timestep, steps=steps, friction=friction, interval=interval, seed=seed, log=log,
+        dtype=dtype, force_model=force_model, threads=threads, overwrite=overwrite,
+        progress=not quiet,
+    )  # fmt: skip
+    print_notes(res["warnings"], "warning")
+    d = res["energy_drift"]
+    out.print(
+        f"{res['ensemble'].upper()} MD of {res['formula']} ({res['n_atoms']} atoms): "
+        f"{steps} steps × {timestep:g} fs = {res['duration_ps']:.4g} ps in {res['wall_time_s']:.1f} s "
+        f"({res['steps_per_s']:.0f} steps/s, {res['ns_per_day']:.3g} ns/day)"
+    )
+    out.print(
+        f"mean T {res['mean_temperature_K']:.1f} K (σ {res['std_temperature_K']:.1f}); "
+        f"Etot drift {d['drift'] * 1e3:+.4g} meV/atom/ps, fluctuation {d['std'] * 1e3:.3g} "
+        "meV/atom"
+    )
+    out.print(f"wrote {res['n_frames']} frames to {out_file}, log {res['log']}")
+    if as_json:
+        emit_json({k: v for k, v in public(res).items() if k not in ("formula", "warnings")})
+
+
+# -- vibrations ---------------------------------------------------------------------------------
+
+
+@app.command("vibrations")
+@fail_cleanly
+def vibrations_command(
+    model: ModelArg,
+    structure: StructureArg,
+    reference: ReferenceOpt = None,
+    relax_first: Annotated[
+        bool,
+        typer.Option(
+            "--relax/--no-relax",
+            help="Relax first to --fmax (the model with the model, the reference with the reference).",
+        ),
+    ] = True,
+    fmax: Annotated[float, typer.Option(help="Relaxation tolerance (eV/Å).")] = 1e-3,
+    method: Annotated[
+        str, typer.Option(help="Model Hessian: autograd (exact) or fd (finite differences).")
+    ] = "autograd",
+    delta: Annotated[float, typer.Option(help="Finite-difference step (Å).")] = 0.005,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Frequency table (CSV).", metavar="FILE.csv")
+    ] = None,
+    dtype: DtypeOpt = "float64",
+    force_model: ForceModelOpt = None,
+    threads: ThreadsOpt = None,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Harmonic frequencies (cm⁻¹) from the mass-weighted Hessian, optionally vs a reference."""
+    from deepatoms.workflows.simulation import vibrations
+
+    res = vibrations(
+        model, structure, reference=reference, relax_first=relax_first, fmax=fmax,
+        method=method, delta=delta, out=out_file, dtype=dtype, force_model=force_model,
+        threads=threads, overwrite=overwrite,
+    )  # fmt: skip
+    print_notes(res["warnings"], "warning")
+    _print_vibrations(res, fmax)
+    if as_json:
+        m, ref = res["model"], res["reference"]
+        emit_json({
+            "formula": res["formula"], "relaxed": relax_first, "model": m.to_dict(),
+            "reference": {**ref.to_dict(), "name": res["reference_name"]} if ref is not None else None,
+            "comparison": res["comparison"], "out": res["out"],
+        })  # fmt: skip
+
+
+def _print_vibrations(res, fmax: float) -> None:
+    m, ref, ref_name = res["model"], res["reference"], res["reference_name"]
+    where = f"each at its own minimum (relaxed to {fmax:g} eV/Å)" if res["relaxed"] else "unrelaxed"
+    kind = "periodic" if res["periodic"] else "linear" if m.linear else "non-linear"
+    out.print(
+        f"{len(m.frequencies)} vibrational modes of {res['formula']}, {where}; "
+        f"{m.n_rigid} rigid-body modes removed ({kind})"
+    )
+    if res["relaxed"]:
+        for label, r in (("model", m), (ref_name, ref)):
+            if r is not None:
+                rl = r.info["relax"]
+                state = "converged" if rl["converged"] else "NOT converged"
+                out.print(f"  {label} relaxation: {state}, {rl['steps']} steps, max force "
+                          f"{rl['final_fmax']:.2g} eV/Å")  # fmt: skip
+    header = f"{'mode':>5} {'model':>10}" + (f" {ref_name:>10} {'error':>9}" if ref else "")
+    out.print(header + "   [cm⁻¹]")
+    for row in res["table"]["rows"]:
+        line = f"{row[0]:>5} {row[1]:>10.1f}"
+        if ref is not None:
+            line += f" {row[2]:>10.1f} {row[3]:>+9.1f}"
+        out.print(line)
+    out.print(
+        "rigid-body modes (model): " + " ".join(f"{f:.1f}" for f in m.rigid_frequencies) + " cm⁻¹"
+    )
+    for label, r in (("the model", m), (ref_name, ref)):
+        n_imag = 0 if r is None else int((r.frequencies < 0).sum())
+        if n_imag:
+            out.print(
+                f"note: {label} has {n_imag} imaginary mode(s) (negative numbers): the structure "
+                "is a saddle point, not a minimum, of it"
+            )
+    c = res["comparison"]
+    if c is not None:
+        out.print(
+            f"model vs {ref_name}: MAE {c['mae_cm1']:.1f} cm⁻¹, max |error| {c['max_abs_cm1']:.1f} "
+            f"cm⁻¹, max relative error {c['max_rel_percent']:.2f} %"
+        )
+    if res["out"] is not None:
+        out.print(f"wrote {res['out']}")
+
+
+# -- scan -----------------------------------------------------------------------------------------
+@app.command("scan")
+@fail_cleanly
+def scan_command(
+    model: ModelArg,
+    structure: StructureArg,
+    scale: Annotated[
+        str,
+        typer.Option(help="Scale factors: START:STOP:N (e.g. 0.9:1.5:10) or a list 0.95,1,1.05."),
+    ],
+    reference: ReferenceOpt = None,
+    plot: Annotated[Path | None, typer.Option(help="Plot (PNG).", metavar="FILE.png")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Table (CSV).", metavar="FILE.csv")
+    ] = None,
+    dtype: DtypeOpt = None,
+    force_model: ForceModelOpt = None,
+    threads: ThreadsOpt = None,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Energy (and pressure for crystals) of the structure scaled uniformly, vs a reference."""
+    from deepatoms.workflows.simulation import public, scan_structure
+
+    res = scan_structure(
+        model, structure, scale, reference=reference, plot=plot, out=out_file, dtype=dtype,
+        force_model=force_model, threads=threads, overwrite=overwrite,
+    )  # fmt: skip
+    print_notes(res["warnings"], "warning")
+    out.print("  ".join(f"{n:>16}" for n in res["table"]["header"]))
+    for row in res["table"]["rows"]:
+        out.print("  ".join(f"{v:>16.6g}" for v in row))
+    line = f"lowest model energy at scale {res['min_scale']:.4g}"
+    if res["reference_name"] is not None:
+        line += f"; {res['reference_name']}: {res['reference_min_scale']:.4g}"
+    out.print(line)
+    if out_file is not None:
+        out.print(f"wrote {out_file}")
+    if plot is not None:
+        out.print(f"plot: {plot}")
+    if as_json:
+        emit_json({k: v for k, v in public(res).items() if k != "warnings"})

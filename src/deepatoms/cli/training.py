@@ -1,0 +1,217 @@
+"""``deepatoms train``, ``deepatoms cv`` and ``deepatoms presets``: training runs
+(``deepatoms.workflows.training``) and k-fold cross-validation (``deepatoms.workflows.crossval``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deepatoms.cli.common import JsonOpt, QuietOpt, SetOpt, emit_json, fail_cleanly, number, out
+
+app = typer.Typer()
+
+__all__ = ["app", "register"]
+
+
+def register(main: typer.Typer) -> None:
+    """Add ``train``, ``cv`` and ``presets`` to ``main`` (top-level commands)."""
+    main.add_typer(app)
+
+
+@app.command("train")
+@fail_cleanly
+def train_command(
+    preset: Annotated[str, typer.Option(help="Preset name (see `deepatoms presets`).")],
+    data: Annotated[Path, typer.Option(help="Dataset file (.h5).", metavar="FILE.h5")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Run folder (created; resumed if it holds a run).")
+    ],
+    target: Annotated[
+        str | None, typer.Option(help="Property to learn, e.g. U0 (default: the preset's).")
+    ] = None,
+    forces: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-atom force label to train on with the energy (thesis Eq. 5.7), e.g. forces; "
+            "'none' trains on energies only (default: the preset's)."
+        ),
+    ] = None,
+    rho: Annotated[
+        float | None,
+        typer.Option(help="Energy weight ρ of the energy–force loss (0: forces only)."),
+    ] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Stop after this many epochs.")] = None,
+    max_time: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop after this many minutes of training in total (a resumed run counts the time already spent)."
+        ),
+    ] = None,
+    n_train: Annotated[
+        str | None, typer.Option(help="Training systems (count or fraction).")
+    ] = None,
+    n_val: Annotated[
+        str | None, typer.Option(help="Validation systems (count or fraction).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for split, initialisation, shuffling.")
+    ] = None,
+    set_: SetOpt = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fine-tune: start from this model.pt (same preset and overrides); the "
+            "optimiser starts fresh.",
+            metavar="MODEL.pt",
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a model on a dataset; writes a run folder with checkpoints, metrics and model.pt.
+
+    Running the same command again on a run folder with checkpoints/last.ckpt resumes it.
+    """
+    from deepatoms.workflows.training import train
+
+    options = {"target": target, "forces": forces, "rho": rho, "max_epochs": max_epochs,
+               "max_time": max_time, "seed": seed, "n_train": number(n_train, "--n-train"),
+               "n_val": number(n_val, "--n-val")}  # fmt: skip
+    if not quiet:
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    summary = train(preset, data, out_dir, overrides=list(set_ or []), init=init,
+                        progress=not quiet, command="deepatoms train", **options)  # fmt: skip
+    verb = "resumed and finished" if summary["resumed"] else "finished"
+    u = summary["unit"]
+    if summary.get("model") == "gschnet":
+        score = f"best validation loss {summary['best_val_loss']:.5g} nats"
+    elif summary.get("forces"):
+        score = (
+            f"best validation loss {summary['best_val_loss']:.5g}; energy MAE "
+            f"{summary['val_energy_mae']:.5g} {u}, force MAE {summary['val_force_mae']:.5g} {u}/Å"
+        )
+    else:
+        score = f"best validation MAE {summary['best_val_mae']:.5g} {u}"
+    out.print(
+        f"{verb} {summary['preset']} on {summary['target'] or 'molecule generation'}: "
+        f"{summary['epochs']} epochs, "
+        f"{summary['steps']} steps, {score} ({summary['wall_time_s']} s)"
+    )
+    out.print(f"stopped: {summary['stopped']}; model: {summary['model_file']}")
+    if as_json:
+        emit_json(summary)
+
+
+@app.command("cv")
+@fail_cleanly
+def cv_command(
+    preset: Annotated[str, typer.Option(help="Preset name (see `deepatoms presets`).")],
+    data: Annotated[Path, typer.Option(help="Dataset file (.h5).", metavar="FILE.h5")],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="CV folder (created; a rerun reuses finished folds and resumes the rest)."
+        ),
+    ],
+    target: Annotated[
+        str | None, typer.Option(help="Property to learn (default: the preset's).")
+    ] = None,
+    folds: Annotated[int, typer.Option(help="Number of folds k.", min=2)] = 5,
+    stratify: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-system column whose classes are spread evenly over the folds (e.g. icsd).",
+            metavar="COL",
+        ),
+    ] = None,
+    val_fraction: Annotated[
+        str,
+        typer.Option(
+            "--val-fraction",
+            "--n-val",
+            help="Validation systems held out of each fold's training part for early stopping: "
+            "a fraction (0.1) or a count (5000).",
+        ),
+    ] = "0.1",
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the folds, validation subsets and training (train.seed)."),
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start every fold from this model.pt (transfer learning).", metavar="MODEL"
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the 95th percentile of the MAE.", min=1)
+    ] = 10**6,
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cross-validate a preset: k training runs, each tested on one fold; pooled test errors.
+
+    Writes OUT/fold{i}/ (run folders), OUT/predictions.csv and OUT/cv_summary.json. The config's
+    data.n_train/n_val/n_test are ignored: the folds and --val-fraction set the split.
+    """
+    from deepatoms.workflows.crossval import cross_validate
+    from deepatoms.workflows.training import training_config
+
+    cfg = training_config(preset, list(set_ or []), target=target, seed=seed)
+    n_val = number(val_fraction, "--val-fraction")
+    if not quiet:
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+
+    def report(rec: dict) -> None:
+        out.print(
+            f"fold {rec['fold']}: {rec['n_train']} train / {rec['n_val']} val / {rec['n_test']} "
+            f"test, test MAE {rec['mae']:.4g} {rec['unit']}, RMSE {rec['rmse']:.4g} {rec['unit']}"
+            + ("" if rec["trained_now"] else " (finished run reused)")
+        )
+
+    res = cross_validate(
+        cfg,
+        data,
+        out_dir,
+        k=folds,
+        seed=0 if seed is None else seed,
+        stratify_column=stratify,
+        n_val=n_val,
+        progress=not quiet,
+        n_bootstrap=bootstrap,
+        init=init,
+        on_fold=report,
+    )
+    u, p = res["unit"], res["pooled"]
+    out.print(
+        f"{res['k']}-fold CV of {res['preset']} on {res['target']} ({res['n_systems']} systems): "
+        f"MAE {p['mae']:.4g} {u} (bootstrap 95th percentile {p['mae_bootstrap_p95']:.4g}), "
+        f"RMSE {p['rmse']:.4g} {u}"
+    )
+    for column, table in res["subsets"].items():
+        for name, s in table.items():
+            out.print(
+                f"  {column}={name} ({s['n']}): MAE {s['mae']:.4g} {u}, RMSE {s['rmse']:.4g} {u}"
+            )
+    out.print(f"summary: {Path(out_dir) / 'cv_summary.json'}; predictions: {res['predictions']}")
+    if as_json:
+        emit_json(res)
+
+
+@app.command("presets")
+@fail_cleanly
+def presets_command(as_json: JsonOpt = False) -> None:
+    """List the shipped presets by model family, with the command that trains them."""
+    from deepatoms.workflows.training import list_presets
+
+    res = list_presets()
+    for group in res.families:
+        out.print(f"{group['title']} — {group['summary']}; train with `{group['command']}`")
+        for row in group["presets"]:
+            out.print(f"  {row['name']:<22} {row['description']}")
+    if as_json:
+        emit_json(res)
