@@ -91,6 +91,17 @@ def test_train_evaluate_predict(workflow):
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 7 and rows[1]["formula"] == "C6H6"
     assert float(rows[0]["U0 [eV]"]) < 0
+    # predicting again replaces the CSV (as it always did) and says so; an input is never replaced
+    again = run("predict", str(d / "run"), str(EXAMPLES), "--out", str(out_csv), "-q")
+    assert f"replaced the existing {out_csv}" in " ".join(again.stderr.split())
+    assert len(list(csv.DictReader(out_csv.open()))) == 7
+    copy = d / "inputs.xyz"
+    copy.write_bytes(EXAMPLES.read_bytes())
+    refused = run("predict", str(d / "run"), str(copy), "--out", str(copy), ok=False)
+    assert refused.returncode == 2 and "is one of the input files" in " ".join(
+        refused.stderr.split()
+    )
+    assert copy.read_bytes() == EXAMPLES.read_bytes()
 
 
 def test_import_then_train_on_imported_data(tmp_path):

@@ -243,3 +243,11 @@ def test_expected_family_weights_and_values_are_checked(tmp_path):
     write_model_file(tmp_path / "nan.pt", model, "schnet", extras={"graph": GRAPH.to_config()})
     with pytest.raises(ModelFileError, match="non-finite weights"):
         load_model(tmp_path / "nan.pt")
+
+
+def test_v1_family_table_agrees_with_the_registry():
+    from deepatoms.models.model_file import _V1_FAMILIES
+    from deepatoms.models.registry import family_of
+
+    for model, family in _V1_FAMILIES.items():
+        assert family_of(model).name == family, model

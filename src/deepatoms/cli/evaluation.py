@@ -10,7 +10,6 @@ import typer
 
 from deepatoms.cli.common import (
     JsonOpt,
-    OverwriteOpt,
     QuietOpt,
     emit_json,
     fail_cleanly,
@@ -90,15 +89,15 @@ def predict_command(
         Path | None, typer.Option("--out", help="CSV to write.", metavar="OUT.csv")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Systems per inference batch.")] = 100,
-    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict the model's property for every structure in the input files."""
     from deepatoms.workflows.evaluation import predict
 
-    res = predict(model, inputs, out_file, batch_size, progress=not quiet, overwrite=overwrite)
+    res = predict(model, inputs, out_file, batch_size, progress=not quiet)
     print_notes(res["warnings"], "warning")
+    print_notes(res["notes"])
     col = res["column"]
     shown = res["rows"][:20]
     for r in shown:
@@ -108,7 +107,9 @@ def predict_command(
     if out_file is not None:
         out.print(f"wrote {res['n']} predictions to {out_file}")
     if as_json:
-        emit_json({k: v for k, v in res.items() if k != "rows" or res["n"] <= 1000})
+        emit_json(
+            {k: v for k, v in res.items() if k != "notes" and (k != "rows" or res["n"] <= 1000)}
+        )
 
 
 @app.command("curves")

@@ -226,11 +226,25 @@ def _from_envelope(path: Path, p: dict) -> ModelFile:
 
 
 # -- earlier formats ---------------------------------------------------------------------------
+#: model name → family of the models that ``deepatoms-model`` v1 files could hold.
+_V1_FAMILIES = {
+    "schnet": "schnet",
+    "dtnn": "dtnn",
+    "nmp_edge": "nmp_edge",
+    "mpnn": "mpnn",
+    "vimpnn": "mpnn",
+    "gschnet": "gschnet",
+}
+
+
 def _legacy_atomistic(path: Path, p: dict) -> ModelFile:
     """``deepatoms-model`` v1: property models, potentials and G-SchNet."""
-    from deepatoms.models.registry import family_of
-
     config = dict(p["model_config"])
+    if config.get("name") not in _V1_FAMILIES:
+        raise ModelFileError(
+            f"{path}: a deepatoms-model v1 file of an unknown model {config.get('name')!r} "
+            f"(v1 files hold {', '.join(_V1_FAMILIES)})"
+        )
     meta = dict(p.get("meta") or {})
     stats = dict(meta.get("stats") or {})
     gschnet = config.get("name") == "gschnet"
@@ -244,7 +258,7 @@ def _legacy_atomistic(path: Path, p: dict) -> ModelFile:
         }
     return ModelFile(
         path=path,
-        family=family_of(config.get("name")).name,
+        family=_V1_FAMILIES[config["name"]],
         model=str(config.get("name")),
         config=config,
         state_dict=dict(p["state_dict"]),

@@ -21,7 +21,7 @@ import numpy as np
 
 from deepatoms.analysis.published import published_references
 from deepatoms.core.errors import DeepatomsError
-from deepatoms.core.files import atomic_write_text, check_new_file
+from deepatoms.core.files import atomic_write_text
 from deepatoms.core.progress import ProgressBar
 from deepatoms.core.results import Result
 from deepatoms.data.dataset import read_dataset
@@ -206,15 +206,18 @@ def predict(
     out: str | os.PathLike | None = None,
     batch_size: int = 100,
     progress: bool = True,
-    overwrite: bool = False,
 ) -> Prediction:
     """The model's property (a run folder or model file) for every structure of ``inputs``
     (every frame of any ASE-readable file); writes a CSV to ``out`` when given (columns file,
-    frame, formula, n_atoms, <property> [unit])."""
+    frame, formula, n_atoms, <property> [unit]), replacing an earlier CSV of that name (a note
+    says so) but never one of the inputs."""
     if batch_size < 1:
         raise DeepatomsError(f"--batch-size must be at least 1, got {batch_size}")
+    notes = []
     if out is not None:
-        _check_csv_output(Path(out), inputs, overwrite)
+        _check_csv_output(Path(out), inputs)
+        if Path(out).exists():
+            notes.append(f"replaced the existing {out}")
     loaded = load_model(model, expect=PROPERTY_FAMILIES)
     atoms_list, labels = read_inputs(list(inputs))
     data = PackedSystems.from_atoms(atoms_list)
@@ -241,11 +244,12 @@ def predict(
         atomic_write_text(out, buf.getvalue())
     return Prediction(model=loaded.meta["model_file"], property=loaded.property, unit=loaded.unit,
                       column=col, n=len(rows), out=str(out) if out is not None else None,
-                      rows=rows, warnings=warnings)  # fmt: skip
+                      rows=rows, warnings=warnings, notes=notes)  # fmt: skip
 
 
-def _check_csv_output(out: Path, inputs: Sequence[str | os.PathLike], overwrite: bool) -> None:
-    """Never write over an input; replace another existing file only when asked."""
+def _check_csv_output(out: Path, inputs: Sequence[str | os.PathLike]) -> None:
+    """Never write over an input; the output must be a CSV file name."""
     if any(Path(p).resolve() == out.resolve() for p in inputs):
         raise DeepatomsError(f"--out {out} is one of the input files; choose another output name")
-    check_new_file(out, overwrite)
+    if out.is_dir():
+        raise DeepatomsError(f"--out {out} is a folder; give a CSV file name")
