@@ -21,8 +21,11 @@ def test_every_public_name_resolves():
         deepatoms.nope  # noqa: B018
 
 
-def test_import_deepatoms_loads_no_heavy_library():
-    code = "import sys, deepatoms; print(sorted(m for m in ('torch', 'ase', 'lightning') if m in sys.modules))"
+@pytest.mark.parametrize("module", ["deepatoms", "deepatoms.cli"])
+def test_import_loads_no_heavy_library(module):
+    """``import deepatoms`` and the command line's start (``deepatoms --help``) stay fast."""
+    code = (f"import sys, {module}; "
+            "print(sorted(m for m in ('torch', 'ase', 'lightning', 'numpy') if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

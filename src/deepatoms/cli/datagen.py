@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from deepatoms.cli.common import JsonOpt, OverwriteOpt, QuietOpt, emit_json, err, fail_cleanly, out
-from deepatoms.workflows.datagen import DEFAULT_ELEMENTS, DEFAULT_PROTOTYPES
+from deepatoms.datagen.defaults import DEFAULT_ELEMENTS, DEFAULT_PROTOTYPES
 
 app = typer.Typer(
     help="Make labelled data with a reference calculator (GFN2-xTB, EMT).", no_args_is_help=True

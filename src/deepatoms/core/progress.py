@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
+from rich import progress as rich_progress
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 _err = Console(stderr=True, highlight=False)
 
@@ -17,7 +20,7 @@ class ProgressBar:
 
     def __init__(self, label: str, quiet: bool = False) -> None:
         self.label, self.quiet = label, quiet
-        self.prog: Progress | None = None
+        self.prog: rich_progress.Progress | None = None
         self.task = None
 
     def __enter__(self) -> ProgressBar:
@@ -31,11 +34,11 @@ class ProgressBar:
         if self.quiet:
             return
         if self.prog is None:
-            self.prog = Progress(
-                TextColumn(self.label),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
+            self.prog = rich_progress.Progress(
+                rich_progress.TextColumn(self.label),
+                rich_progress.BarColumn(),
+                rich_progress.MofNCompleteColumn(),
+                rich_progress.TimeRemainingColumn(),
                 console=_err,
                 transient=True,
             )
@@ -44,4 +47,21 @@ class ProgressBar:
         self.prog.update(self.task, completed=done)
 
 
-__all__ = ["ProgressBar"]
+#: A ``progress(done, total)`` callback.
+Progress = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def reporting(progress: bool | Progress | None, label: str) -> Iterator[Progress | None]:
+    """``progress`` as a callback for a loop: a :class:`ProgressBar` named ``label`` for True,
+    the callable itself, or None for False/None."""
+    if callable(progress):
+        yield progress
+    elif progress:
+        with ProgressBar(label) as bar:
+            yield bar
+    else:
+        yield None
+
+
+__all__ = ["Progress", "ProgressBar", "reporting"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,16 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from deepatoms.data.bonds import bond_graph, perceive_bonds, replicate_bonds
+from deepatoms.core.progress import Progress, reporting
+from deepatoms.data.bonds import perceive_bonds
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.scaling import DEFAULT_SCALES, parse_scales, scale_atoms
 from deepatoms.datagen.infinite_crystal import check_metals, emt_label, lattice_constants
 from deepatoms.datagen.resumable import (
+    DatagenResult,
     GeneratedDataset,
     check_count,
+    labelled_pack,
     parse_fractions,
     split_labels,
     versions,
@@ -77,8 +80,6 @@ SEED_SITES = np.array(
     dtype=np.int64,
 )
 SPLIT_BY = ("group", "run")
-
-Progress = Callable[[int, int], None]
 
 
 def grow_sites(steps: int, rng: np.random.Generator) -> np.ndarray:
@@ -148,8 +149,8 @@ def generate_growth(
     lattice: str = "minimize",
     flush_every: int = 200,
     overwrite: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
+    progress: bool | Progress = True,
+) -> DatagenResult:
     """Write the Stable (or, with ``unstable``, the Unstable) Crystal-Growth dataset (module
     docstring) to ``out``, continuing an interrupted run with the same settings.
 
@@ -168,7 +169,8 @@ def generate_growth(
         lattice: s = 1 lattice constant, ``"minimize"`` (EMT minimum) or ``"fixed"``.
         flush_every: base clusters between writes.
         overwrite: start again even if ``out`` holds a run.
-        progress: ``progress(done, total)`` over the base clusters.
+        progress: a progress bar on stderr (True), none (False) or a ``progress(done, total)``
+            callback over the base clusters.
 
     Returns:
         summary: ``out``, ``n_samples``, ``n_bases``, ``n_new``, ``n_failures``, ``complete``,
@@ -188,106 +190,84 @@ def generate_growth(
     bases = base_clusters(els, runs, steps, min_atoms, max_atoms, seed)
     if unstable:
         bases = [b for b in bases if b["run"] < unstable_runs]
-    if split_by == "group":
-        labels = dict(
-            zip(
-                [b["group"] for b in bases],
-                split_labels(len(bases), fractions, seed).tolist(),
-                strict=True,
-            )
-        )
-    else:
-        run_ids = sorted({(b["element"], b["run"]) for b in bases})
-        by_run = dict(
-            zip(run_ids, split_labels(len(run_ids), fractions, seed).tolist(), strict=True)
-        )
-        labels = {b["group"]: by_run[b["element"], b["run"]] for b in bases}
+    labels = _split_by(bases, split_by, fractions, seed)
     settings = {
-        "elements": els,
-        "runs": runs,
-        "steps": steps,
-        "min_atoms": min_atoms,
-        "max_atoms": max_atoms,
-        "unstable": unstable,
-        "unstable_runs": unstable_runs if unstable else None,
-        "scales": grid.tolist(),
-        "seed": seed,
-        "split": list(fractions),
-        "split_by": split_by,
-        "lattice": lattice,
-    }
+        "elements": els, "runs": runs, "steps": steps, "min_atoms": min_atoms,
+        "max_atoms": max_atoms, "unstable": unstable,
+        "unstable_runs": unstable_runs if unstable else None, "scales": grid.tolist(),
+        "seed": seed, "split": list(fractions), "split_by": split_by, "lattice": lattice,
+    }  # fmt: skip
     kind = "Unstable" if unstable else "Stable"
     writer = GeneratedDataset(
-        out,
-        source=SOURCE,
-        settings=settings,
-        n_bases=len(bases),
-        units=UNITS,
+        out, source=SOURCE, settings=settings, n_bases=len(bases), units=UNITS,
         extra_metadata={"bond_types": ["metallic"], "bond_rule": "rdkit"},
-        provenance={
-            "dataset": f"{kind} Crystal Growth (specs/vimpnn.md §8): fcc clusters grown from the "
-            "14-atom cube, one atom per step on a random empty site with >= 1 nearest neighbour",
-            "labeller": labeller,
-            "lattice_constants": a0,
-            "growth_rng": "numpy default_rng([seed, Z, run]); site drawn from the sorted list",
-            "scaling": "r_i(s) = c + s (r_i - c), c = centroid (deepatoms.datagen.scaling)",
-            "bonds": "metallic nearest-neighbour shell of the s = 1 cluster (r_nn = 1.2 a/sqrt 2),"
-            " kept for every s",
-            "split": f"by {split_by}, seeded permutation (deepatoms.data.splits.random_split)",
-            "versions": versions("ase", "numpy", "scipy"),
-        },
-        flush_every=flush_every,
+        provenance=_provenance(kind, labeller, a0, split_by), flush_every=flush_every,
         overwrite=overwrite,
-    )
+    )  # fmt: skip
     n_points, emt_time = 0, 0.0
     calc = EMT()
-    with writer.session():
+    with writer.session(), reporting(progress, "clusters") as report:
         for base in bases[writer.n_done :]:
-            el, group = base["element"], base["group"]
-            half = a0[el]["a"] / 2
-            stable = Atoms(el * len(base["sites"]), positions=base["sites"] * half)
-            bonds = perceive_bonds(stable)
-            samples, rows, failures = [], [], []
             t1 = time.perf_counter()
-            for s in grid:
-                atoms = scale_atoms(stable, float(s))
-                res = emt_label(atoms, calc)
-                if isinstance(res, str):
-                    failures.append({"group": group, "scale": float(s), "reason": res})
-                    continue
-                samples.append(atoms)
-                rows.append((float(s), *res))
+            pack, failures = _label_cluster(base, grid, a0, calc, labels[base["group"]])
             emt_time += time.perf_counter() - t1
             n_points += len(grid)
-            pack = None
-            if samples:
-                n = len(samples)
-                pack = PackedSystems.from_atoms(
-                    samples,
-                    system_props={
-                        "energy": np.array([r[1] for r in rows], dtype=np.float64),
-                        "scale": np.array([r[0] for r in rows], dtype=np.float64),
-                        "group": np.full(n, group, dtype=np.int64),
-                        "run": np.full(n, base["run"], dtype=np.int64),
-                        "element": np.full(n, el),
-                        "split": np.full(n, labels[group]),
-                    },
-                    atom_props={"forces": [r[2] for r in rows]},
-                )
-                pack.edges, _ = bond_graph(samples, replicate_bonds(bonds, n), ["metallic"])
             writer.add(pack, failures)
-            if progress is not None:
-                progress(writer.n_done, len(bases))
+            if report is not None:
+                report(writer.n_done, len(bases))
+    return writer.summary(
+        t0, kind=kind.lower(), n_bases=len(bases),
+        lattice_constants={el: v["a"] for el, v in a0.items()},
+        seconds_per_cluster=emt_time / n_points if n_points else None,
+    )  # fmt: skip
+
+
+def _split_by(bases: list[dict], split_by: str, fractions: Sequence[float], seed: int) -> dict:
+    """Split label of each base cluster's group: by group, or by growth run."""
+    if split_by == "group":
+        groups = [b["group"] for b in bases]
+        return dict(zip(groups, split_labels(len(groups), fractions, seed).tolist(), strict=True))
+    run_ids = sorted({(b["element"], b["run"]) for b in bases})
+    by_run = dict(zip(run_ids, split_labels(len(run_ids), fractions, seed).tolist(), strict=True))
+    return {b["group"]: by_run[b["element"], b["run"]] for b in bases}
+
+
+def _provenance(kind: str, labeller: dict, a0: dict, split_by: str) -> dict[str, Any]:
     return {
-        "out": str(out),
-        "kind": kind.lower(),
-        "n_samples": writer.n_samples,
-        "n_bases": len(bases),
-        "n_new": writer.n_done - writer.n_skipped,
-        "n_skipped": writer.n_skipped,
-        "n_failures": len(writer.failures),
-        "complete": writer.complete,
-        "lattice_constants": {el: v["a"] for el, v in a0.items()},
-        "seconds_per_cluster": emt_time / n_points if n_points else None,
-        "wall_time_s": round(time.perf_counter() - t0, 3),
+        "dataset": f"{kind} Crystal Growth (Morgan et al. 2020): fcc clusters grown from the "
+        "14-atom cube, one atom per step on a random empty site with >= 1 nearest neighbour",
+        "labeller": labeller,
+        "lattice_constants": a0,
+        "growth_rng": "numpy default_rng([seed, Z, run]); site drawn from the sorted list",
+        "scaling": "r_i(s) = c + s (r_i - c), c = centroid (deepatoms.data.scaling)",
+        "bonds": "metallic nearest-neighbour shell of the s = 1 cluster (r_nn = 1.2 a/sqrt 2),"
+        " kept for every s",
+        "split": f"by {split_by}, seeded permutation (deepatoms.data.splits.random_split)",
+        "versions": versions("ase", "numpy", "scipy"),
     }
+
+
+def _label_cluster(
+    base: dict, grid: np.ndarray, a0: dict, calc: Any, split: str
+) -> tuple[PackedSystems | None, list[dict]]:
+    """The scaled copies of one base cluster labelled with EMT (None if every point failed)."""
+    el, group = base["element"], base["group"]
+    stable = Atoms(el * len(base["sites"]), positions=base["sites"] * (a0[el]["a"] / 2))
+    samples, rows, failures = [], [], []
+    for s in grid:
+        atoms = scale_atoms(stable, float(s))
+        res = emt_label(atoms, calc)
+        if isinstance(res, str):
+            failures.append({"group": group, "scale": float(s), "reason": res})
+            continue
+        samples.append(atoms)
+        rows.append((float(s), *res))
+    if not samples:
+        return None, failures
+    props = {
+        "energy": np.array([r[1] for r in rows], dtype=np.float64),
+        "scale": np.array([r[0] for r in rows], dtype=np.float64),
+        "group": group, "run": base["run"], "element": el, "split": split,
+    }  # fmt: skip
+    pack = labelled_pack(samples, props, [r[2] for r in rows], perceive_bonds(stable), ["metallic"])
+    return pack, failures

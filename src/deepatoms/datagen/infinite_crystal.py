@@ -20,17 +20,23 @@ element, its position in ``elements``), ``element``, ``split``; atom prop ``forc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
-from deepatoms.data.bonds import bond_graph, is_metal, perceive_bonds, replicate_bonds
-from deepatoms.data.packed import PackedSystems
+from deepatoms.core.progress import Progress, reporting
+from deepatoms.data.bonds import is_metal, perceive_bonds
 from deepatoms.data.scaling import scale_atoms
-from deepatoms.datagen.resumable import GeneratedDataset, check_count, versions
+from deepatoms.datagen.resumable import (
+    DatagenResult,
+    GeneratedDataset,
+    check_count,
+    labelled_pack,
+    versions,
+)
 
 __all__ = [
     "FIXED_LATTICE",
@@ -54,8 +60,6 @@ FIXED_LATTICE = {"Al": 4.05, "Cu": 3.61}
 UNITS = {"energy": "eV", "forces": "eV/Å", "scale": "", "lattice_constant": "Å"}
 CELLS = ("conventional", "primitive")
 LATTICE_MODES = ("minimize", "fixed")
-
-Progress = Callable[[int, int], None]
 
 
 def fcc_cell(element: str, a: float, cell: str = "conventional") -> Atoms:
@@ -187,8 +191,8 @@ def generate_infinite_crystal(
     lattice: str = "minimize",
     seed: int = 0,
     overwrite: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
+    progress: bool | Progress = True,
+) -> DatagenResult:
     """Write the Infinite-Crystal dataset (module docstring) to ``out``; an interrupted run
     continues per element with the same settings.
 
@@ -201,13 +205,13 @@ def generate_infinite_crystal(
         lattice: s = 1 from the EMT minimum (``"minimize"``) or ``"fixed"`` (4.05 / 3.61 Å).
         seed: seed of the validation/test split.
         overwrite: start again even if ``out`` holds a run.
-        progress: ``progress(done, total)`` over all cells.
+        progress: a progress bar on stderr (True), none (False) or a ``progress(done, total)``
+            callback over all cells.
 
     Returns:
         summary: ``out``, ``n_samples``, ``n_new`` (elements done now), ``lattice_constants``
         (Å), ``seconds_per_cell`` (EMT, this call), ``complete``, ``wall_time_s``.
     """
-    from ase.calculators.emt import EMT
 
     from deepatoms.simulate.reference import make_calculator
 
@@ -220,88 +224,82 @@ def generate_infinite_crystal(
     _, labeller = make_calculator("emt")
     grid = np.linspace(*SCALE_RANGE, points)
     train = training_indices(points, train_points)
-    settings = {
-        "elements": els,
-        "points": points,
-        "train_points": train_points,
-        "cell": cell,
-        "lattice": lattice,
-        "seed": seed,
-    }
+    settings = {"elements": els, "points": points, "train_points": train_points, "cell": cell,
+                "lattice": lattice, "seed": seed}  # fmt: skip
     writer = GeneratedDataset(
-        out,
-        source=SOURCE,
-        settings=settings,
-        n_bases=len(els),
-        units=UNITS,
+        out, source=SOURCE, settings=settings, n_bases=len(els), units=UNITS,
         extra_metadata={"bond_types": ["metallic"], "bond_rule": "rdkit"},
-        provenance={
-            "dataset": "Infinite Crystal (specs/vimpnn.md §8): fcc cells scaled isotropically",
-            "labeller": labeller,
-            "lattice_constants": lattice_constants_,
-            "scale_grid": f"linspace({SCALE_RANGE[0]}, {SCALE_RANGE[1]}, {points}) per element",
-            "training_scales": grid[train].tolist(),
-            "bonds": "metallic nearest-neighbour shell of the s = 1 cell (r_nn = 1.2 a/sqrt 2), "
-            "periodic shifts, kept for every s",
-            "split": "train = grid points nearest linspace(0.9, 1.5, train_points); the rest "
-            "shuffled (numpy default_rng([seed, group])) and halved into val and test",
-            "versions": versions("ase", "numpy", "scipy"),
-        },
-        flush_every=1,
+        provenance=_provenance(labeller, lattice_constants_, grid, train), flush_every=1,
         overwrite=overwrite,
-    )
+    )  # fmt: skip
     n_cells, emt_time = 0, 0.0
-    with writer.session():
+    with writer.session(), reporting(progress, "cells") as report:
         for group in range(writer.n_done, len(els)):
             el = els[group]
             a0 = lattice_constants_[el]["a"]
-            stable = fcc_cell(el, a0, cell)
-            bonds = perceive_bonds(stable)
-            split = np.full(points, "test", dtype="<U5")
-            split[train] = "train"
-            rest = np.setdiff1d(np.arange(points), train)
-            rest = np.random.default_rng([seed, group]).permutation(rest)
-            split[rest[: len(rest) // 2]] = "val"
-            samples, rows, failures = [], [], []
-            calc = EMT()
+            split = _split(points, train, seed, group)
             t1 = time.perf_counter()
-            for k, s in enumerate(grid):
-                atoms = scale_atoms(stable, float(s))
-                res = emt_label(atoms, calc)
-                if isinstance(res, str):
-                    failures.append({"group": group, "scale": float(s), "reason": res})
-                else:
-                    samples.append(atoms)
-                    rows.append((k, *res))
-                if progress is not None and (k % 500 == 0 or k == points - 1):
-                    progress(group * points + k + 1, len(els) * points)
+            samples, rows, failures = _label_curve(fcc_cell(el, a0, cell), grid, group, report,
+                                                   len(els))  # fmt: skip
             emt_time += time.perf_counter() - t1
             n_cells += points
             if not samples:
                 writer.add(None, failures)
                 continue
             kept = np.array([r[0] for r in rows], dtype=np.int64)
-            pack = PackedSystems.from_atoms(
-                samples,
-                system_props={
-                    "energy": np.array([r[1] for r in rows], dtype=np.float64),
-                    "scale": grid[kept],
-                    "lattice_constant": grid[kept] * a0,
-                    "group": np.full(len(kept), group, dtype=np.int64),
-                    "element": np.full(len(kept), el),
-                    "split": split[kept],
-                },
-                atom_props={"forces": [r[2] for r in rows]},
-            )
-            pack.edges, _ = bond_graph(samples, replicate_bonds(bonds, len(samples)), ["metallic"])
-            writer.add(pack, failures)
+            props = {
+                "energy": np.array([r[1] for r in rows], dtype=np.float64),
+                "scale": grid[kept], "lattice_constant": grid[kept] * a0, "group": group,
+                "element": el, "split": split[kept],
+            }  # fmt: skip
+            bonds = perceive_bonds(fcc_cell(el, a0, cell))
+            writer.add(labelled_pack(samples, props, [r[2] for r in rows], bonds, ["metallic"]),
+                       failures)  # fmt: skip
+    return writer.summary(
+        t0, lattice_constants={el: v["a"] for el, v in lattice_constants_.items()},
+        seconds_per_cell=emt_time / n_cells if n_cells else None,
+    )  # fmt: skip
+
+
+def _provenance(labeller: dict, a0: dict, grid: np.ndarray, train: np.ndarray) -> dict:
     return {
-        "out": str(out),
-        "n_samples": writer.n_samples,
-        "n_new": writer.n_done - writer.n_skipped,
-        "n_skipped": writer.n_skipped,
-        "complete": writer.complete,
-        "lattice_constants": {el: v["a"] for el, v in lattice_constants_.items()},
-        "seconds_per_cell": emt_time / n_cells if n_cells else None,
-        "wall_time_s": round(time.perf_counter() - t0, 3),
+        "dataset": "Infinite Crystal (Morgan et al. 2020): fcc cells scaled isotropically",
+        "labeller": labeller,
+        "lattice_constants": a0,
+        "scale_grid": f"linspace({SCALE_RANGE[0]}, {SCALE_RANGE[1]}, {len(grid)}) per element",
+        "training_scales": grid[train].tolist(),
+        "bonds": "metallic nearest-neighbour shell of the s = 1 cell (r_nn = 1.2 a/sqrt 2), "
+        "periodic shifts, kept for every s",
+        "split": "train = grid points nearest linspace(0.9, 1.5, train_points); the rest "
+        "shuffled (numpy default_rng([seed, group])) and halved into val and test",
+        "versions": versions("ase", "numpy", "scipy"),
     }
+
+
+def _split(points: int, train: np.ndarray, seed: int, group: int) -> np.ndarray:
+    """train at the training indices; the rest shuffled per element, halved into val and test."""
+    split = np.full(points, "test", dtype="<U5")
+    split[train] = "train"
+    rest = np.random.default_rng([seed, group]).permutation(np.setdiff1d(np.arange(points), train))
+    split[rest[: len(rest) // 2]] = "val"
+    return split
+
+
+def _label_curve(stable: Any, grid: np.ndarray, group: int, progress: Any, n_groups: int):
+    """(samples, rows (index, energy, forces), failures) of ``stable`` scaled by ``grid``."""
+    from ase.calculators.emt import EMT
+
+    samples, rows, failures = [], [], []
+    calc = EMT()
+    points = len(grid)
+    for k, s in enumerate(grid):
+        atoms = scale_atoms(stable, float(s))
+        res = emt_label(atoms, calc)
+        if isinstance(res, str):
+            failures.append({"group": group, "scale": float(s), "reason": res})
+        else:
+            samples.append(atoms)
+            rows.append((k, *res))
+        if progress is not None and (k % 500 == 0 or k == points - 1):
+            progress(group * points + k + 1, n_groups * points)
+    return samples, rows, failures

@@ -37,8 +37,8 @@ except ImportError:  # ASE < 3.29
         MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
 
 
-from deepatoms import __version__
 from deepatoms.data.packed import PackedSystems
+from deepatoms.datagen.resumable import versions
 
 __all__ = ["MD_SOURCE", "generate_md"]
 
@@ -89,18 +89,6 @@ def _jsonable(info: Mapping[str, Any]) -> dict[str, Any]:
     ok = (str, int, float, bool, list, dict, type(None))
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in info.items()
             if isinstance(v, (*ok, np.generic))}  # fmt: skip
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"deepatoms": __version__}
-    for package in ("ase", "numpy"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "unknown"
-    return out
 
 
 def generate_md(
@@ -155,30 +143,83 @@ def generate_md(
     if len(atoms) < 2:
         raise ValueError(f"MD needs at least 2 atoms, the structure has {len(atoms)}")
     start_time = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    md_atoms, dyn = _dynamics(atoms, calculator, temperature, timestep, friction, periodic, rng)
+    frames = _record(md_atoms, dyn, calculator, rng, n_frames, stride, equilibration_steps,
+                     rattle, strain, periodic, progress)  # fmt: skip
+    system_props = {"energy": frames["energy"]}
+    label_units = {"energy": "eV", "forces": "eV/Å"}
+    if periodic:
+        system_props["stress"] = frames["stress"]
+        label_units["stress"] = "eV/Å^3"
+    n_at = len(md_atoms)
+    data = PackedSystems(
+        numbers=np.tile(md_atoms.numbers, n_frames),
+        positions=frames["positions"].reshape(-1, 3),
+        offsets=np.arange(n_frames + 1, dtype=np.int64) * n_at,
+        cell=frames["cells"] if periodic else np.repeat(atoms.cell.array[None], n_frames, axis=0),
+        pbc=np.repeat(np.asarray(atoms.pbc, dtype=bool)[None], n_frames, axis=0),
+        system_props=system_props,
+        atom_props={"forces": frames["forces"].reshape(-1, 3)},
+    )
+    md = {
+        "integrator": "ase.md.langevin.Langevin with ase.constraints.FixCom",
+        "temperature_K": float(temperature), "timestep_fs": float(timestep),
+        "friction_per_fs": float(friction), "equilibration_steps": int(equilibration_steps),
+        "stride": int(stride), "n_frames": int(n_frames), "seed": seed,
+        "initial_velocities": "Maxwell-Boltzmann, zero momentum"
+        + ("" if periodic else ", zero angular momentum"),
+        "rattle_A": float(rattle), "strain": float(strain),
+        "perturbed_frames": rattle > 0 or strain > 0,
+    }  # fmt: skip
+    metadata = {
+        "units": label_units,
+        "source": MD_SOURCE,
+        "provenance": {
+            "calculator": dict(provenance),
+            "md": md,
+            "structure": {
+                "formula": atoms.get_chemical_formula(),
+                "n_atoms": n_at,
+                "periodic": periodic,
+                **_jsonable(atoms.info),
+            },
+            "observed": {"mean_kinetic_temperature_K": float(frames["kinetic_t"].mean())},
+            "versions": versions("ase", "numpy"),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "wall_time_s": round(time.perf_counter() - start_time, 3),
+        },
+    }
+    return data, metadata
+
+
+def _dynamics(atoms: Atoms, calculator: Calculator, temperature: float, timestep: float,
+              friction: float, periodic: bool, rng: np.random.Generator) -> tuple[Atoms, Any]:  # fmt: skip
+    """A copy of ``atoms`` with thermal velocities (no net momentum, no rotation for molecules)
+    and its Langevin integrator with the centre of mass fixed."""
     md_atoms = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     md_atoms.calc = calculator
     md_atoms.set_constraint(FixCom())
-    rng = np.random.default_rng(seed)
     thermalize_momenta(md_atoms, temperature, rng=rng)
     Stationary(md_atoms)
     if not periodic:
         ZeroRotation(md_atoms)
-    dyn = Langevin(
-        md_atoms,
-        timestep=timestep * units.fs,
-        temperature_K=temperature,
-        friction=friction / units.fs,
-        fixcm=False,
-        rng=rng,
-    )
+    dyn = Langevin(md_atoms, timestep=timestep * units.fs, temperature_K=temperature,
+                   friction=friction / units.fs, fixcm=False, rng=rng)  # fmt: skip
+    return md_atoms, dyn
 
+
+def _record(md_atoms: Atoms, dyn: Any, calculator: Calculator, rng: np.random.Generator,
+            n_frames: int, stride: int, equilibration_steps: int, rattle: float, strain: float,
+            periodic: bool, progress: Progress | None) -> dict[str, np.ndarray]:  # fmt: skip
+    """Equilibrate, then record ``n_frames`` frames every ``stride`` steps (perturbed copies
+    when ``rattle`` or ``strain`` > 0): positions, cells, energy, forces, stress, kinetic T."""
     n_at = len(md_atoms)
-    positions = np.empty((n_frames, n_at, 3))
-    forces = np.empty((n_frames, n_at, 3))
-    energy = np.empty(n_frames)
-    cells = np.empty((n_frames, 3, 3))
-    stress = np.empty((n_frames, 6)) if periodic else None
-    kinetic_t = np.empty(n_frames)
+    frames = {
+        "positions": np.empty((n_frames, n_at, 3)), "forces": np.empty((n_frames, n_at, 3)),
+        "energy": np.empty(n_frames), "cells": np.empty((n_frames, 3, 3)),
+        "stress": np.empty((n_frames, 6)), "kinetic_t": np.empty(n_frames),
+    }  # fmt: skip
     total = equilibration_steps + n_frames * stride
     perturb = rattle > 0 or strain > 0
 
@@ -200,63 +241,16 @@ def generate_md(
             progress(done, total)
     for k in range(n_frames):
         advance(stride)
-        kinetic_t[k] = md_atoms.get_temperature()
+        frames["kinetic_t"][k] = md_atoms.get_temperature()
         frame = _perturbed(md_atoms, rng, rattle, strain) if perturb else md_atoms
         if perturb:
             frame.calc = calculator
-        positions[k] = frame.positions
-        cells[k] = frame.cell.array
-        energy[k] = frame.get_potential_energy()
-        forces[k] = frame.get_forces(apply_constraint=False)
-        if stress is not None:
-            stress[k] = frame.get_stress(voigt=True)
+        frames["positions"][k] = frame.positions
+        frames["cells"][k] = frame.cell.array
+        frames["energy"][k] = frame.get_potential_energy()
+        frames["forces"][k] = frame.get_forces(apply_constraint=False)
+        if periodic:
+            frames["stress"][k] = frame.get_stress(voigt=True)
         if progress is not None:
             progress(equilibration_steps + (k + 1) * stride, total)
-
-    system_props = {"energy": energy}
-    label_units = {"energy": "eV", "forces": "eV/Å"}
-    if stress is not None:
-        system_props["stress"] = stress
-        label_units["stress"] = "eV/Å^3"
-    data = PackedSystems(
-        numbers=np.tile(md_atoms.numbers, n_frames),
-        positions=positions.reshape(-1, 3),
-        offsets=np.arange(n_frames + 1, dtype=np.int64) * n_at,
-        cell=cells if periodic else np.repeat(atoms.cell.array[None], n_frames, axis=0),
-        pbc=np.repeat(np.asarray(atoms.pbc, dtype=bool)[None], n_frames, axis=0),
-        system_props=system_props,
-        atom_props={"forces": forces.reshape(-1, 3)},
-    )
-    metadata = {
-        "units": label_units,
-        "source": MD_SOURCE,
-        "provenance": {
-            "calculator": dict(provenance),
-            "md": {
-                "integrator": "ase.md.langevin.Langevin with ase.constraints.FixCom",
-                "temperature_K": float(temperature),
-                "timestep_fs": float(timestep),
-                "friction_per_fs": float(friction),
-                "equilibration_steps": int(equilibration_steps),
-                "stride": int(stride),
-                "n_frames": int(n_frames),
-                "seed": seed,
-                "initial_velocities": "Maxwell-Boltzmann, zero momentum"
-                + ("" if periodic else ", zero angular momentum"),
-                "rattle_A": float(rattle),
-                "strain": float(strain),
-                "perturbed_frames": perturb,
-            },
-            "structure": {
-                "formula": atoms.get_chemical_formula(),
-                "n_atoms": n_at,
-                "periodic": periodic,
-                **_jsonable(atoms.info),
-            },
-            "observed": {"mean_kinetic_temperature_K": float(kinetic_t.mean())},
-            "versions": _versions(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": round(time.perf_counter() - start_time, 3),
-        },
-    }
-    return data, metadata
+    return frames

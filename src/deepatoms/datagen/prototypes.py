@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from deepatoms import __version__
+from deepatoms.core.progress import Progress, reporting
 from deepatoms.data.dataset import read_dataset, write_dataset
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.prototypes.library import (
@@ -58,6 +58,8 @@ from deepatoms.data.prototypes.library import (
     select_prototypes,
 )
 from deepatoms.data.prototypes.substitution import Candidate, CandidateSpace, CompositionRequest
+from deepatoms.datagen.defaults import DEFAULT_ARITIES, DEFAULT_ELEMENTS, DEFAULT_PROTOTYPES
+from deepatoms.datagen.resumable import DatagenResult, versions
 
 __all__ = [
     "DEFAULT_ARITIES",
@@ -73,15 +75,6 @@ __all__ = [
 ]
 
 SOURCE = "deepatoms datagen prototypes"
-#: EMT metals (ASE's EMT also has H, C, N, O, which are not metals on these lattices).
-DEFAULT_ELEMENTS = ("Al", "Cu", "Ni", "Pd", "Ag", "Pt", "Au")
-DEFAULT_ARITIES = (1, 2, 3)
-#: Strukturbericht designations of the default prototypes (AFLOW library).
-DEFAULT_PROTOTYPES = (
-    "A1", "A2", "A3",
-    "L1_2", "L1_0", "L1_1", "B2", "B1", "B32", "C11_b", "C15", "D0_3", "D0_22", "D0_19", "A15",
-    "L2_1", "C1_b",
-)  # fmt: skip
 #: Elemental reference structures: fcc, bcc, hcp.
 REFERENCE_PROTOTYPES = ("A1", "A2", "A3")
 #: Output files, same row order.
@@ -90,8 +83,6 @@ _UNITS = {"formation_energy_per_atom": "eV/atom", "energy": "eV", "final_fmax": 
 # settings that must match for --resume
 _RESUME_KEYS = ("elements", "arities", "prototypes", "fmax", "steps", "optimizer", "rescale",
                 "rattle", "seed", "calculator")  # fmt: skip
-
-Progress = Callable[[int, int], None]
 
 
 def candidate_space(
@@ -177,18 +168,6 @@ def _rng(seed: int, candidate_id: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(candidate_id.encode())])
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"deepatoms": __version__}
-    for package in ("ase", "numpy", "pymatgen"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "unknown"
-    return out
-
-
 def _check(fmax: float, steps: int, rattle: float, limit: int | None, flush_every: int) -> None:
     problems = []
     if not fmax > 0:
@@ -259,7 +238,6 @@ def _references(
     done: dict[str, dict[str, Any]],
     relax_one: Callable[[Candidate], dict[str, Any]],
     space: CandidateSpace,
-    tick: Callable[[], None],
 ) -> dict[str, dict[str, Any]]:
     """μ_e per element: the lowest relaxed energy per atom over fcc, bcc and hcp."""
     refs_protos = select_prototypes(load_aflow_prototypes(), REFERENCE_PROTOTYPES)
@@ -271,7 +249,6 @@ def _references(
             res = done.get(cand.candidate_id)
             if res is None:
                 res = done[cand.candidate_id] = relax_one(cand)
-                tick()
             e = res["energy"] / len(res["atoms"])
             if not math.isfinite(e):
                 raise RuntimeError(
@@ -364,8 +341,8 @@ def generate_prototype_set(
     overwrite: bool = False,
     limit: int | None = None,
     flush_every: int = 50,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
+    progress: bool | Progress = True,
+) -> DatagenResult:
     """Relax every candidate with EMT and write ``initial.h5`` and ``relaxed.h5`` (module
     docstring) into ``out_dir``.
 
@@ -385,7 +362,8 @@ def generate_prototype_set(
         overwrite: start again, replacing existing files.
         limit: stop after this many new candidates (None: all).
         flush_every: candidates between writes to disk.
-        progress: ``progress(done, total)`` over the relaxations of this call.
+        progress: a progress bar on stderr (True), none (False) or a ``progress(done, total)``
+            callback over the relaxations of this call.
 
     Returns:
         summary: counts (``n_candidates``, ``n_written``, ``n_new``, ``n_skipped``,
@@ -402,11 +380,24 @@ def generate_prototype_set(
         raise ValueError("--resume and --overwrite exclude each other")
     space = candidate_space(elements, arities, prototypes, rescale)
     calc, calc_prov = make_calculator("emt")
-    settings = _settings(
-        space, calc_prov, fmax=float(fmax), steps=int(steps), optimizer=optimizer.lower(),
-        rattle=float(rattle), seed=int(seed),
-    )  # fmt: skip
+    relaxation = {"fmax": float(fmax), "steps": int(steps), "optimizer": optimizer.lower(),
+                  "rattle": float(rattle), "seed": int(seed)}  # fmt: skip
+    settings = _settings(space, calc_prov, **relaxation)
     out = Path(out_dir)
+    written, prev = _open_output(out, settings, resume, overwrite)
+    unknown = set(written) - {c.candidate_id for c in space}
+    if unknown:
+        raise ValueError(f"{out} holds candidates outside this set, e.g. {sorted(unknown)[0]}")
+    todo = [c for c in space if c.candidate_id not in set(written)]
+    with reporting(progress, "relaxations") as report:
+        run = _Run(space, calc, calc_prov, settings, relaxation, written, prev, t0, report)
+        run.relax_all(todo[:limit] if limit is not None else todo, out, flush_every)
+    return run.summary(out)
+
+
+def _open_output(out: Path, settings: dict, resume: bool, overwrite: bool) -> tuple[list, dict]:
+    """Prepare the folder ``out``: refuse existing files unless resuming or overwriting;
+    returns the candidate ids already written and the saved provenance."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for initial.h5 and relaxed.h5")
     paths = [out / name for name in FILES.values()]
@@ -424,102 +415,108 @@ def generate_prototype_set(
     elif resume and present:
         written, prev = _load_existing(out, settings)
     out.mkdir(parents=True, exist_ok=True)
+    return written, prev
 
-    done_ids = set(written)
-    unknown = done_ids - {c.candidate_id for c in space}
-    if unknown:
-        raise ValueError(f"{out} holds candidates outside this set, e.g. {sorted(unknown)[0]}")
-    todo = [c for c in space if c.candidate_id not in done_ids]
-    if limit is not None:
-        todo = todo[:limit]
 
-    def relax_one(cand: Candidate) -> dict[str, Any]:
-        return relax_candidate(cand.atoms(), calc, fmax=fmax, steps=steps, optimizer=optimizer,
-                               rattle=rattle, rng=_rng(seed, cand.candidate_id))  # fmt: skip
+class _Run:
+    """One call of :func:`generate_prototype_set`: references, relaxations, flushes, summary."""
 
-    cache: dict[str, dict[str, Any]] = {}
-    ref_ids: set[str] = set()
-    if not prev.get("references"):  # relaxed first; unary candidates among them are reused
-        for proto in select_prototypes(load_aflow_prototypes(), REFERENCE_PROTOTYPES):
-            ref_ids.update(space.make(proto, (el,)).candidate_id for el in space.request.elements)
-    total = len(ref_ids) + sum(c.candidate_id not in ref_ids for c in todo)
-    count = 0
+    def __init__(self, space: CandidateSpace, calc: Any, calc_prov: dict, settings: dict,
+                 relaxation: dict, written: list[str], prev: dict, t0: float,
+                 progress: Progress | None) -> None:  # fmt: skip
+        self.space, self.calc, self.calc_prov = space, calc, calc_prov
+        self.settings, self.relaxation, self.written, self.t0 = settings, relaxation, written, t0
+        self.progress = progress
+        self.references = prev.get("references") or {}
+        self.unconverged = list(prev.get("unconverged", []))
+        self.failed = list(prev.get("failed", []))
+        self.wall = float(prev.get("wall_time_s", 0.0))
+        self.cache: dict[str, dict[str, Any]] = {}
+        self.n_new = self.count = self.total = 0
 
-    def tick() -> None:
-        nonlocal count
-        count += 1
-        if progress is not None:
-            progress(count, total)
+    def relax_one(self, cand: Candidate) -> dict[str, Any]:
+        r = self.relaxation
+        res = relax_candidate(cand.atoms(), self.calc, fmax=r["fmax"], steps=r["steps"],
+                              optimizer=r["optimizer"], rattle=r["rattle"],
+                              rng=_rng(r["seed"], cand.candidate_id))  # fmt: skip
+        self.count += 1
+        if self.progress is not None:
+            self.progress(self.count, self.total)
+        return res
 
-    if prev.get("references"):
-        references = prev["references"]
-    else:
-        references = _references(space.request.elements, cache, relax_one, space, tick)
-    mu = {el: r["energy_per_atom"] for el, r in references.items()}
-    unconverged = list(prev.get("unconverged", []))
-    failed = list(prev.get("failed", []))
-    wall = float(prev.get("wall_time_s", 0.0))
-    rows = _Rows()
-    n_new = 0
+    def relax_all(self, todo: list[Candidate], out: Path, flush_every: int) -> None:
+        """Relax the references (unless saved) and then ``todo``, writing every
+        ``flush_every`` candidates and, when interrupted, what is finished."""
+        ref_ids: set[str] = set()
+        if not self.references:  # relaxed first; unary candidates among them are reused
+            for proto in select_prototypes(load_aflow_prototypes(), REFERENCE_PROTOTYPES):
+                ref_ids.update(self.space.make(proto, (el,)).candidate_id
+                               for el in self.space.request.elements)  # fmt: skip
+        self.total = len(ref_ids) + sum(c.candidate_id not in ref_ids for c in todo)
+        if not self.references:
+            self.references = _references(self.space.request.elements, self.cache,
+                                          self.relax_one, self.space)  # fmt: skip
+        mu = {el: r["energy_per_atom"] for el, r in self.references.items()}
+        rows = _Rows()
+        try:
+            for cand in todo:
+                res = self.cache.get(cand.candidate_id) or self.relax_one(cand)
+                symbols = res["atoms"].get_chemical_symbols()
+                rows.add(cand, res, formation_energy_per_atom(res["energy"], symbols, mu))
+                self.n_new += 1
+                if res["error"] is not None:
+                    self.failed.append(cand.candidate_id)
+                elif not res["converged"]:
+                    self.unconverged.append(cand.candidate_id)
+                if len(rows) >= flush_every:
+                    pending, rows = rows, _Rows()
+                    _flush(out, pending, self.provenance())
+        except BaseException:
+            _flush(out, rows, self.provenance())  # keep the finished candidates for --resume
+            raise
+        _flush(out, rows, self.provenance())
 
-    def provenance() -> dict[str, Any]:
+    def provenance(self) -> dict[str, Any]:
+        r, n_written = self.relaxation, len(self.written) + self.n_new
         return {
-            "settings": settings,
-            "calculator": calc_prov,
+            "settings": self.settings,
+            "calculator": self.calc_prov,
             "relaxation": {
                 "method": "deepatoms.simulate.relax.relax: ase.filters.FrechetCellFilter (cell "
                 "and positions) + ASE optimizer",
-                "fmax_eV_per_A": float(fmax), "max_steps": int(steps),
-                "optimizer": optimizer.lower(), "rattle_A": float(rattle), "seed": int(seed),
+                "fmax_eV_per_A": r["fmax"], "max_steps": r["steps"], "optimizer": r["optimizer"],
+                "rattle_A": r["rattle"], "seed": r["seed"],
             },
             "formation_energy": "E_f = (E - sum_e n_e mu_e) / N, mu_e = lowest relaxed energy "
             "per atom of element e over A1 (fcc), A2 (bcc), A3 (hcp), relaxed the same way",
-            "references": references,
-            "candidates": space.describe(),
-            "n_candidates": len(space),
-            "n_written": len(written) + n_new,
-            "complete": len(written) + n_new == len(space),
-            "unconverged": unconverged,
-            "failed": failed,
-            "versions": _versions(),
+            "references": self.references,
+            "candidates": self.space.describe(),
+            "n_candidates": len(self.space),
+            "n_written": n_written,
+            "complete": n_written == len(self.space),
+            "unconverged": self.unconverged,
+            "failed": self.failed,
+            "versions": versions("ase", "numpy", "pymatgen"),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": round(wall + time.perf_counter() - t0, 3),
+            "wall_time_s": round(self.wall + time.perf_counter() - self.t0, 3),
         }  # fmt: skip
 
-    try:
-        for cand in todo:
-            res = cache.get(cand.candidate_id)
-            if res is None:
-                res = relax_one(cand)
-                tick()
-            symbols = res["atoms"].get_chemical_symbols()
-            e_f = formation_energy_per_atom(res["energy"], symbols, mu)
-            rows.add(cand, res, e_f)
-            n_new += 1
-            if res["error"] is not None:
-                failed.append(cand.candidate_id)
-            elif not res["converged"]:
-                unconverged.append(cand.candidate_id)
-            if len(rows) >= flush_every:
-                pending, rows = rows, _Rows()
-                _flush(out, pending, provenance())
-    except BaseException:
-        _flush(out, rows, provenance())  # keep the finished candidates for --resume
-        raise
-    _flush(out, rows, provenance())
-    n_written = len(written) + n_new
-    return {
-        "out": str(out),
-        "files": {g: str(out / name) for g, name in FILES.items()},
-        "n_candidates": len(space),
-        "n_written": n_written,
-        "n_new": n_new,
-        "n_skipped": len(written),
-        "n_unconverged": len(unconverged),
-        "n_failed": len(failed),
-        "unconverged": unconverged,
-        "failed": failed,
-        "references": references,
-        "complete": n_written == len(space),
-        "wall_time_s": round(time.perf_counter() - t0, 3),
-    }
+    def summary(self, out: Path) -> DatagenResult:
+        n_written = len(self.written) + self.n_new
+        return DatagenResult(
+            {
+                "out": str(out),
+                "files": {g: str(out / name) for g, name in FILES.items()},
+                "n_candidates": len(self.space),
+                "n_written": n_written,
+                "n_new": self.n_new,
+                "n_skipped": len(self.written),
+                "n_unconverged": len(self.unconverged),
+                "n_failed": len(self.failed),
+                "unconverged": self.unconverged,
+                "failed": self.failed,
+                "references": self.references,
+                "complete": n_written == len(self.space),
+                "wall_time_s": round(time.perf_counter() - self.t0, 3),
+            }
+        )

@@ -1,5 +1,6 @@
-"""Shared machinery of the VIMPNN data generators (specs/vimpnn.md §8): resumable writing,
-recommended splits by group, argument checks and provenance.
+"""Shared machinery of the VIMPNN data generators (Morgan et al. 2020, the Augmented QM9,
+Infinite Crystal and Crystal Growth sets; docs/decisions.md): resumable writing, recommended
+splits by group, argument checks and provenance.
 
 A generator walks through its base structures (molecules, crystal curves, grown clusters) in a
 fixed order; the samples of each base structure (its scaled copies) are appended as one block.
@@ -27,19 +28,28 @@ from typing import Any
 import numpy as np
 
 from deepatoms import __version__
+from deepatoms.core.results import Result
 from deepatoms.data.dataset import read_dataset, write_dataset
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import random_split
 
 __all__ = [
+    "DatagenResult",
     "GeneratedDataset",
     "check_count",
+    "labelled_pack",
     "parse_fractions",
     "split_labels",
     "versions",
 ]
 
 SPLIT_NAMES = ("train", "val", "test")
+
+
+class DatagenResult(Result):
+    """What a generator wrote: ``out``, ``n_samples``/``n_systems``, timings, ``complete``
+    (False when a resumable run stopped early) and ``failures`` (points skipped, with the
+    reason)."""
 
 
 def versions(*packages: str) -> dict[str, str]:
@@ -85,6 +95,27 @@ def split_labels(n_groups: int, fractions: Sequence[float], seed: int) -> np.nda
     for name in ("train", "val"):
         labels[split[name]] = name
     return labels
+
+
+def labelled_pack(
+    samples: Sequence[Any],
+    props: Mapping[str, Any],
+    forces: Sequence[np.ndarray],
+    bonds: Sequence[Any],
+    bond_types: Sequence[str],
+) -> PackedSystems:
+    """The scaled copies ``samples`` of one base structure as a pack: system ``props`` (arrays,
+    or scalars repeated for every sample), ``forces`` per sample (eV/Å) and the base
+    structure's ``bonds`` kept for every copy (channels ``bond_types``)."""
+    from deepatoms.data.bonds import bond_graph, replicate_bonds
+
+    n = len(samples)
+    system_props = {k: np.asarray(v) if np.ndim(v) else np.full(n, v) for k, v in props.items()}
+    pack = PackedSystems.from_atoms(
+        list(samples), system_props=system_props, atom_props={"forces": list(forces)}
+    )
+    pack.edges, _ = bond_graph(list(samples), replicate_bonds(bonds, n), list(bond_types))
+    return pack
 
 
 def _jsonable(obj: Any) -> Any:
@@ -228,6 +259,22 @@ class GeneratedDataset:
             return
         write_dataset(self.path, data, self.metadata())
         self._dirty = False
+
+    def summary(self, t0: float, **extra: Any) -> DatagenResult:
+        """What a generator returns: ``out``, ``n_samples``, ``n_new`` (base structures done by
+        this call), ``n_skipped``, ``n_failures``, ``complete``, ``extra``, ``wall_time_s``
+        since ``t0`` (``time.perf_counter()``) and the ``failures`` of the whole file."""
+        return DatagenResult(
+            out=str(self.path),
+            n_samples=self.n_samples,
+            n_new=self.n_done - self.n_skipped,
+            n_skipped=self.n_skipped,
+            n_failures=len(self.failures),
+            complete=self.complete,
+            **extra,
+            wall_time_s=round(time.perf_counter() - t0, 3),
+            failures=list(self.failures),
+        )
 
     @contextlib.contextmanager
     def session(self) -> Iterator[GeneratedDataset]:

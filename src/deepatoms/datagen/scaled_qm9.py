@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from deepatoms.data.bonds import RULE_TYPES, bond_graph, perceive_bonds, replicate_bonds
+from deepatoms.core.progress import Progress, reporting
+from deepatoms.data.bonds import RULE_TYPES, perceive_bonds
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.scaling import DEFAULT_SCALES, parse_scales, scale_atoms
 from deepatoms.data.sources.qm9 import (
@@ -42,8 +43,10 @@ from deepatoms.data.sources.qm9 import (
     qm9pack_version,
 )
 from deepatoms.datagen.resumable import (
+    DatagenResult,
     GeneratedDataset,
     check_count,
+    labelled_pack,
     parse_fractions,
     split_labels,
     versions,
@@ -65,8 +68,6 @@ XTB_TEMPERATURES = (300.0, 1000.0, 5000.0)
 UNITS = {"energy": "eV", "forces": "eV/Å", "scale": "", "electronic_temperature": "K"}
 _SYMBOL_TO_Z = {"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}
 _FIELDS = ("Index", "SMILES", "Elements", "XYZ_Ang")
-
-Progress = Callable[[int, int], None]
 
 
 class XtbFailed(RuntimeError):
@@ -154,8 +155,8 @@ def _check(molecules: int, first: int, calculator: str) -> None:
 
 def generate_scaled_qm9(
     out: str | Path,
-    *,
     molecules: int,
+    *,
     first: int = 0,
     scales: str | Sequence[float] = DEFAULT_SCALES,
     seed: int = 0,
@@ -165,8 +166,8 @@ def generate_scaled_qm9(
     temperatures: Sequence[float] = XTB_TEMPERATURES,
     flush_every: int = 50,
     overwrite: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
+    progress: bool | Progress = True,
+) -> DatagenResult:
     """Write the Augmented-QM9 dataset (module docstring) to ``out``, continuing an interrupted
     run with the same settings.
 
@@ -182,7 +183,8 @@ def generate_scaled_qm9(
         temperatures: electronic temperatures (K) tried in turn.
         flush_every: molecules between writes.
         overwrite: start again even if ``out`` holds a run.
-        progress: ``progress(done, total)`` over the molecules.
+        progress: a progress bar on stderr (True), none (False) or a ``progress(done, total)``
+            callback over the molecules.
 
     Returns:
         summary: ``out``, ``n_samples``, ``n_molecules``, ``n_new`` (molecules done by this
@@ -203,117 +205,88 @@ def generate_scaled_qm9(
     _, labeller = make_calculator("xtb", electronic_temperature=temps[0], threads=1)
     vocab = list(RULE_TYPES[bond_rule])
     settings = {
-        "molecules": molecules,
-        "first": first,
-        "scales": grid.tolist(),
-        "seed": seed,
-        "bond_rule": bond_rule,
-        "calculator": "xtb",
-        "method": labeller["method"],
-        "split": list(fractions),
-        "electronic_temperatures_K": temps,
-    }
+        "molecules": molecules, "first": first, "scales": grid.tolist(), "seed": seed,
+        "bond_rule": bond_rule, "calculator": "xtb", "method": labeller["method"],
+        "split": list(fractions), "electronic_temperatures_K": temps,
+    }  # fmt: skip
     writer = GeneratedDataset(
-        out,
-        source=SOURCE,
-        settings=settings,
-        n_bases=molecules,
-        units=UNITS,
+        out, source=SOURCE, settings=settings, n_bases=molecules, units=UNITS,
         extra_metadata={"bond_types": vocab, "bond_rule": bond_rule},
-        provenance={
-            "dataset": "Augmented QM9 (specs/vimpnn.md §8): QM9 molecules (qm9pack, "
-            "B3LYP/6-31G(2df,p) geometries = s 1) scaled about their centroid",
-            "qm9pack_version": qm9pack_version(),
-            "labeller": {
-                **labeller,
-                "retry_electronic_temperatures_K": temps,
-                "fresh_calculator_per_point": True,
-            },
-            "scaling": "r_i(s) = c + s (r_i - c), c = centroid (deepatoms.datagen.scaling)",
-            "bonds": f"deepatoms.data.bonds.perceive_bonds rule={bond_rule!r} with the QM9 "
-            "SMILES at s = 1, kept for every s",
-            "split": "by molecule, seeded permutation (deepatoms.data.splits.random_split)",
-            "versions": versions("ase", "numpy", "tblite", "rdkit", "qm9pack"),
-        },
-        flush_every=flush_every,
+        provenance=_provenance(labeller, temps, bond_rule), flush_every=flush_every,
         overwrite=overwrite,
-    )
+    )  # fmt: skip
     labels = split_labels(molecules, fractions, seed)
-    n_points, xtb_time, retried = 0, 0.0, 0
-    with writer.session():
+    stats = {"points": 0, "xtb_s": 0.0, "retried": 0}
+    with writer.session(), reporting(progress, "molecules") as report:
         todo = read_qm9_molecules(first + writer.n_done, molecules - writer.n_done)
         for group, (qm9_index, smiles, atoms) in enumerate(todo, start=writer.n_done):
-            failures: list[dict[str, Any]] = []
-            try:
-                bonds = perceive_bonds(atoms, bond_rule, smiles=smiles)
-            except ValueError as exc:
-                failures.append(
-                    {
-                        "group": group,
-                        "scale": None,
-                        "qm9_index": qm9_index,
-                        "reason": f"bond perception: {exc}",
-                    }
-                )
-                writer.add(None, failures)
-                continue
-            samples, rows = [], []
-            for s in grid:
-                scaled = scale_atoms(atoms, float(s))
-                t1 = time.perf_counter()
-                try:
-                    energy, forces, t_el = xtb_label(scaled, temps, labeller["method"])
-                except XtbFailed as exc:
-                    failures.append(
-                        {
-                            "group": group,
-                            "scale": float(s),
-                            "qm9_index": qm9_index,
-                            "reason": str(exc),
-                        }
-                    )
-                    continue
-                finally:
-                    xtb_time += time.perf_counter() - t1
-                    n_points += 1
-                retried += t_el != temps[0]
-                samples.append(scaled)
-                rows.append((energy, float(s), forces, t_el))
-            pack = None
-            if samples:
-                n = len(samples)
-                pack = PackedSystems.from_atoms(
-                    samples,
-                    system_props={
-                        "energy": np.array([r[0] for r in rows], dtype=np.float64),
-                        "scale": np.array([r[1] for r in rows], dtype=np.float64),
-                        "group": np.full(n, group, dtype=np.int64),
-                        "qm9_index": np.full(n, qm9_index, dtype=np.int64),
-                        "smiles": np.full(n, smiles),
-                        "split": np.full(n, labels[group]),
-                        "electronic_temperature": np.array([r[3] for r in rows]),
-                    },
-                    atom_props={"forces": [r[2] for r in rows]},
-                )
-                pack.edges, _ = bond_graph(samples, replicate_bonds(bonds, n), vocab)
-            writer.add(pack, failures)
-            if progress is not None:
-                progress(writer.n_done, molecules)
+            base = {"group": group, "qm9_index": qm9_index, "smiles": smiles,
+                    "split": labels[group]}  # fmt: skip
+            writer.add(*_label_molecule(atoms, base, grid, temps, labeller["method"], bond_rule,
+                                        vocab, stats))  # fmt: skip
+            if report is not None:
+                report(writer.n_done, molecules)
     if writer.n_samples == 0:
         raise ValueError(
             f"no samples: every point failed ({len(writer.failures)} failures, e.g. "
             f"{writer.failures[0]['reason'] if writer.failures else 'none'})"
         )
+    return writer.summary(
+        t0, n_molecules=molecules, bond_types=vocab, retried_points=stats["retried"],
+        seconds_per_point=stats["xtb_s"] / stats["points"] if stats["points"] else None,
+    )  # fmt: skip
+
+
+def _provenance(labeller: dict, temps: list[float], bond_rule: str) -> dict[str, Any]:
     return {
-        "out": str(out),
-        "n_samples": writer.n_samples,
-        "n_molecules": molecules,
-        "n_new": writer.n_done - writer.n_skipped,
-        "n_skipped": writer.n_skipped,
-        "n_failures": len(writer.failures),
-        "complete": writer.complete,
-        "bond_types": vocab,
-        "seconds_per_point": xtb_time / n_points if n_points else None,
-        "retried_points": retried,
-        "wall_time_s": round(time.perf_counter() - t0, 3),
+        "dataset": "Augmented QM9 (Morgan et al. 2020): QM9 molecules (qm9pack, "
+        "B3LYP/6-31G(2df,p) geometries = s 1) scaled about their centroid",
+        "qm9pack_version": qm9pack_version(),
+        "labeller": {
+            **labeller,
+            "retry_electronic_temperatures_K": temps,
+            "fresh_calculator_per_point": True,
+        },
+        "scaling": "r_i(s) = c + s (r_i - c), c = centroid (deepatoms.data.scaling)",
+        "bonds": f"deepatoms.data.bonds.perceive_bonds rule={bond_rule!r} with the QM9 "
+        "SMILES at s = 1, kept for every s",
+        "split": "by molecule, seeded permutation (deepatoms.data.splits.random_split)",
+        "versions": versions("ase", "numpy", "tblite", "rdkit", "qm9pack"),
     }
+
+
+def _label_molecule(
+    atoms: Atoms, base: dict, grid: np.ndarray, temps: list[float], method: str,
+    bond_rule: str, vocab: list[str], stats: dict,
+) -> tuple[PackedSystems | None, list[dict[str, Any]]]:  # fmt: skip
+    """The scaled copies of one molecule labelled with xTB (None if every point failed);
+    ``stats`` counts points, xTB seconds and retried points."""
+    where = {"group": base["group"], "qm9_index": base["qm9_index"]}
+    try:
+        bonds = perceive_bonds(atoms, bond_rule, smiles=base["smiles"])
+    except ValueError as exc:
+        return None, [{**where, "scale": None, "reason": f"bond perception: {exc}"}]
+    samples, rows, failures = [], [], []
+    for s in grid:
+        scaled = scale_atoms(atoms, float(s))
+        t1 = time.perf_counter()
+        try:
+            energy, forces, t_el = xtb_label(scaled, temps, method)
+        except XtbFailed as exc:
+            failures.append({**where, "scale": float(s), "reason": str(exc)})
+            continue
+        finally:
+            stats["xtb_s"] += time.perf_counter() - t1
+            stats["points"] += 1
+        stats["retried"] += t_el != temps[0]
+        samples.append(scaled)
+        rows.append((energy, float(s), forces, t_el))
+    if not samples:
+        return None, failures
+    props = {
+        "energy": np.array([r[0] for r in rows], dtype=np.float64),
+        "scale": np.array([r[1] for r in rows], dtype=np.float64),
+        "group": base["group"], "qm9_index": base["qm9_index"], "smiles": base["smiles"],
+        "split": base["split"], "electronic_temperature": np.array([r[3] for r in rows]),
+    }  # fmt: skip
+    return labelled_pack(samples, props, [r[2] for r in rows], bonds, vocab), failures

@@ -14,15 +14,17 @@ again with the same output and settings.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from deepatoms.core.errors import DeepatomsError
 from deepatoms.core.files import check_new_file
 from deepatoms.core.progress import ProgressBar
-from deepatoms.core.results import Result
-from deepatoms.datagen.prototypes import DEFAULT_ELEMENTS, DEFAULT_PROTOTYPES
+from deepatoms.datagen.defaults import DEFAULT_ELEMENTS, DEFAULT_PROTOTYPES
+from deepatoms.datagen.growth import generate_growth as crystal_growth
+from deepatoms.datagen.infinite_crystal import generate_infinite_crystal as infinite_crystal
+from deepatoms.datagen.prototypes import generate_prototype_set as prototype_set
+from deepatoms.datagen.resumable import DatagenResult
+from deepatoms.datagen.scaled_qm9 import generate_scaled_qm9 as scaled_qm9
 
 __all__ = [
     "DEFAULT_ELEMENTS",
@@ -34,12 +36,6 @@ __all__ = [
     "reference_md",
     "scaled_qm9",
 ]
-
-
-class DatagenResult(Result):
-    """What a generator wrote: ``out``, ``n_samples``/``n_systems``, timings, ``complete``
-    (False when a resumable run stopped early) and ``failures`` (points skipped, with the
-    reason)."""
 
 
 def _starting_structure(molecule: str | None, bulk: str | None, structure: str | None,
@@ -139,130 +135,3 @@ def reference_md(
         mean_kinetic_temperature_K=prov["observed"]["mean_kinetic_temperature_K"],
         wall_time_s=prov["wall_time_s"],
     )  # fmt: skip
-
-
-def prototype_set(
-    out_dir: str | os.PathLike,
-    *,
-    elements: Sequence[str] | None = None,
-    arities: Sequence[int] = (1, 2, 3),
-    prototypes: Sequence[str] | None = None,
-    fmax: float = 0.01,
-    steps: int = 500,
-    optimizer: str = "bfgs",
-    rescale: str = "volume",
-    rattle: float = 0.0,
-    seed: int = 0,
-    limit: int | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> DatagenResult:
-    """Ordered alloys of ``elements`` on crystal ``prototypes`` relaxed with EMT:
-    ``out_dir/initial.h5`` (unrelaxed, rescaled prototypes) and ``relaxed.h5`` with
-    formation_energy_per_atom (eV/atom) against the lowest of fcc/bcc/hcp per element."""
-    from deepatoms.datagen.prototypes import (
-        DEFAULT_ELEMENTS,
-        DEFAULT_PROTOTYPES,
-        generate_prototype_set,
-    )
-
-    with ProgressBar("relaxations", quiet=not progress) as bar:
-        summary = generate_prototype_set(
-            out_dir, elements=list(elements or DEFAULT_ELEMENTS), arities=list(arities),
-            prototypes=list(prototypes or DEFAULT_PROTOTYPES), fmax=fmax, steps=steps,
-            optimizer=optimizer, rescale=rescale, rattle=rattle, seed=seed, resume=resume,
-            overwrite=overwrite, limit=limit, progress=bar,
-        )  # fmt: skip
-    return DatagenResult(summary)
-
-
-def _failures(path: str | os.PathLike) -> list[dict[str, Any]]:
-    from deepatoms.data.dataset import dataset_info
-
-    path = Path(path)
-    return list(dataset_info(path)["metadata"].get("failures", [])) if path.exists() else []
-
-
-def scaled_qm9(
-    out: str | os.PathLike,
-    molecules: int,
-    *,
-    first: int = 0,
-    scales: str = "0.9:1.5:10",
-    seed: int = 0,
-    bond_rule: str = "rdkit",
-    calculator: str = "xtb",
-    split: str = "0.8,0.1,0.1",
-    flush_every: int = 50,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> DatagenResult:
-    """Augmented QM9: the first ``molecules`` QM9 molecules (after ``first``) scaled about their
-    centroid by each factor of ``scales``, labelled with GFN2-xTB (SCF failures retried at
-    1,000 K and 5,000 K electronic temperature; points still failing are listed)."""
-    from deepatoms.datagen.scaled_qm9 import generate_scaled_qm9
-
-    with ProgressBar("molecules", quiet=not progress) as bar:
-        summary = generate_scaled_qm9(
-            out, molecules=molecules, first=first, scales=scales, seed=seed,
-            bond_rule=bond_rule, calculator=calculator, split=split, flush_every=flush_every,
-            overwrite=overwrite, progress=bar,
-        )  # fmt: skip
-    return DatagenResult(summary, failures=_failures(out))
-
-
-def infinite_crystal(
-    out: str | os.PathLike,
-    *,
-    elements: Sequence[str] = ("Al", "Cu"),
-    points: int = 20000,
-    train_points: int = 8,
-    cell: str = "conventional",
-    lattice: str = "minimize",
-    seed: int = 0,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> DatagenResult:
-    """Infinite Crystal: fcc cells of each element scaled isotropically, EMT energy per cell."""
-    from deepatoms.datagen.infinite_crystal import generate_infinite_crystal
-
-    with ProgressBar("cells", quiet=not progress) as bar:
-        summary = generate_infinite_crystal(
-            out, elements=list(elements), points=points, train_points=train_points, cell=cell,
-            lattice=lattice, seed=seed, overwrite=overwrite, progress=bar,
-        )  # fmt: skip
-    return DatagenResult(summary, failures=_failures(out))
-
-
-def crystal_growth(
-    out: str | os.PathLike,
-    *,
-    elements: Sequence[str] = ("Al", "Cu"),
-    runs: int = 20,
-    steps: int = 100,
-    min_atoms: int = 15,
-    max_atoms: int = 75,
-    unstable: bool = False,
-    unstable_runs: int = 5,
-    scales: str = "0.9:1.5:10",
-    seed: int = 0,
-    split: str = "0.6,0.2,0.2",
-    split_by: str = "group",
-    lattice: str = "minimize",
-    flush_every: int = 200,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> DatagenResult:
-    """Crystal Growth: fcc clusters grown atom by atom from the 14-atom cube, EMT labels;
-    ``unstable`` writes the scaled (Unstable CG) set of the first ``unstable_runs`` runs."""
-    from deepatoms.datagen.growth import generate_growth
-
-    with ProgressBar("clusters", quiet=not progress) as bar:
-        summary = generate_growth(
-            out, elements=list(elements), runs=runs, steps=steps, min_atoms=min_atoms,
-            max_atoms=max_atoms, unstable=unstable, unstable_runs=unstable_runs, scales=scales,
-            seed=seed, split=split, split_by=split_by, lattice=lattice,
-            flush_every=flush_every, overwrite=overwrite, progress=bar,
-        )  # fmt: skip
-    return DatagenResult(summary, failures=_failures(out))
