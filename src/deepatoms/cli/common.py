@@ -13,9 +13,12 @@ Conventions of the command line:
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -26,10 +29,14 @@ from deepatoms.core.files import json_ready
 __all__ = [
     "BatchOpt",
     "DeviceOpt",
+    "Group",
     "JsonOpt",
+    "OutOpt",
     "OverwriteOpt",
     "QuietOpt",
+    "Run",
     "SetOpt",
+    "command",
     "emit_json",
     "err",
     "fail_cleanly",
@@ -52,6 +59,91 @@ DeviceOpt = Annotated[
     str, typer.Option(help="Torch device: cpu, or cuda (a GPU) for large models.")
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Systems per model batch.", min=1)]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output dataset (.h5).", metavar="FILE.h5")]
+
+
+@dataclass(frozen=True)
+class Run:
+    """The options commands share: ``--overwrite``, ``--quiet``, ``--json`` and ``--device``."""
+
+    overwrite: bool = False
+    quiet: bool = False
+    as_json: bool = False
+    device: str = "cpu"
+
+    @property
+    def progress(self) -> bool:
+        """Whether to show progress bars."""
+        return not self.quiet
+
+    def emit(self, obj: Mapping[str, Any], drop: tuple[str, ...] = ("notes", "warnings")) -> None:
+        """With ``--json``: ``obj`` without the keys ``drop`` as the last line of stdout."""
+        if self.as_json:
+            emit_json({k: v for k, v in obj.items() if k not in drop})
+
+
+class Group:
+    """Options that several commands share, handed to each command as one value.
+
+    ``options``: parameter name → (``Annotated`` typer type, default); ``build`` turns the
+    parsed values (keyword arguments) into what the command receives as ``name``.
+    """
+
+    def __init__(self, name: str, build: Callable[..., Any], **options: tuple[Any, Any]) -> None:
+        self.name, self.build, self.options = name, build, options
+
+    def parameters(self) -> list[inspect.Parameter]:
+        kind = inspect.Parameter.KEYWORD_ONLY
+        return [inspect.Parameter(n, kind, annotation=t, default=d)
+                for n, (t, d) in self.options.items()]  # fmt: skip
+
+
+def run_options(overwrite: Any = True, quiet: bool = True, device: bool = False) -> Group:
+    """The :class:`Run` group: ``--json`` and, when asked, ``--device``, ``--overwrite`` (True,
+    or an ``Annotated`` option with the command's own help) and ``--quiet``."""
+    options: dict[str, tuple[Any, Any]] = {}
+    if device:
+        options["device"] = (DeviceOpt, "cpu")
+    if overwrite is True:
+        options["overwrite"] = (OverwriteOpt, False)
+    elif overwrite:
+        options["overwrite"] = (overwrite, False)
+    if quiet:
+        options["quiet"] = (QuietOpt, False)
+    options["as_json"] = (JsonOpt, False)
+    return Group("run", Run, **options)
+
+
+def command(app: typer.Typer, name: str, *groups: Group) -> Callable[[Callable], Callable]:
+    """Register ``fn`` as the command ``name`` of ``app``.
+
+    Expected user errors exit with one line (:func:`fail_cleanly`). Each group's options are
+    added to the command's own; the command receives the group's built value as the parameter
+    named like the group (e.g. ``run: Run`` for :func:`run_options`).
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        sig = inspect.signature(fn, eval_str=True)
+        names = {g.name for g in groups}
+        missing = names - set(sig.parameters)
+        if missing:
+            raise TypeError(f"{fn.__name__} lacks the parameter(s) {sorted(missing)}")
+        own = [p for p in sig.parameters.values() if p.name not in names]
+        params = [*own, *(p for g in groups for p in g.parameters())]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            for g in groups:
+                kwargs[g.name] = g.build(**{n: kwargs.pop(n) for n in g.options})
+            return fn(**kwargs)
+
+        wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params]
+        )
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return app.command(name)(fail_cleanly(wrapper))
+
+    return decorate
 
 
 def fail_cleanly(fn: Callable) -> Callable:

@@ -15,15 +15,12 @@ from typing import Annotated
 import typer
 
 from deepatoms.cli.common import (
-    DeviceOpt,
-    JsonOpt,
-    OverwriteOpt,
-    QuietOpt,
+    Run,
     SetOpt,
-    emit_json,
-    fail_cleanly,
+    command,
     out,
     print_notes,
+    run_options,
 )
 
 app = typer.Typer(
@@ -70,8 +67,7 @@ StructOutOpt = Annotated[
 
 
 # -- commands ---------------------------------------------------------------------------------
-@app.command("train")
-@fail_cleanly
+@command(app, "train", run_options(overwrite=False))
 def train_command(
     data: Annotated[
         list[str],
@@ -105,8 +101,8 @@ def train_command(
             help="What --init copies: all, vae (encoder + decoder, e.g. for a new U-Net) or unet."
         ),
     ] = "all",
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Train the density β-VAE + attention U-Net; writes a run folder with model.pt.
 
@@ -117,9 +113,9 @@ def train_command(
     from deepatoms.workflows.training import train, training_config
 
     cfg = training_config(preset, list(set_ or []), regime=regime)
-    crystals = load_crystal_sources(data, int(cfg["train"]["seed"]), not quiet)
+    crystals = load_crystal_sources(data, int(cfg["train"]["seed"]), run.progress)
     summary = train(preset, crystals, out_dir, overrides=list(set_ or []), regime=regime,
-                    init=init, init_part=init_part, progress=not quiet,
+                    init=init, init_part=init_part, progress=run.progress,
                     command="deepatoms crystals train")  # fmt: skip
     verb = "resumed and finished" if summary["resumed"] else "finished"
     out.print(
@@ -135,12 +131,10 @@ def train_command(
                      f"{best['val_acc_atom']:.3f}")  # fmt: skip
         out.print(line)
     out.print(f"model: {summary['model_file']}")
-    if as_json:
-        emit_json(summary)
+    run.emit(summary)
 
 
-@app.command("voxelize")
-@fail_cleanly
+@command(app, "voxelize", run_options())
 def voxelize_command(
     inputs: Annotated[list[str], typer.Argument(help="Crystal sources.", metavar="INPUT...")],
     out_file: Annotated[Path, typer.Option("--out", help="Output .npz.", metavar="FILE.npz")],
@@ -156,9 +150,8 @@ def voxelize_command(
     rotate: RotateOpt = True,
     seed: SeedOpt = 0,
     skip_large: SkipLargeOpt = False,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Voxelise crystals: density M (Eq. 1) and species matrix S per sample → .npz.
 
@@ -169,19 +162,17 @@ def voxelize_command(
 
     res = voxelize(inputs, out_file, model=model, preset=preset, n=n, box=box, sigma=sigma,
                    regime=regime, rotations=rotations, rotate=rotate, seed=seed,
-                   skip_large=skip_large, overwrite=overwrite, progress=not quiet)  # fmt: skip
+                   skip_large=skip_large, overwrite=run.overwrite, progress=run.progress)  # fmt: skip
     print_notes(res.notes)
     g = res.grid
     out.print(
         f"wrote {res.n_samples} samples of {res.n_crystals} crystals ({g['n']}³ voxels over "
         f"{g['box']:g} Å) to {out_file}; {res.atoms_dropped} atoms left the box"
     )
-    if as_json:
-        emit_json({k: v for k, v in res.items() if k != "notes"})
+    run.emit(res)
 
 
-@app.command("encode")
-@fail_cleanly
+@command(app, "encode", run_options(device=True))
 def encode_command(
     model: ModelArg,
     inputs: Annotated[
@@ -197,25 +188,21 @@ def encode_command(
     seed: SeedOpt = 0,
     batch_size: BatchOpt = 16,
     skip_large: SkipLargeOpt = False,
-    device: DeviceOpt = "cpu",
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Encode crystals: μ and log σ² per sample → .npz (with ids, rotation, cell, scale m)."""
     from deepatoms.workflows.crystals import encode
 
     res = encode(model, inputs, out_file, rotations=rotations, rotate=rotate, regime=regime,
-                 seed=seed, batch_size=batch_size, skip_large=skip_large, device=device,
-                 overwrite=overwrite, progress=not quiet)  # fmt: skip
+                 seed=seed, batch_size=batch_size, skip_large=skip_large, device=run.device,
+                 overwrite=run.overwrite, progress=run.progress)  # fmt: skip
     print_notes(res.notes)
     out.print(f"wrote {res.n_samples} encodings ({res.latent} dimensions) to {out_file}")
-    if as_json:
-        emit_json({k: v for k, v in res.items() if k != "notes"})
+    run.emit(res)
 
 
-@app.command("decode")
-@fail_cleanly
+@command(app, "decode", run_options(device=True))
 def decode_command(
     model: ModelArg,
     latents: Annotated[
@@ -234,27 +221,23 @@ def decode_command(
     max_images: Annotated[int, typer.Option(help="At most this many images.")] = 8,
     connectivity: Annotated[int, typer.Option(help="6 or 26-connected components (§6).")] = 6,
     batch_size: BatchOpt = 8,
-    device: DeviceOpt = "cpu",
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Decode latents: densities → U-Net → atoms; writes structures (and images)."""
     from deepatoms.workflows.crystals import decode_file
 
     res = decode_file(model, latents, out_file, key=key, frame=frame, images=images,
                       max_images=max_images, connectivity=connectivity, batch_size=batch_size,
-                      device=device, overwrite=overwrite, progress=not quiet)  # fmt: skip
+                      device=run.device, overwrite=run.overwrite, progress=run.progress)  # fmt: skip
     out.print(
         f"decoded {res.n_latents} latents: {res.atoms_mean:.1f} atoms on average "
         f"({res.n_empty} empty); wrote {res.written} structures to {out_file}"
     )
-    if as_json:
-        emit_json({k: v for k, v in res.items() if k != "n_latents"})
+    run.emit(res, drop=("n_latents",))
 
 
-@app.command("sample")
-@fail_cleanly
+@command(app, "sample", run_options(device=True))
 def sample_command(
     model: ModelArg,
     out_file: StructOutOpt,
@@ -277,27 +260,23 @@ def sample_command(
         ),
     ] = None,
     batch_size: BatchOpt = 8,
-    device: DeviceOpt = "cpu",
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Decode random latents z ~ N(0, I) into structures (§8), optionally α-conditioned."""
     from deepatoms.workflows.crystals import sample_crystals
 
     res = sample_crystals(model, out_file, n=n, seed=seed, alpha=alpha, images=images,
                           max_images=max_images, compare=compare, batch_size=batch_size,
-                          device=device, overwrite=overwrite, progress=not quiet)  # fmt: skip
+                          device=run.device, overwrite=run.overwrite, progress=run.progress)  # fmt: skip
     out.print(
         f"sampled {n} structures: {res.atoms_mean:.1f} atoms on average ({res.n_empty} "
         f"empty); wrote {res.written} to {out_file}"
     )
-    if as_json:
-        emit_json(res)
+    run.emit(res)
 
 
-@app.command("interpolate")
-@fail_cleanly
+@command(app, "interpolate", run_options(device=True))
 def interpolate_command(
     model: ModelArg,
     a: Annotated[str, typer.Argument(help="First crystal (source or SOURCE@K).", metavar="A")],
@@ -309,27 +288,23 @@ def interpolate_command(
     ] = None,
     rotate: RotateOpt = True,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Encode A and B, decode A, STEPS equally spaced intermediates and B (§8)."""
     from deepatoms.workflows.crystals import interpolate_crystals
 
     res = interpolate_crystals(model, a, b, out_file, steps=steps, image=image, rotate=rotate,
-                               seed=seed, device=device, overwrite=overwrite,
-                               progress=not quiet)  # fmt: skip
+                               seed=seed, device=run.device, overwrite=run.overwrite,
+                               progress=run.progress)  # fmt: skip
     out.print(
         f"interpolated {res.a} → {res.b} in {steps + 1} steps; atoms per structure "
         f"{res.atoms}; wrote {res.written} structures to {out_file}"
     )
-    if as_json:
-        emit_json(res)
+    run.emit(res)
 
 
-@app.command("alter")
-@fail_cleanly
+@command(app, "alter", run_options(device=True))
 def alter_command(
     model: ModelArg,
     out_file: StructOutOpt,
@@ -355,10 +330,8 @@ def alter_command(
     ] = None,
     rotate: RotateOpt = True,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Sweep one latent dimension, or scale the latent by α, with difference maps (§8).
 
@@ -369,19 +342,17 @@ def alter_command(
     from deepatoms.workflows.crystals import alter_latents
 
     res = alter_latents(model, out_file, source=source, dim=dim, values=values, alpha=alpha,
-                        image=image, rotate=rotate, seed=seed, device=device,
-                        overwrite=overwrite, progress=not quiet)  # fmt: skip
+                        image=image, rotate=rotate, seed=seed, device=run.device,
+                        overwrite=run.overwrite, progress=run.progress)  # fmt: skip
     out.print(
         f"{res.mode} of {res.input} over {res.label} = "
         f"{', '.join(f'{v:.3g}' for v in res['values'])}: atoms {res.atoms} (unaltered "
         f"{res.reference_atoms}); wrote {res.written} structures to {out_file}"
     )
-    if as_json:
-        emit_json({k: v for k, v in res.items() if k != "label"})
+    run.emit(res, drop=("label",))
 
 
-@app.command("evaluate")
-@fail_cleanly
+@command(app, "evaluate", run_options(device=True))
 def evaluate_command(
     model: Annotated[
         Path, typer.Argument(help="Run folder or model.pt.", metavar="RUN_DIR_OR_MODEL")
@@ -407,10 +378,8 @@ def evaluate_command(
     batch_size: BatchOpt = 8,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write plots/ too.")] = True,
     skip_large: SkipLargeOpt = False,
-    device: DeviceOpt = "cpu",
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """The paper's metrics on held-out crystals (§7), beside its numbers, plus an oracle row."""
     from deepatoms.workflows.crystals import evaluate_crystals
@@ -418,7 +387,7 @@ def evaluate_command(
     res = evaluate_crystals(
         model, data, out_dir, split=split, rotations=rotations, regime=regime, seed=seed,
         connectivity=connectivity, hungarian=hungarian, batch_size=batch_size, plots=plots,
-        skip_large=skip_large, device=device, overwrite=overwrite, progress=not quiet,
+        skip_large=skip_large, device=run.device, overwrite=run.overwrite, progress=run.progress,
     )  # fmt: skip
     print_notes(res["notes"])
     m = res["model"]
@@ -433,5 +402,4 @@ def evaluate_command(
         f"exact count {f(res['oracle']['count_exact'])})"
     )
     out.print(f"wrote {res['files']['metrics_md']} and {res['files']['metrics_json']}")
-    if as_json:
-        emit_json({k: v for k, v in res.items() if k not in ("notes", "n_crystals")})
+    run.emit(res, drop=("notes", "n_crystals"))

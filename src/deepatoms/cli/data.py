@@ -4,19 +4,19 @@ and ``deepatoms.workflows.crystal_data``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from deepatoms.cli.common import (
-    JsonOpt,
-    OverwriteOpt,
-    QuietOpt,
-    emit_json,
-    fail_cleanly,
+    Group,
+    OutOpt,
+    Run,
+    command,
     number,
     out,
     print_notes,
+    run_options,
 )
 
 app = typer.Typer(help="Build, import and inspect datasets.", no_args_is_help=True)
@@ -30,20 +30,17 @@ def register(main: typer.Typer) -> None:
 
 
 OutArg = Annotated[Path, typer.Argument(help="Output dataset (.h5).", metavar="OUT.h5")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Output dataset (.h5).", metavar="FILE.h5")]
 CsvOut = Annotated[Path, typer.Argument(help="Output CSV.", metavar="OUT.csv")]
 
 
 # -- molecules and structures ------------------------------------------------------------------
-@app.command("qm9")
-@fail_cleanly
+@command(app, "qm9", run_options())
 def data_qm9(
     out_file: OutArg,
     limit: Annotated[int | None, typer.Option(help="Random subset of N molecules.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random subset.")] = 0,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Build a QM9 dataset (all 130,831 molecules, or --limit N) from the installed qm9pack data.
 
@@ -52,14 +49,13 @@ def data_qm9(
     """
     from deepatoms.workflows.datasets import build_qm9
 
-    res = build_qm9(out_file, limit=limit, seed=seed, overwrite=overwrite, progress=not quiet)
+    res = build_qm9(out_file, limit=limit, seed=seed, overwrite=run.overwrite,
+                    progress=run.progress)  # fmt: skip
     out.print(f"wrote {res.n_systems} molecules ({res.n_atoms} atoms) to {out_file}")
-    if as_json:
-        emit_json(res)
+    run.emit(res)
 
 
-@app.command("import")
-@fail_cleanly
+@command(app, "import", run_options())
 def data_import(
     paths: Annotated[
         list[Path],
@@ -69,9 +65,8 @@ def data_import(
         ),
     ],
     append: Annotated[bool, typer.Option("--append", help="Add to an existing dataset.")] = False,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Import structures and their labels from ASE-readable files into one dataset file."""
     from deepatoms.workflows.datasets import import_structures
@@ -79,17 +74,15 @@ def data_import(
     if len(paths) < 2:
         raise ValueError("give at least one input file and the output .h5 file (last)")
     *inputs, out_file = paths
-    res = import_structures(inputs, out_file, append=append, overwrite=overwrite,
-                            progress=not quiet)  # fmt: skip
+    res = import_structures(inputs, out_file, append=append, overwrite=run.overwrite,
+                            progress=run.progress)  # fmt: skip
     verb = "appended" if append else "wrote"
     out.print(f"{verb} {res.n_systems} structures with properties {res.properties} to {out_file}")
     print_notes(res.notes)
-    if as_json:
-        emit_json({k: v for k, v in res.items() if k not in ("notes", "appended")})
+    run.emit(res, drop=("notes", "appended"))
 
 
-@app.command("md17")
-@fail_cleanly
+@command(app, "md17", run_options(quiet=False))
 def data_md17(
     npz: Annotated[Path, typer.Argument(help="MD17 or rMD17 trajectory (.npz).", metavar="NPZ")],
     out_file: OutOpt,
@@ -100,33 +93,31 @@ def data_md17(
     units: Annotated[
         str, typer.Option(help="Energy unit of the file: kcal/mol (MD17, rMD17) or eV.")
     ] = "kcal/mol",
-    overwrite: OverwriteOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Import an MD17-style .npz trajectory (energies → eV, forces → eV/Å)."""
     from deepatoms.workflows.datasets import import_md17
 
-    res = import_md17(npz, out_file, limit=limit, seed=seed, units=units, overwrite=overwrite)
+    res = import_md17(npz, out_file, limit=limit, seed=seed, units=units, overwrite=run.overwrite)
     out.print(
         f"wrote {res.n_systems} frames of {res.n_atoms} atoms (energy, forces in eV) to {out_file}"
     )
-    if as_json:
-        emit_json(res)
+    run.emit(res)
 
 
-@app.command("info")
-@fail_cleanly
+@command(app, "info", run_options(overwrite=False, quiet=False))
 def data_info(
     file: Annotated[Path, typer.Argument(help="Dataset file (.h5).", metavar="FILE.h5")],
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Summarise a dataset: sizes, elements, properties with units and statistics, provenance."""
     from deepatoms.workflows.datasets import dataset_summary, format_info
 
     info = dataset_summary(file)
     out.print(format_info(info))
-    if as_json:
-        emit_json(info)
+    run.emit(info)
 
 
 # -- crystals -----------------------------------------------------------------------------------
@@ -184,18 +175,43 @@ ProtoOpt = Annotated[
 ]
 
 
-def _report_crystals(res, as_json: bool) -> None:
+def _filters(energy_column: bool) -> Group:
+    """The crystal filters (Paper B §V) as a ``CrystalFilters`` (``filters``)."""
+
+    def build(**values: Any) -> Any:
+        from deepatoms.workflows.crystal_data import CrystalFilters
+
+        return CrystalFilters(**values)
+
+    options = {"drop_noble_gases": (NobleOpt, True), "max_formation_energy": (MaxEOpt, 5.0),
+               "energy_column": (EnergyColOpt, None), "dedupe": (DedupeOpt, False),
+               "prototype_column": (ProtoOpt, None)}  # fmt: skip
+    if not energy_column:  # the JSON exports name their formation-energy field
+        del options["energy_column"]
+    return Group("filters", build, **options)
+
+
+def _rows(targets: bool) -> Group:
+    """Which rows and labels to read (``rows``: keyword arguments of the reader)."""
+
+    def build(limit: int | None, skip_bad_rows: bool, targets: list[str] | None = None) -> dict:
+        rows = {"limit": limit, "skip_bad_rows": skip_bad_rows}
+        return {**rows, "targets": targets} if targets is not None else rows
+
+    options = {"targets": (TargetOpt, None)} if targets else {}
+    return Group("rows", build, **options, limit=(LimitOpt, None), skip_bad_rows=(SkipOpt, False))
+
+
+def _report_crystals(res, run: Run) -> None:
     out.print(f"wrote {res.n_systems} crystals ({res.n_atoms} atoms) to {res.out}")
     out.print(f"read {res.n_read} rows; skipped {res.n_skipped} bad rows")
     removed = ", ".join(f"{n} {why}" for why, n in res.filters["removed"].items()) or "nothing"
     out.print(f"filters removed {res.n_removed}: {removed}")
     print_notes(res.notes)
-    if as_json:
-        emit_json({k: v for k, v in res.items() if k not in ("notes", "n_removed")})
+    run.emit(res, drop=("notes", "n_removed"))
 
 
-@app.command("cif-csv")
-@fail_cleanly
+@command(app, "cif-csv", _rows(True), _filters(True), run_options())
 def data_cif_csv(
     csvs: Annotated[
         list[Path],
@@ -208,17 +224,10 @@ def data_cif_csv(
     id_column: Annotated[
         str | None, typer.Option(help="Identifier column (default: material_id if present).")
     ] = None,
-    target: TargetOpt = None,
-    limit: LimitOpt = None,
-    skip_bad_rows: SkipOpt = False,
-    drop_noble_gases: NobleOpt = True,
-    max_formation_energy: MaxEOpt = 5.0,
-    energy_column: EnergyColOpt = None,
-    dedupe: DedupeOpt = False,
-    prototype_column: ProtoOpt = None,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    rows: dict,
+    filters: Any,
+    run: Run,
 ) -> None:
     """Import crystals from CSV files of CIFs (MP-20, Perov-5, carbon sets) into one dataset.
 
@@ -229,17 +238,12 @@ def data_cif_csv(
     """
     from deepatoms.workflows.crystal_data import import_cif_csv
 
-    res = import_cif_csv(
-        csvs, out_file, cif_column=cif_column, id_column=id_column, targets=target, limit=limit,
-        skip_bad_rows=skip_bad_rows, drop_noble_gases=drop_noble_gases,
-        max_formation_energy=max_formation_energy, energy_column=energy_column, dedupe=dedupe,
-        prototype_column=prototype_column, overwrite=overwrite, progress=not quiet,
-    )  # fmt: skip
-    _report_crystals(res, as_json)
+    res = import_cif_csv(csvs, out_file, cif_column=cif_column, id_column=id_column, **rows,
+                         filters=filters, overwrite=run.overwrite, progress=run.progress)  # fmt: skip
+    _report_crystals(res, run)
 
 
-@app.command("cif-folder")
-@fail_cleanly
+@command(app, "cif-folder", _rows(True), _filters(True), run_options())
 def data_cif_folder(
     folder: Annotated[Path, typer.Argument(help="Folder of <id>.cif files.", metavar="DIR")],
     labels: Annotated[
@@ -248,46 +252,30 @@ def data_cif_folder(
     ],
     out_file: OutOpt,
     id_column: Annotated[str, typer.Option(help="Labels column holding the CIF file stem.")] = "id",
-    target: TargetOpt = None,
-    limit: LimitOpt = None,
-    skip_bad_rows: SkipOpt = False,
-    drop_noble_gases: NobleOpt = True,
-    max_formation_energy: MaxEOpt = 5.0,
-    energy_column: EnergyColOpt = None,
-    dedupe: DedupeOpt = False,
-    prototype_column: ProtoOpt = None,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    rows: dict,
+    filters: Any,
+    run: Run,
 ) -> None:
     """Import a folder of CIF files with their labels from a CSV (file stem → labels)."""
     from deepatoms.workflows.crystal_data import import_cif_folder
 
-    res = import_cif_folder(
-        folder, labels, out_file, id_column=id_column, targets=target, limit=limit,
-        skip_bad_rows=skip_bad_rows, drop_noble_gases=drop_noble_gases,
-        max_formation_energy=max_formation_energy, energy_column=energy_column, dedupe=dedupe,
-        prototype_column=prototype_column, overwrite=overwrite, progress=not quiet,
-    )  # fmt: skip
-    _report_crystals(res, as_json)
+    res = import_cif_folder(folder, labels, out_file, id_column=id_column, **rows,
+                            filters=filters, overwrite=run.overwrite,
+                            progress=run.progress)  # fmt: skip
+    _report_crystals(res, run)
 
 
-@app.command("mp-json")
-@fail_cleanly
+@command(app, "mp-json", _rows(False), _filters(False), run_options())
 def data_mp_json(
     json_file: Annotated[
         Path, typer.Argument(help="Materials Project / OQMD JSON export.", metavar="FILE")
     ],
     out_file: OutOpt,
-    limit: LimitOpt = None,
-    skip_bad_rows: SkipOpt = False,
-    drop_noble_gases: NobleOpt = True,
-    max_formation_energy: MaxEOpt = 5.0,
-    dedupe: DedupeOpt = False,
-    prototype_column: ProtoOpt = None,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    rows: dict,
+    filters: Any,
+    run: Run,
 ) -> None:
     """Import a Materials Project / OQMD JSON export (structure, formation energy, prototype, ICSD).
 
@@ -297,22 +285,15 @@ def data_mp_json(
     """
     from deepatoms.workflows.crystal_data import import_mp_json
 
-    res = import_mp_json(
-        json_file, out_file, limit=limit, skip_bad_rows=skip_bad_rows,
-        drop_noble_gases=drop_noble_gases, max_formation_energy=max_formation_energy,
-        dedupe=dedupe, prototype_column=prototype_column, overwrite=overwrite,
-        progress=not quiet,
-    )  # fmt: skip
-    _report_crystals(res, as_json)
+    res = import_mp_json(json_file, out_file, **rows, filters=filters, overwrite=run.overwrite,
+                         progress=run.progress)  # fmt: skip
+    _report_crystals(res, run)
 
 
 # -- generative models ---------------------------------------------------------------------------
-@app.command("qm9-generative")
-@fail_cleanly
+@command(app, "qm9-generative", run_options())
 def data_qm9_generative(
-    out_file: Annotated[
-        Path, typer.Option("--out", help="Output dataset (.h5).", metavar="OUT.h5")
-    ],
+    out_file: OutOpt,
     limit: Annotated[
         int | None, typer.Option(help="Seeded random subset of N molecules.", min=1)
     ] = None,
@@ -353,9 +334,8 @@ def data_qm9_generative(
     ] = None,
     split_seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the --limit subset.")] = 0,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Prepare QM9 for G-SchNet: centred, sorted, bonds perceived, seeded split.
 
@@ -367,7 +347,7 @@ def data_qm9_generative(
         out_file, limit=limit, first=first, max_gap=max_gap, where=where,
         no_small_rings=no_small_rings, n_train=number(n_train, "--n-train"),
         n_val=number(n_val, "--n-val"), n_test=number(n_test, "--n-test"),
-        split_seed=split_seed, seed=seed, overwrite=overwrite, progress=not quiet,
+        split_seed=split_seed, seed=seed, overwrite=run.overwrite, progress=run.progress,
     )  # fmt: skip
     dropped, sizes = res.dropped, res.split["sizes"]
     reasons = ", ".join(f"{k} {v}" for k, v in dropped["reasons"].items()) or "none"
@@ -385,21 +365,18 @@ def data_qm9_generative(
         f"split (seed {split_seed}): train {sizes['train']}, val {sizes['val']}, "
         f"test {sizes['test']}"
     )
-    if as_json:
-        emit_json({k: v for k, v in res.items() if k != "n_atoms"})
+    run.emit(res, drop=("n_atoms",))
 
 
-@app.command("qm9-smiles")
-@fail_cleanly
+@command(app, "qm9-smiles", run_options())
 def data_qm9_smiles(
     out_file: CsvOut,
     limit: Annotated[
         int | None, typer.Option(help="Seeded random subset of N molecules.", min=1)
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the subset and of the split.")] = 0,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """QM9 SMILES with HOMO, LUMO and gap (eV) and a seeded 80/10/10 split, for the grammar VAE.
 
@@ -407,8 +384,8 @@ def data_qm9_smiles(
     """
     from deepatoms.workflows.datasets import build_qm9_smiles
 
-    res = build_qm9_smiles(out_file, limit=limit, seed=seed, overwrite=overwrite,
-                           progress=not quiet)  # fmt: skip
+    res = build_qm9_smiles(out_file, limit=limit, seed=seed, overwrite=run.overwrite,
+                           progress=run.progress)  # fmt: skip
     s, f = res.split, res.window_fractions
     out.print(f"wrote {res.n_systems} SMILES to {out_file} (train {s['train']}, val {s['val']}, "
               f"test {s['test']})")  # fmt: skip
@@ -416,12 +393,10 @@ def data_qm9_smiles(
         f"design windows: lumo [-1, 0] eV {100 * f['lumo']:.1f} %, gap [4, 6] eV "
         f"{100 * f['gap']:.1f} %, both {100 * f['all']:.1f} %"
     )
-    if as_json:
-        emit_json({"out": res.out, "n": res.n_systems, "split": s, "window_fractions": f})
+    run.emit({"out": res.out, "n": res.n_systems, "split": s, "window_fractions": f})
 
 
-@app.command("polymers")
-@fail_cleanly
+@command(app, "polymers", run_options())
 def data_polymers(
     out_file: CsvOut,
     n: Annotated[int, typer.Option("--n", "-n", help="Strings to generate.", min=1)] = 4000,
@@ -434,9 +409,8 @@ def data_polymers(
             help="Add SYNTHETIC homo/lumo/gap/opt labels (eV) to exercise regressors and ICM.",
         ),
     ] = False,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Generated donor–acceptor polymer strings with a seeded 80/10/10 split.
 
@@ -445,11 +419,11 @@ def data_polymers(
     from deepatoms.workflows.datasets import build_polymer_strings
 
     res = build_polymer_strings(out_file, n=n, seed=seed, max_groups=max_groups,
-                                synthetic_labels=synthetic_labels, overwrite=overwrite)  # fmt: skip
+                                synthetic_labels=synthetic_labels,
+                                overwrite=run.overwrite)  # fmt: skip
     labels = " with SYNTHETIC labels" if synthetic_labels else ""
     out.print(
         f"wrote {res.n_systems} polymer strings ({res.unique} distinct){labels} to {out_file}"
     )
-    if as_json:
-        emit_json({"out": res.out, "n": res.n_systems, "unique": res.unique, "seed": seed,
-                   "synthetic_labels": synthetic_labels})  # fmt: skip
+    run.emit({"out": res.out, "n": res.n_systems, "unique": res.unique, "seed": seed,
+              "synthetic_labels": synthetic_labels})  # fmt: skip

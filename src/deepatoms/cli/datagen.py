@@ -8,7 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from deepatoms.cli.common import JsonOpt, OverwriteOpt, QuietOpt, emit_json, err, fail_cleanly, out
+from deepatoms.cli.common import (
+    Run,
+    command,
+    err,
+    out,
+    run_options,
+)
 from deepatoms.datagen.defaults import DEFAULT_ELEMENTS, DEFAULT_PROTOTYPES
 
 app = typer.Typer(
@@ -61,8 +67,7 @@ def _report(summary: dict[str, Any], what: str) -> None:
         err.print(f"warning: {len(failures)} point(s) skipped (metadata 'failures'): {shown}{more}")
 
 
-@app.command("md")
-@fail_cleanly
+@command(app, "md", run_options())
 def datagen_md(
     out_file: Annotated[
         Path, typer.Option("--out", help="Output dataset (.h5).", metavar="FILE.h5")
@@ -114,9 +119,8 @@ def datagen_md(
             help="Random cell strain amplitude of recorded frames (default: 0.02 bulk, 0 molecules)."
         ),
     ] = None,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Langevin MD with a reference calculator; writes energies, forces (and stress) per frame.
 
@@ -131,7 +135,7 @@ def datagen_md(
             lattice_constant=lattice_constant, calculator=calculator, method=method,
             threads=threads, temperature=temperature, timestep=timestep, frames=frames,
             stride=stride, equilibration=equilibration, friction=friction, seed=seed,
-            rattle=rattle, strain=strain, overwrite=overwrite, progress=not quiet,
+            rattle=rattle, strain=strain, overwrite=run.overwrite, progress=run.progress,
         )  # fmt: skip
     except RuntimeError as exc:  # the reference calculator failed (e.g. no SCF convergence)
         err.print(f"[bold red]error:[/] {exc}", markup=True)
@@ -141,12 +145,10 @@ def datagen_md(
         f"{res.properties} from {res.method} at {temperature:g} K to {out_file} in "
         f"{res.wall_time_s:.1f} s (mean kinetic T {res.mean_kinetic_temperature_K:.0f} K)"
     )
-    if as_json:
-        emit_json(res)
+    run.emit(res)
 
 
-@app.command("prototypes")
-@fail_cleanly
+@command(app, "prototypes", run_options())
 def datagen_prototypes(
     out_dir: Annotated[
         Path,
@@ -185,9 +187,8 @@ def datagen_prototypes(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out, skipping done candidates.")
     ] = False,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Relax ordered alloys on crystal prototypes with EMT; formation energies per atom.
 
@@ -204,7 +205,7 @@ def datagen_prototypes(
     summary = prototype_set(
         out_dir, elements=_split(elements), arities=arities, prototypes=_split(prototypes),
         fmax=fmax, steps=steps, optimizer=optimizer, rescale=rescale, rattle=rattle, seed=seed,
-        limit=limit, resume=resume, overwrite=overwrite, progress=not quiet,
+        limit=limit, resume=resume, overwrite=run.overwrite, progress=run.progress,
     )  # fmt: skip
     skipped = f", {summary['n_skipped']} already there" if summary["n_skipped"] else ""
     state = "complete" if summary["complete"] else "INCOMPLETE (continue with --resume)"
@@ -226,12 +227,10 @@ def datagen_prototypes(
                 f"warning: {len(ids)} relaxation(s) {kind} (kept, marked converged=False): "
                 f"{', '.join(ids[:_SHOWN_IDS])}{more}"
             )
-    if as_json:
-        emit_json(summary)
+    run.emit(summary)
 
 
-@app.command("scaled")
-@fail_cleanly
+@command(app, "scaled", run_options(overwrite=OverwriteRunOpt))
 def datagen_scaled(
     out_file: OutOpt,
     molecules: Annotated[int, typer.Option(help="Number of QM9 molecules (index order).")],
@@ -246,9 +245,8 @@ def datagen_scaled(
         str, typer.Option(help="train,val,test fractions of the molecules.")
     ] = "0.8,0.1,0.1",
     flush_every: Annotated[int, typer.Option(help="Molecules between writes.")] = 50,
-    overwrite: OverwriteRunOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Augmented QM9: the first N QM9 molecules scaled about their centroid, GFN2-xTB labels.
 
@@ -259,8 +257,8 @@ def datagen_scaled(
 
     summary = scaled_qm9(
         out_file, molecules, first=first, scales=scales, seed=seed, bond_rule=bond_rule,
-        calculator=calculator, split=split, flush_every=flush_every, overwrite=overwrite,
-        progress=not quiet,
+        calculator=calculator, split=split, flush_every=flush_every, overwrite=run.overwrite,
+        progress=run.progress,
     )  # fmt: skip
     _report(summary, "molecules")
     if summary["seconds_per_point"] is not None:
@@ -268,12 +266,10 @@ def datagen_scaled(
             f"xTB: {summary['seconds_per_point'] * 1e3:.1f} ms per point, "
             f"{summary['retried_points']} retried at higher electronic temperature"
         )
-    if as_json:
-        emit_json({k: v for k, v in summary.items() if k != "failures"})
+    run.emit(summary, drop=("failures",))
 
 
-@app.command("crystal")
-@fail_cleanly
+@command(app, "crystal", run_options(overwrite=OverwriteRunOpt))
 def datagen_crystal(
     out_file: OutOpt,
     elements: ElementsOpt = "Al,Cu",
@@ -284,26 +280,23 @@ def datagen_crystal(
     ] = "conventional",
     lattice: LatticeOpt = "minimize",
     seed: SeedOpt = 0,
-    overwrite: OverwriteRunOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Infinite Crystal: fcc cells scaled isotropically, EMT energy per cell."""
     from deepatoms.workflows.datagen import infinite_crystal
 
     summary = infinite_crystal(
         out_file, elements=_split(elements), points=points, train_points=train_points,
-        cell=cell, lattice=lattice, seed=seed, overwrite=overwrite, progress=not quiet,
+        cell=cell, lattice=lattice, seed=seed, overwrite=run.overwrite, progress=run.progress,
     )  # fmt: skip
     _report(summary, "element curves")
     consts = ", ".join(f"{el} {a:.5f} Å" for el, a in summary["lattice_constants"].items())
     out.print(f"s = 1 lattice constants: {consts}")
-    if as_json:
-        emit_json({k: v for k, v in summary.items() if k != "failures"})
+    run.emit(summary, drop=("failures",))
 
 
-@app.command("growth")
-@fail_cleanly
+@command(app, "growth", run_options(overwrite=OverwriteRunOpt))
 def datagen_growth(
     out_file: OutOpt,
     elements: ElementsOpt = "Al,Cu",
@@ -323,9 +316,8 @@ def datagen_growth(
     ),
     lattice: LatticeOpt = "minimize",
     flush_every: Annotated[int, typer.Option(help="Base clusters between writes.")] = 200,
-    overwrite: OverwriteRunOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Crystal Growth: fcc clusters grown atom by atom from the 14-atom cube, EMT labels."""
     from deepatoms.workflows.datagen import crystal_growth
@@ -334,8 +326,7 @@ def datagen_growth(
         out_file, elements=_split(elements), runs=runs, steps=steps, min_atoms=min_atoms,
         max_atoms=max_atoms, unstable=unstable, unstable_runs=unstable_runs, scales=scales,
         seed=seed, split=split, split_by=split_by, lattice=lattice, flush_every=flush_every,
-        overwrite=overwrite, progress=not quiet,
+        overwrite=run.overwrite, progress=run.progress,
     )  # fmt: skip
     _report(summary, "base clusters")
-    if as_json:
-        emit_json({k: v for k, v in summary.items() if k != "failures"})
+    run.emit(summary, drop=("failures",))

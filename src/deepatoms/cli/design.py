@@ -11,14 +11,11 @@ from typing import Annotated, Any
 import typer
 
 from deepatoms.cli.common import (
-    DeviceOpt,
-    JsonOpt,
-    OverwriteOpt,
-    QuietOpt,
-    emit_json,
+    Run,
+    command,
     err,
-    fail_cleanly,
     out,
+    run_options,
 )
 
 app = typer.Typer(
@@ -114,10 +111,9 @@ def _iteration_line(stats: Any, n_iter: int) -> str:
     return counts + f"; objective best {stats.best:.4g}, median {stats.median:.4g} eV²"
 
 
-@app.command("run")
-@fail_cleanly
+@command(app, "run", run_options(device=True))
 def design_run(
-    run: Annotated[
+    run_dir: Annotated[
         Path, typer.Argument(help="Grammar-VAE run folder or its model.pt.", metavar="RUN")
     ],
     out_file: Annotated[
@@ -163,10 +159,8 @@ def design_run(
             metavar="FILE",
         ),
     ] = None,
-    device: DeviceOpt = "cpu",
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Propose new strings whose predicted properties hit the targets (Paper D Algorithm 1).
 
@@ -177,16 +171,16 @@ def design_run(
     from deepatoms.workflows.design import design_run as run_design
 
     def report(stats: Any) -> None:
-        if not quiet:
+        if run.progress:
             err.print(_iteration_line(stats, iterations), markup=False)
 
     res = run_design(
-        run, out_file, targets=parse_targets(target), windows=parse_windows(window),
+        run_dir, out_file, targets=parse_targets(target), windows=parse_windows(window),
         regressors=regressors, training=training, samples=samples, iterations=iterations,
-        top=top, seed=seed, chunk=chunk, batch_size=batch_size, xyz=xyz, device=device,
-        overwrite=overwrite, progress=not quiet, on_iteration=report,
+        top=top, seed=seed, chunk=chunk, batch_size=batch_size, xyz=xyz, device=run.device,
+        overwrite=run.overwrite, progress=run.progress, on_iteration=report,
     )  # fmt: skip
-    if res["training"] is None and not quiet:
+    if res["training"] is None and run.progress:
         err.print("note: no --training CSV and no training_strings.txt in the run; training "
                   "strings were not excluded")  # fmt: skip
     out.print(
@@ -197,8 +191,7 @@ def design_run(
     if xyz is not None:
         out.print(f"wrote {res['n_embedded']} embedded candidates to {xyz} "
                   f"({res['n_embed_failed']} failed to embed)")  # fmt: skip
-    if as_json:
-        emit_json(res)
+    run.emit(res)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,8 +202,7 @@ def _rate_line(label: str, rates: Mapping[str, Any], windows: Sequence[str]) -> 
     return f"{label:<22} n {rates['n']:>5}  evaluated {rates['n_evaluated']:>5}  {cells}"
 
 
-@app.command("check")
-@fail_cleanly
+@command(app, "check", run_options())
 def design_check(
     candidates: Annotated[
         Path, typer.Argument(help="Candidates CSV (column 'string').", metavar="CANDIDATES.csv")
@@ -249,9 +241,8 @@ def design_check(
         typer.Option("--xtb-orbitals", help="Also report raw GFN2-xTB orbital energies (eV)."),
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the embeddings and the sample.")] = 0,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Hit rates of SMILES candidates vs training molecules under one independent evaluator.
 
@@ -265,8 +256,8 @@ def design_check(
     metrics = run_check(
         candidates, out_dir, models=parse_models(model), windows=windows or None,
         reference=reference, reference_sample=reference_sample, reference_split=reference_split,
-        top=top, xtb_relax=xtb_relax, xtb_orbitals=xtb_orbitals, seed=seed, overwrite=overwrite,
-        progress=not quiet,
+        top=top, xtb_relax=xtb_relax, xtb_orbitals=xtb_orbitals, seed=seed, overwrite=run.overwrite,
+        progress=run.progress,
     )  # fmt: skip
     names = list(metrics["windows"])
     for source in ("models", "xtb"):
@@ -283,15 +274,13 @@ def design_check(
         for part in ("sample", "all"):
             out.print(_rate_line(f"  reference ({part})", metrics["reference_labels"][part], names))
     out.print(f"wrote {metrics['metrics_file']}")
-    if as_json:
-        emit_json({k: v for k, v in metrics.items() if k != "metrics_file"})
+    run.emit(metrics, drop=("metrics_file",))
 
 
 # ---------------------------------------------------------------------------------------------
 # design baselines
 # ---------------------------------------------------------------------------------------------
-@app.command("baselines")
-@fail_cleanly
+@command(app, "baselines", run_options())
 def design_baselines(
     data: Annotated[Path, typer.Option(help="String table CSV with property columns (eV).")],
     prop: Annotated[
@@ -324,9 +313,8 @@ def design_baselines(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Results JSON to write.", metavar="FILE.json")
     ] = None,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """k-fold CV of ridge / MLP / random forest on fixed-length features (MAE in meV).
 
@@ -345,7 +333,7 @@ def design_baselines(
     res = fingerprint_baselines(
         data, prop, features=features, models=models, folds=folds, limit=limit, seed=seed,
         mlp_solver=mlp_solver, n_jobs=n_jobs, rf_max_features=rf_features, out=out_file,
-        overwrite=overwrite, progress=not quiet,
+        overwrite=run.overwrite, progress=run.progress,
     )  # fmt: skip
     out.print(
         f"{folds}-fold CV on {res['n_rows']} rows of {data} ({features} features), MAE in meV:"
@@ -353,5 +341,4 @@ def design_baselines(
     out.print(res["table"])
     if out_file is not None:
         out.print(f"wrote {out_file}")
-    if as_json:
-        emit_json(res)
+    run.emit(res)

@@ -9,12 +9,11 @@ from typing import Annotated
 import typer
 
 from deepatoms.cli.common import (
-    JsonOpt,
-    QuietOpt,
-    emit_json,
-    fail_cleanly,
+    Run,
+    command,
     out,
     print_notes,
+    run_options,
 )
 
 app = typer.Typer()
@@ -27,8 +26,7 @@ def register(main: typer.Typer) -> None:
     main.add_typer(app)
 
 
-@app.command("evaluate")
-@fail_cleanly
+@command(app, "evaluate", run_options(overwrite=False))
 def evaluate_command(
     run_or_model: Annotated[
         Path, typer.Argument(help="Run folder or model.pt.", metavar="RUN_DIR_OR_MODEL")
@@ -44,8 +42,8 @@ def evaluate_command(
             "'forces' if present), a per-atom property name, or none."
         ),
     ] = "auto",
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Report MAE and RMSE of a trained model on a split, with a parity plot.
 
@@ -53,7 +51,9 @@ def evaluate_command(
     """
     from deepatoms.workflows.evaluation import evaluate
 
-    res = evaluate(run_or_model, data, split, plot, batch_size, progress=not quiet, forces=forces)
+    res = evaluate(
+        run_or_model, data, split, plot, batch_size, progress=run.progress, forces=forces
+    )
     u = res["unit"]
     line = f"{res['target']} on {res['split']} ({res['n']} systems): MAE {res['mae']:.5g} {u}, RMSE {res['rmse']:.5g} {u}"
     if u == "eV":
@@ -72,12 +72,10 @@ def evaluate_command(
     out.print(f"parity plot: {res['plot']}")
     if res.get("force_plot"):
         out.print(f"force parity plot: {res['force_plot']}")
-    if as_json:
-        emit_json(res)
+    run.emit(res)
 
 
-@app.command("predict")
-@fail_cleanly
+@command(app, "predict", run_options(overwrite=False))
 def predict_command(
     model: Annotated[
         Path, typer.Argument(help="Model file (model.pt) or run folder.", metavar="MODEL")
@@ -89,13 +87,13 @@ def predict_command(
         Path | None, typer.Option("--out", help="CSV to write.", metavar="OUT.csv")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Systems per inference batch.")] = 100,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Predict the model's property for every structure in the input files."""
     from deepatoms.workflows.evaluation import predict
 
-    res = predict(model, inputs, out_file, batch_size, progress=not quiet)
+    res = predict(model, inputs, out_file, batch_size, progress=run.progress)
     print_notes(res["warnings"], "warning")
     print_notes(res["notes"])
     col = res["column"]
@@ -106,14 +104,15 @@ def predict_command(
         out.print(f"… {len(res['rows']) - len(shown)} more")
     if out_file is not None:
         out.print(f"wrote {res['n']} predictions to {out_file}")
-    if as_json:
-        emit_json(
-            {k: v for k, v in res.items() if k != "notes" and (k != "rows" or res["n"] <= 1000)}
-        )
+    run.emit({k: v for k, v in res.items() if k != "rows" or res["n"] <= 1000})
 
 
-@app.command("curves")
-@fail_cleanly
+CurvesOverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an existing DIR/metrics.json.")
+]
+
+
+@command(app, "curves", run_options(overwrite=CurvesOverwriteOpt))
 def curves_command(
     models: Annotated[
         list[Path],
@@ -124,9 +123,10 @@ def curves_command(
         Path | None, typer.Option(help="Scaled dataset (.h5).", metavar="DATA.h5")
     ] = None,
     split: Annotated[str, typer.Option(help="Samples to score: train, val, test or all.")] = "test",
-    run: Annotated[
+    split_run: Annotated[
         Path | None,
         typer.Option(
+            "--run",
             help="Take the split from this run's split.json instead of the data's 'split' column.",
             metavar="RUN_DIR",
         ),
@@ -163,11 +163,8 @@ def curves_command(
         str, typer.Option(help="Contribution normalisation: sum_abs, minmax or none.")
     ] = "sum_abs",
     batch_size: Annotated[int, typer.Option(help="Systems per inference batch.", min=1)] = 100,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing DIR/metrics.json.")
-    ] = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Energy curves of models on scaled data: MAE/MSE/RE, DSC, error vs size, plots.
 
@@ -189,7 +186,7 @@ def curves_command(
         data,
         out_dir,
         split=split,
-        run_dir=run,
+        run_dir=split_run,
         systems=ids,
         plot_curves=plot_curves,
         step=step,
@@ -199,8 +196,8 @@ def curves_command(
         displace_cluster=displace_cluster,
         atom=atom,
         normalise=normalise,
-        progress=not quiet,
-        overwrite=overwrite,
+        progress=run.progress,
+        overwrite=run.overwrite,
     )
     for m in res["models"]:
         for w in m.get("warnings") or []:
@@ -217,12 +214,10 @@ def curves_command(
         for name in (m["name"] for m in res["models"]):
             out.print(f"contributions ({name}, atom {d['atom_index']}): {d[name]['plot']}")
     out.print(f"wrote {res['metrics_file']}")
-    if as_json:
-        emit_json(res)
+    run.emit(res)
 
 
-@app.command("evaluate-generated")
-@fail_cleanly
+@command(app, "evaluate-generated", run_options(overwrite=False))
 def evaluate_generated_command(
     generated: Annotated[
         Path,
@@ -265,8 +260,8 @@ def evaluate_generated_command(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder.", metavar="DIR")
     ] = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Evaluate generated molecules: validity, uniqueness, novelty (G-SchNet Table 1).
 
@@ -283,7 +278,7 @@ def evaluate_generated_command(
         gap_model=gap_model,
         xtb_gaps=xtb_gap,
         seed=seed,
-        progress=not quiet,
+        progress=run.progress,
     )
     metrics = report["metrics"]
     out.print(format_table1(metrics).rstrip())
@@ -305,5 +300,4 @@ def evaluate_generated_command(
     if out_dir is not None:
         files = write_report(report, out_dir)
         out.print(f"wrote {', '.join(p.name for p in files)} to {out_dir}")
-    if as_json:
-        emit_json(metrics)
+    run.emit(metrics)

@@ -9,13 +9,10 @@ from typing import Annotated
 import typer
 
 from deepatoms.cli.common import (
-    DeviceOpt,
-    JsonOpt,
-    OverwriteOpt,
-    QuietOpt,
-    emit_json,
-    fail_cleanly,
+    Run,
+    command,
     out,
+    run_options,
 )
 
 app = typer.Typer(
@@ -30,8 +27,7 @@ def register(main: typer.Typer) -> None:
     main.add_typer(app, name="generate")
 
 
-@app.command("gschnet")
-@fail_cleanly
+@command(app, "gschnet", run_options(device=True))
 def gschnet_command(
     model: Annotated[
         Path, typer.Argument(help="G-SchNet model file (model.pt) or run folder.", metavar="MODEL")
@@ -51,10 +47,8 @@ def gschnet_command(
         int, typer.Option(help="Discard molecules that reach this many atoms.")
     ] = 35,
     chunk: Annotated[int, typer.Option(help="Molecules generated together.")] = 1000,
-    device: DeviceOpt = "cpu",
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Generate N molecules atom by atom in 3-D (Gebauer et al. 2019) and write the finished ones.
 
@@ -63,13 +57,12 @@ def gschnet_command(
     from deepatoms.workflows.generation import generate_gschnet
 
     res = generate_gschnet(model, n, out_file, temperature=temperature, seed=seed,
-                           max_atoms=max_atoms, chunk=chunk, device=device, overwrite=overwrite,
-                           progress=not quiet)  # fmt: skip
+                           max_atoms=max_atoms, chunk=chunk, device=run.device, overwrite=run.overwrite,
+                           progress=run.progress)  # fmt: skip
     out.print(
         f"requested {res.requested}, finished {res.finished}, discarded at the "
         f"{max_atoms}-atom cap {res.discarded_cap}, NaN {res.discarded_nan} "
         f"({res.molecules_per_minute} molecules/minute, {res.wall_s} s)"
     )
     out.print(f"wrote {res.written} molecules to {out_file}")
-    if as_json:
-        emit_json({k: v for k, v in res.items() if k != "written"})
+    run.emit(res, drop=("written",))

@@ -8,7 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
-from deepatoms.cli.common import JsonOpt, OverwriteOpt, QuietOpt, emit_json, fail_cleanly, out
+from deepatoms.cli.common import (
+    Run,
+    command,
+    out,
+    run_options,
+)
 
 app = typer.Typer()
 
@@ -32,8 +37,7 @@ def _ints(text: str | None, name: str) -> list[int] | None:
         raise ValueError(f"{name} takes whole numbers such as 2 or 2,3; got {text!r}") from None
 
 
-@app.command("screen")
-@fail_cleanly
+@command(app, "screen", run_options())
 def screen_command(
     model: Annotated[
         Path, typer.Argument(help="Model file (model.pt) or run folder.", metavar="MODEL")
@@ -107,9 +111,8 @@ def screen_command(
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for the model (default: torch's).", min=1)
     ] = None,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Rank hypothetical crystals (prototype × elements) per composition with a model.
 
@@ -126,12 +129,11 @@ def screen_command(
         stoichiometry=stoichiometry, formula=formula or None, prototypes=prototypes or ["aflow"],
         max_atoms=max_atoms, rescale=rescale, window=window, top=top, chunk=chunk,
         batch_size=batch_size, per_atom=per_atom, reference=reference,
-        reference_column=reference_column, threads=threads, overwrite=overwrite,
-        progress=not quiet,
+        reference_column=reference_column, threads=threads, overwrite=run.overwrite,
+        progress=run.progress,
     )  # fmt: skip
     _report(summary)
-    if as_json:
-        emit_json({k: v for k, v in summary.items() if k != "ground_states" or len(v) <= 1000})
+    run.emit({k: v for k, v in summary.items() if k != "ground_states" or len(v) <= 1000})
 
 
 def _report(summary: dict[str, Any]) -> None:

@@ -8,15 +8,7 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import (
-    JsonOpt,
-    OverwriteOpt,
-    QuietOpt,
-    emit_json,
-    fail_cleanly,
-    out,
-    print_notes,
-)
+from deepatoms.cli.common import Group, Run, command, out, print_notes, run_options
 
 app = typer.Typer()
 
@@ -68,9 +60,19 @@ ReferenceOpt = Annotated[
 ]
 
 
+def calculator_options(dtype: str | None) -> Group:
+    """How the model becomes a calculator: ``--dtype`` (default ``dtype``), ``--force-model``,
+    ``--threads``; the command receives them as keyword arguments (``calc``)."""
+    return Group("calc", dict, dtype=(DtypeOpt, dtype), force_model=(ForceModelOpt, None),
+                 threads=(ThreadsOpt, None))  # fmt: skip
+
+
+EXACT = calculator_options("float64")  # relaxations and Hessians
+NATIVE = calculator_options(None)  # MD and scans: the precision the model was saved in
+
+
 # -- relax --------------------------------------------------------------------------------------
-@app.command("relax")
-@fail_cleanly
+@command(app, "relax", EXACT, run_options(quiet=False))
 def relax_command(
     model: ModelArg,
     structure: StructureArg,
@@ -87,20 +89,16 @@ def relax_command(
     traj: Annotated[
         Path | None, typer.Option(help="ASE trajectory of every step.", metavar="FILE.traj")
     ] = None,
-    dtype: DtypeOpt = "float64",
-    force_model: ForceModelOpt = None,
-    threads: ThreadsOpt = None,
-    overwrite: OverwriteOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    calc: dict,
+    run: Run,
 ) -> None:
     """Relax a structure with the model until the largest force is below --fmax."""
     from deepatoms.workflows.simulation import public, relax_structure
 
-    res = relax_structure(
-        model, structure, fmax=fmax, optimizer=optimizer, steps=steps, cell=cell, out=out_file,
-        trajectory=traj, dtype=dtype, force_model=force_model, threads=threads,
-        overwrite=overwrite,
-    )  # fmt: skip
+    res = relax_structure(model, structure, fmax=fmax, optimizer=optimizer, steps=steps,
+                          cell=cell, out=out_file, trajectory=traj, **calc,
+                          overwrite=run.overwrite)  # fmt: skip
     status = "converged" if res["converged"] else "NOT converged"
     out.print(
         f"{status} in {res['steps']} {res['optimizer'].upper()} steps: energy "
@@ -117,13 +115,11 @@ def relax_command(
         f"wrote {out_file}" if out_file else "(pass --out FILE to save the relaxed structure)"
     )
     print_notes(res["warnings"], "warning")
-    if as_json:
-        emit_json(public(res))
+    run.emit(public(res))
 
 
 # -- md -------------------------------------------------------------------------------------------
-@app.command("md")
-@fail_cleanly
+@command(app, "md", NATIVE, run_options())
 def md_command(
     model: ModelArg,
     structure: StructureArg,
@@ -145,12 +141,9 @@ def md_command(
         Path | None,
         typer.Option(help="Energy/temperature log (default: TRAJ with .log).", metavar="FILE"),
     ] = None,
-    dtype: DtypeOpt = None,
-    force_model: ForceModelOpt = None,
-    threads: ThreadsOpt = None,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    calc: dict,
+    run: Run,
 ) -> None:
     """Run MD with the model (NVT Langevin by default, 0.5 fs steps); writes a .traj and a log.
 
@@ -161,8 +154,7 @@ def md_command(
     res = molecular_dynamics(
         model, structure, out_file, ensemble=ensemble, temperature=temperature,
         timestep=timestep, steps=steps, friction=friction, interval=interval, seed=seed, log=log,
-        dtype=dtype, force_model=force_model, threads=threads, overwrite=overwrite,
-        progress=not quiet,
+        **calc, overwrite=run.overwrite, progress=run.progress,
     )  # fmt: skip
     print_notes(res["warnings"], "warning")
     d = res["energy_drift"]
@@ -177,15 +169,13 @@ def md_command(
         "meV/atom"
     )
     out.print(f"wrote {res['n_frames']} frames to {out_file}, log {res['log']}")
-    if as_json:
-        emit_json({k: v for k, v in public(res).items() if k not in ("formula", "warnings")})
+    run.emit(public(res), drop=("formula", "warnings"))
 
 
 # -- vibrations ---------------------------------------------------------------------------------
 
 
-@app.command("vibrations")
-@fail_cleanly
+@command(app, "vibrations", EXACT, run_options(quiet=False))
 def vibrations_command(
     model: ModelArg,
     structure: StructureArg,
@@ -205,29 +195,24 @@ def vibrations_command(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Frequency table (CSV).", metavar="FILE.csv")
     ] = None,
-    dtype: DtypeOpt = "float64",
-    force_model: ForceModelOpt = None,
-    threads: ThreadsOpt = None,
-    overwrite: OverwriteOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    calc: dict,
+    run: Run,
 ) -> None:
     """Harmonic frequencies (cm⁻¹) from the mass-weighted Hessian, optionally vs a reference."""
     from deepatoms.workflows.simulation import vibrations
 
-    res = vibrations(
-        model, structure, reference=reference, relax_first=relax_first, fmax=fmax,
-        method=method, delta=delta, out=out_file, dtype=dtype, force_model=force_model,
-        threads=threads, overwrite=overwrite,
-    )  # fmt: skip
+    res = vibrations(model, structure, reference=reference, relax_first=relax_first, fmax=fmax,
+                     method=method, delta=delta, out=out_file, **calc,
+                     overwrite=run.overwrite)  # fmt: skip
     print_notes(res["warnings"], "warning")
     _print_vibrations(res, fmax)
-    if as_json:
-        m, ref = res["model"], res["reference"]
-        emit_json({
-            "formula": res["formula"], "relaxed": relax_first, "model": m.to_dict(),
-            "reference": {**ref.to_dict(), "name": res["reference_name"]} if ref is not None else None,
-            "comparison": res["comparison"], "out": res["out"],
-        })  # fmt: skip
+    m, ref = res["model"], res["reference"]
+    run.emit({
+        "formula": res["formula"], "relaxed": relax_first, "model": m.to_dict(),
+        "reference": {**ref.to_dict(), "name": res["reference_name"]} if ref is not None else None,
+        "comparison": res["comparison"], "out": res["out"],
+    })  # fmt: skip
 
 
 def _print_vibrations(res, fmax: float) -> None:
@@ -273,8 +258,7 @@ def _print_vibrations(res, fmax: float) -> None:
 
 
 # -- scan -----------------------------------------------------------------------------------------
-@app.command("scan")
-@fail_cleanly
+@command(app, "scan", NATIVE, run_options(quiet=False))
 def scan_command(
     model: ModelArg,
     structure: StructureArg,
@@ -287,19 +271,15 @@ def scan_command(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Table (CSV).", metavar="FILE.csv")
     ] = None,
-    dtype: DtypeOpt = None,
-    force_model: ForceModelOpt = None,
-    threads: ThreadsOpt = None,
-    overwrite: OverwriteOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    calc: dict,
+    run: Run,
 ) -> None:
     """Energy (and pressure for crystals) of the structure scaled uniformly, vs a reference."""
     from deepatoms.workflows.simulation import public, scan_structure
 
-    res = scan_structure(
-        model, structure, scale, reference=reference, plot=plot, out=out_file, dtype=dtype,
-        force_model=force_model, threads=threads, overwrite=overwrite,
-    )  # fmt: skip
+    res = scan_structure(model, structure, scale, reference=reference, plot=plot, out=out_file,
+                         **calc, overwrite=run.overwrite)  # fmt: skip
     print_notes(res["warnings"], "warning")
     out.print("  ".join(f"{n:>16}" for n in res["table"]["header"]))
     for row in res["table"]["rows"]:
@@ -312,5 +292,4 @@ def scan_command(
         out.print(f"wrote {out_file}")
     if plot is not None:
         out.print(f"plot: {plot}")
-    if as_json:
-        emit_json({k: v for k, v in public(res).items() if k != "warnings"})
+    run.emit(public(res))

@@ -9,7 +9,17 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import JsonOpt, QuietOpt, SetOpt, emit_json, fail_cleanly, number, out
+from deepatoms.cli.common import (
+    JsonOpt,
+    Run,
+    SetOpt,
+    command,
+    emit_json,
+    fail_cleanly,
+    number,
+    out,
+    run_options,
+)
 
 app = typer.Typer()
 
@@ -21,8 +31,7 @@ def register(main: typer.Typer) -> None:
     main.add_typer(app)
 
 
-@app.command("train")
-@fail_cleanly
+@command(app, "train", run_options(overwrite=False))
 def train_command(
     preset: Annotated[str, typer.Option(help="Preset name (see `deepatoms presets`).")],
     data: Annotated[Path, typer.Option(help="Dataset file (.h5).", metavar="FILE.h5")],
@@ -68,8 +77,8 @@ def train_command(
             metavar="MODEL.pt",
         ),
     ] = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Train a model on a dataset; writes a run folder with checkpoints, metrics and model.pt.
 
@@ -80,10 +89,10 @@ def train_command(
     options = {"target": target, "forces": forces, "rho": rho, "max_epochs": max_epochs,
                "max_time": max_time, "seed": seed, "n_train": number(n_train, "--n-train"),
                "n_val": number(n_val, "--n-val")}  # fmt: skip
-    if not quiet:
+    if run.progress:
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     summary = train(preset, data, out_dir, overrides=list(set_ or []), init=init,
-                        progress=not quiet, command="deepatoms train", **options)  # fmt: skip
+                        progress=run.progress, command="deepatoms train", **options)  # fmt: skip
     verb = "resumed and finished" if summary["resumed"] else "finished"
     u = summary["unit"]
     if summary.get("model") == "gschnet":
@@ -101,12 +110,10 @@ def train_command(
         f"{summary['steps']} steps, {score} ({summary['wall_time_s']} s)"
     )
     out.print(f"stopped: {summary['stopped']}; model: {summary['model_file']}")
-    if as_json:
-        emit_json(summary)
+    run.emit(summary)
 
 
-@app.command("cv")
-@fail_cleanly
+@command(app, "cv", run_options(overwrite=False))
 def cv_command(
     preset: Annotated[str, typer.Option(help="Preset name (see `deepatoms presets`).")],
     data: Annotated[Path, typer.Option(help="Dataset file (.h5).", metavar="FILE.h5")],
@@ -150,8 +157,8 @@ def cv_command(
         int, typer.Option(help="Bootstrap resamples for the 95th percentile of the MAE.", min=1)
     ] = 10**6,
     set_: SetOpt = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Cross-validate a preset: k training runs, each tested on one fold; pooled test errors.
 
@@ -163,7 +170,7 @@ def cv_command(
 
     cfg = training_config(preset, list(set_ or []), target=target, seed=seed)
     n_val = number(val_fraction, "--val-fraction")
-    if not quiet:
+    if run.progress:
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
     def report(rec: dict) -> None:
@@ -181,7 +188,7 @@ def cv_command(
         seed=0 if seed is None else seed,
         stratify_column=stratify,
         n_val=n_val,
-        progress=not quiet,
+        progress=run.progress,
         n_bootstrap=bootstrap,
         init=init,
         on_fold=report,
@@ -198,8 +205,7 @@ def cv_command(
                 f"  {column}={name} ({s['n']}): MAE {s['mae']:.4g} {u}, RMSE {s['rmse']:.4g} {u}"
             )
     out.print(f"summary: {Path(out_dir) / 'cv_summary.json'}; predictions: {res['predictions']}")
-    if as_json:
-        emit_json(res)
+    run.emit(res)
 
 
 @app.command("presets")

@@ -12,7 +12,12 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import JsonOpt, OverwriteOpt, QuietOpt, emit_json, fail_cleanly, out
+from deepatoms.cli.common import (
+    Run,
+    command,
+    out,
+    run_options,
+)
 
 app = typer.Typer(
     help="Grammar variational autoencoders over strings (SMILES, polymers): train, evaluate, "
@@ -48,8 +53,7 @@ RegressorSetOpt = Annotated[
 ]
 
 
-@app.command("train")
-@fail_cleanly
+@command(app, "train", run_options(overwrite=False))
 def train_command(
     data: DataOpt,
     out_dir: Annotated[
@@ -67,8 +71,8 @@ def train_command(
     max_epochs: Annotated[int | None, typer.Option(help="Stop after this many epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for split, init, shuffling.")] = None,
     set_: SetOpt = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Train a grammar VAE on a CSV of strings (run folder with model.pt and metrics).
 
@@ -80,7 +84,7 @@ def train_command(
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     s = train(preset, data, out_dir, overrides=list(set_ or []), max_epochs=max_epochs, seed=seed,
-              grammar=grammar, progress=not quiet, command="deepatoms vae train")  # fmt: skip
+              grammar=grammar, progress=run.progress, command="deepatoms vae train")  # fmt: skip
     verb = "resumed and finished" if s["resumed"] else "finished"
     recon = ""
     if s["val_recon_accuracy"] is not None:
@@ -94,14 +98,12 @@ def train_command(
         f"{s['best_val_loss']:.5g} nats{recon} ({s['wall_time_s']} s)"
     )
     out.print(f"model: {s['model_file']}")
-    if as_json:
-        emit_json(s)
+    run.emit(s)
 
 
-@app.command("regress")
-@fail_cleanly
+@command(app, "regress", run_options())
 def regress_command(
-    run: RunArg,
+    run_dir: RunArg,
     data: DataOpt,
     properties: Annotated[
         list[str], typer.Option("--property", help="Property column (eV), repeatable.")
@@ -111,9 +113,8 @@ def regress_command(
         typer.Option("--out", help="Regressor file (default: RUN/regressors.pt).", metavar="FILE"),
     ] = None,
     set_: RegressorSetOpt = None,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Train one latent property regressor per property (MLP 512-512-256-1, Paper D).
 
@@ -122,8 +123,8 @@ def regress_command(
     """
     from deepatoms.workflows.grammar_vae import regress
 
-    result = regress(run, data, properties, out=out_file, overrides=list(set_ or []),
-                     overwrite=overwrite, progress=not quiet)  # fmt: skip
+    result = regress(run_dir, data, properties, out=out_file, overrides=list(set_ or []),
+                     overwrite=run.overwrite, progress=run.progress)  # fmt: skip
     target = result["out"]
     for p in properties:
         st = result["properties"][p]
@@ -135,14 +136,12 @@ def regress_command(
             f"{st['epochs']}){test_txt}"
         )
     out.print(f"wrote {target}")
-    if as_json:
-        emit_json(dict(result))
+    run.emit(result)
 
 
-@app.command("evaluate")
-@fail_cleanly
+@command(app, "evaluate", run_options(overwrite=False))
 def evaluate_command(
-    run: RunArg,
+    run_dir: RunArg,
     data: DataOpt,
     split: Annotated[
         str, typer.Option(help="Rows to evaluate: train, val, test (all rows without a split).")
@@ -156,18 +155,19 @@ def evaluate_command(
         Path | None,
         typer.Option("--out", help="Metrics file (default: RUN/metrics.json).", metavar="FILE"),
     ] = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Evaluate a grammar VAE: reconstruction, ELBO, active dimensions, prior validity.
 
-    Reconstruction, ELBO and prior validity (Paper D App. B; Kusner et al. 2017) on the CSV rows of --split (all rows without a split
-    column); novelty against the run's training strings. Writes RUN/metrics.json.
+    Measured as in Paper D App. B and Kusner et al. 2017 on the CSV rows of --split (all rows
+    without a split column); novelty against the run's training strings. Writes
+    RUN/metrics.json.
     """
     from deepatoms.workflows.grammar_vae import evaluate_vae
 
-    metrics = evaluate_vae(run, data, split=split, samples=samples, iw_samples=iw_samples,
-                           seed=seed, out=out_file, progress=not quiet)  # fmt: skip
+    metrics = evaluate_vae(run_dir, data, split=split, samples=samples, iw_samples=iw_samples,
+                           seed=seed, out=out_file, progress=run.progress)  # fmt: skip
     r, e, a = metrics["reconstruction"], metrics["elbo"], metrics["active_dimensions"]
     out.print(
         f"reconstruction accuracy {100 * r['accuracy']:.1f} % ({r['n_exact']}/{r['n']}, "
@@ -183,14 +183,12 @@ def evaluate_command(
     if "iw_bound" in metrics:
         out.print(f"log p(x) ≥ {metrics['iw_bound']['log_px']:.4g} nats (K = {iw_samples})")
     out.print(f"wrote {metrics['out']}")
-    if as_json:
-        emit_json(metrics)
+    run.emit(metrics)
 
 
-@app.command("sample")
-@fail_cleanly
+@command(app, "sample", run_options())
 def sample_command(
-    run: RunArg,
+    run_dir: RunArg,
     n: Annotated[int, typer.Option("-n", "--n", help="Latent points z ~ N(0, I) to decode.")],
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same set.")] = 0,
     sample_rules: Annotated[
@@ -201,9 +199,8 @@ def sample_command(
         Path | None,
         typer.Option("--out", help="CSV: index, string, finished, valid, key.", metavar="CSV"),
     ] = None,
-    overwrite: OverwriteOpt = False,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    *,
+    run: Run,
 ) -> None:
     """Decode N samples of the prior z ~ N(0, I) into strings.
 
@@ -212,8 +209,8 @@ def sample_command(
     """
     from deepatoms.workflows.grammar_vae import sample_vae
 
-    res = sample_vae(run, n, seed=seed, sample_rules=sample_rules, out=out_file,
-                     overwrite=overwrite, progress=not quiet)  # fmt: skip
+    res = sample_vae(run_dir, n, seed=seed, sample_rules=sample_rules, out=out_file,
+                     overwrite=run.overwrite, progress=run.progress)  # fmt: skip
     novel = "" if res["novel"] is None else f", novel {100 * res['novel']:.1f} %"
     out.print(
         f"{n} prior samples: finished {100 * res['finished']:.1f} %, valid "
@@ -224,5 +221,4 @@ def sample_command(
             out.print(r[1] if r[2] else "(unfinished)")
     else:
         out.print(f"wrote {n} rows to {out_file}")
-    if as_json:
-        emit_json({k: v for k, v in res.items() if k != "rows"})
+    run.emit(res, drop=("rows",))

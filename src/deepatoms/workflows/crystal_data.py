@@ -8,8 +8,10 @@ writes one dataset and returns what it wrote and what each filter removed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from deepatoms.data.packed import PackedSystems
 
 __all__ = [
     "AUTO_ENERGY_COLUMNS",
+    "CrystalFilters",
     "CrystalImport",
     "import_cif_csv",
     "import_cif_folder",
@@ -30,6 +33,25 @@ __all__ = [
 
 #: Formation-energy columns looked for, in order, when no energy column is named.
 AUTO_ENERGY_COLUMNS = ("formation_energy_per_atom", "delta_e", "heat_ref")
+
+
+@dataclass(frozen=True)
+class CrystalFilters:
+    """The filters of Paper B §V, applied in this order.
+
+    ``drop_noble_gases``: remove crystals with He, Ne, Ar, Kr, Xe or Rn;
+    ``max_formation_energy``: remove crystals above it (eV/atom; ``inf`` keeps all), read from
+    ``energy_column`` (default: the first of :data:`AUTO_ENERGY_COLUMNS` present);
+    ``dedupe``: of crystals with the same reduced formula and prototype (``prototype_column``,
+    default ``prototype``) keep the first, or drop the set when its formation energies spread
+    more than 0.05 eV/atom.
+    """
+
+    drop_noble_gases: bool = True
+    max_formation_energy: float = 5.0
+    energy_column: str | None = None
+    dedupe: bool = False
+    prototype_column: str | None = None
 
 
 class CrystalImport(Result):
@@ -76,32 +98,25 @@ def _prototype_column(data: PackedSystems, name: str | None) -> str:
 
 
 def _filter_and_write(
-    data: PackedSystems,
-    meta: dict[str, Any],
-    out: Path,
-    *,
-    drop_noble_gases: bool,
-    energy_column: str | None,
-    max_formation_energy: float,
-    dedupe: bool,
-    prototype_column: str | None,
+    data: PackedSystems, meta: dict[str, Any], out: Path, filters: CrystalFilters
 ) -> CrystalImport:
     """Apply the filters, write the dataset, report what was written and removed."""
     from deepatoms.data.dataset import write_dataset
     from deepatoms.data.filters import apply_filters, crystal_filters
 
-    e_col = _energy_column(data, energy_column)
-    if dedupe and e_col is None:
+    e_col = _energy_column(data, filters.energy_column)
+    if filters.dedupe and e_col is None:
         raise DeepatomsError(
             "--dedupe needs formation energies: pass --energy-column COL (none of "
             f"{list(AUTO_ENERGY_COLUMNS)} is present)"
         )
-    p_col = _prototype_column(data, prototype_column) if dedupe else None
+    p_col = _prototype_column(data, filters.prototype_column) if filters.dedupe else None
+    max_energy = filters.max_formation_energy
     chain = crystal_filters(
-        drop_noble_gases=drop_noble_gases,
+        drop_noble_gases=filters.drop_noble_gases,
         energy_column=e_col,
-        max_ev_per_atom=max_formation_energy,
-        dedupe=dedupe,
+        max_ev_per_atom=max_energy,
+        dedupe=filters.dedupe,
         prototype_column=p_col,
     )
     kept, report = apply_filters(data, chain)
@@ -112,12 +127,10 @@ def _filter_and_write(
         )
     report.pop("kept_index")
     settings = {
-        "drop_noble_gases": drop_noble_gases,
+        "drop_noble_gases": filters.drop_noble_gases,
         "energy_column": e_col,
-        "max_formation_energy_ev_per_atom": max_formation_energy
-        if np.isfinite(max_formation_energy)
-        else None,
-        "dedupe": dedupe,
+        "max_formation_energy_ev_per_atom": max_energy if np.isfinite(max_energy) else None,
+        "dedupe": filters.dedupe,
         "prototype_column": p_col,
     }
     meta = {**meta, "filters": {**settings, **report}}
@@ -133,7 +146,7 @@ def _filter_and_write(
         filters=meta["filters"],
         properties=kept.property_names,
         units=meta["units"],
-        notes=_notes(meta, skipped, e_col, max_formation_energy),
+        notes=_notes(meta, skipped, e_col, max_energy),
     )
 
 
@@ -208,11 +221,7 @@ def import_cif_csv(
     targets: Sequence[str] | None = None,
     limit: int | None = None,
     skip_bad_rows: bool = False,
-    drop_noble_gases: bool = True,
-    max_formation_energy: float = 5.0,
-    energy_column: str | None = None,
-    dedupe: bool = False,
-    prototype_column: str | None = None,
+    filters: CrystalFilters = CrystalFilters(),
     overwrite: bool = False,
     progress: bool = True,
 ) -> CrystalImport:
@@ -245,11 +254,7 @@ def import_cif_csv(
         parts.append((data, meta))
     data, meta = _merge_csv_parts(paths, parts)
     meta["split_hints"] = {p.stem: len(d) for p, (d, _) in zip(paths, parts, strict=True)}
-    return _filter_and_write(
-        data, meta, out, drop_noble_gases=drop_noble_gases, energy_column=energy_column,
-        max_formation_energy=max_formation_energy, dedupe=dedupe,
-        prototype_column=prototype_column,
-    )  # fmt: skip
+    return _filter_and_write(data, meta, out, filters)
 
 
 def import_cif_folder(
@@ -261,11 +266,7 @@ def import_cif_folder(
     targets: Sequence[str] | None = None,
     limit: int | None = None,
     skip_bad_rows: bool = False,
-    drop_noble_gases: bool = True,
-    max_formation_energy: float = 5.0,
-    energy_column: str | None = None,
-    dedupe: bool = False,
-    prototype_column: str | None = None,
+    filters: CrystalFilters = CrystalFilters(),
     overwrite: bool = False,
     progress: bool = True,
 ) -> CrystalImport:
@@ -277,11 +278,7 @@ def import_cif_folder(
         folder, labels, id_column=id_column, targets=targets, limit=limit,
         on_error="skip" if skip_bad_rows else "raise", progress=progress,
     )  # fmt: skip
-    return _filter_and_write(
-        data, meta, out, drop_noble_gases=drop_noble_gases, energy_column=energy_column,
-        max_formation_energy=max_formation_energy, dedupe=dedupe,
-        prototype_column=prototype_column,
-    )  # fmt: skip
+    return _filter_and_write(data, meta, out, filters)
 
 
 def import_mp_json(
@@ -290,10 +287,7 @@ def import_mp_json(
     *,
     limit: int | None = None,
     skip_bad_rows: bool = False,
-    drop_noble_gases: bool = True,
-    max_formation_energy: float = 5.0,
-    dedupe: bool = False,
-    prototype_column: str | None = None,
+    filters: CrystalFilters = CrystalFilters(),
     overwrite: bool = False,
     progress: bool = True,
 ) -> CrystalImport:
@@ -308,8 +302,5 @@ def import_mp_json(
     data, meta = load_mp_json(
         json_file, limit=limit, on_error="skip" if skip_bad_rows else "raise", progress=progress
     )
-    return _filter_and_write(
-        data, meta, out, drop_noble_gases=drop_noble_gases,
-        energy_column="formation_energy_per_atom", max_formation_energy=max_formation_energy,
-        dedupe=dedupe, prototype_column=prototype_column,
-    )  # fmt: skip
+    filters = dataclasses.replace(filters, energy_column="formation_energy_per_atom")
+    return _filter_and_write(data, meta, out, filters)
