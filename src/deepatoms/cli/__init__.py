@@ -33,11 +33,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Top-level commands first (train, cv, presets, evaluate, predict, curves, evaluate-generated,
-# relax, md, vibrations, scan, screen), then the groups.
-for module in (training, evaluation, simulation, screening, data, datagen, generation, vae,
-               design, crystals):  # fmt: skip
-    module.register(app)
+#: Each module's commands: top-level (None) or a named group, in the order of ``--help``.
+MODULES = (
+    (training, None),  # train, cv, presets
+    (evaluation, None),  # evaluate, predict, curves, evaluate-generated
+    (simulation, None),  # relax, md, vibrations, scan
+    (screening, None),  # screen
+    (data, "data"),
+    (datagen, "datagen"),
+    (generation, "generate"),
+    (vae, "vae"),
+    (design, "design"),
+    (crystals, "crystals"),
+)
+for _module, _name in MODULES:
+    app.add_typer(_module.app, name=_name)
 
 
 def main() -> None:

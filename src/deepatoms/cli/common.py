@@ -12,6 +12,7 @@ Conventions of the command line:
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import json
@@ -37,12 +38,14 @@ __all__ = [
     "Run",
     "SetOpt",
     "command",
+    "commands",
     "emit_json",
     "err",
     "fail_cleanly",
     "number",
     "out",
     "print_notes",
+    "split_docstring",
 ]
 
 out = Console(highlight=False, soft_wrap=True, markup=False)
@@ -60,6 +63,12 @@ DeviceOpt = Annotated[
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Systems per model batch.", min=1)]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output dataset (.h5).", metavar="FILE.h5")]
+
+
+def commands(help: str | None = None) -> typer.Typer:
+    """The commands of one module: a group named in :mod:`deepatoms.cli` when ``help`` is given
+    (``deepatoms data …``), else top-level commands (``deepatoms train``)."""
+    return typer.Typer(help=help, no_args_is_help=help is not None)
 
 
 @dataclass(frozen=True)
@@ -117,9 +126,14 @@ def run_options(overwrite: Any = True, quiet: bool = True, device: bool = False)
 def command(app: typer.Typer, name: str, *groups: Group) -> Callable[[Callable], Callable]:
     """Register ``fn`` as the command ``name`` of ``app``.
 
-    Expected user errors exit with one line (:func:`fail_cleanly`). Each group's options are
-    added to the command's own; the command receives the group's built value as the parameter
-    named like the group (e.g. ``run: Run`` for :func:`run_options`).
+    The help of each argument and option is written once, in the ``Args:`` section of the
+    function's docstring (Google style; the section is not shown as the command's help). A
+    parameter without typer metadata becomes an argument (no default) or an option; one with
+    ``Annotated[T, typer.Option(...)]`` keeps its settings (flag names, metavar, limits) and
+    gets the help from the docstring unless it has its own. Expected user errors exit with one
+    line (:func:`fail_cleanly`). Each group's options are added to the command's own; the
+    command receives the group's built value as the parameter named like the group (e.g.
+    ``run: Run`` for :func:`run_options`).
     """
 
     def decorate(fn: Callable) -> Callable:
@@ -128,7 +142,12 @@ def command(app: typer.Typer, name: str, *groups: Group) -> Callable[[Callable],
         missing = names - set(sig.parameters)
         if missing:
             raise TypeError(f"{fn.__name__} lacks the parameter(s) {sorted(missing)}")
-        own = [p for p in sig.parameters.values() if p.name not in names]
+        summary, helps = split_docstring(fn.__doc__ or "")
+        unknown = set(helps) - set(sig.parameters)
+        if unknown:
+            raise TypeError(f"{fn.__name__}: Args: names no parameter {sorted(unknown)}")
+        own = [_with_help(p, helps.get(p.name)) for p in sig.parameters.values()
+               if p.name not in names]  # fmt: skip
         params = [*own, *(p for g in groups for p in g.parameters())]
 
         @functools.wraps(fn)
@@ -141,9 +160,51 @@ def command(app: typer.Typer, name: str, *groups: Group) -> Callable[[Callable],
             parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params]
         )
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        return app.command(name)(fail_cleanly(wrapper))
+        return app.command(name, help=summary)(fail_cleanly(wrapper))
 
     return decorate
+
+
+def split_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """(the text before ``Args:``, {parameter: help}) of a Google-style docstring; an entry is
+    ``name: text`` indented under ``Args:``, continued on more deeply indented lines."""
+    lines = inspect.cleandoc(doc).splitlines()
+    if "Args:" not in lines:
+        return "\n".join(lines), {}
+    start = lines.index("Args:")
+    helps: dict[str, str] = {}
+    current = None
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            current = None
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent == 4 and ":" in line:
+            current, _, text = line.strip().partition(":")
+            helps[current] = text.strip()
+        elif indent > 4 and current is not None:
+            helps[current] += " " + line.strip()
+        else:
+            break
+    return "\n".join(lines[:start]).rstrip(), helps
+
+
+def _with_help(param: inspect.Parameter, help: str | None) -> inspect.Parameter:
+    """``param`` with typer metadata carrying ``help`` (kept if it has its own)."""
+    if help is None:
+        return param
+    ann = param.annotation
+    meta = getattr(ann, "__metadata__", ())
+    info = next((m for m in meta if isinstance(m, typer.models.ParameterInfo)), None)
+    if info is None:
+        make = typer.Argument if param.default is inspect.Parameter.empty else typer.Option
+        return param.replace(annotation=Annotated[ann, make(help=help)])
+    if info.help:
+        return param
+    info = copy.copy(info)
+    info.help = help
+    kept = tuple(info if isinstance(m, typer.models.ParameterInfo) else m for m in meta)
+    return param.replace(annotation=Annotated[(ann.__origin__, *kept)])
 
 
 def fail_cleanly(fn: Callable) -> Callable:

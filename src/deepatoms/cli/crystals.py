@@ -14,27 +14,14 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import (
-    Run,
-    SetOpt,
-    command,
-    out,
-    print_notes,
-    run_options,
+from deepatoms.cli.common import Run, SetOpt, command, commands, out, print_notes, run_options
+
+app = commands(
+    "Crystals as 3-D densities: train, encode, decode, sample, interpolate, evaluate "
+    "(density VAE, Hoffmann et al.)."
 )
 
-app = typer.Typer(
-    help="Crystals as 3-D densities: train, encode, decode, sample, interpolate, evaluate "
-    "(density VAE, Hoffmann et al.).",
-    no_args_is_help=True,
-)
-
-__all__ = ["app", "register"]
-
-
-def register(main: typer.Typer) -> None:
-    """Add the ``crystals`` group to ``main``."""
-    main.add_typer(app, name="crystals")
+__all__ = ["app"]
 
 
 ModelArg = Annotated[
@@ -69,38 +56,13 @@ StructOutOpt = Annotated[
 # -- commands ---------------------------------------------------------------------------------
 @command(app, "train", run_options(overwrite=False))
 def train_command(
-    data: Annotated[
-        list[str],
-        typer.Option(
-            help="Crystal source (repeatable): CSV of CIFs, CIF folder, dataset .h5, structure "
-            "file, or 'prototypes' / 'prototypes:N' (N substituted variants).",
-            metavar="PATH",
-        ),
-    ],
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Run folder (created; resumed if it holds a run).")
-    ],
-    preset: Annotated[
-        str, typer.Option(help="Preset: density-vae-fast (CPU), density-vae-paper, …")
-    ] = "density-vae-fast",
-    regime: Annotated[
-        str | None,
-        typer.Option(help="single (unit cell) or repeated (lattice); default: preset's."),
-    ] = None,
+    data: Annotated[list[str], typer.Option(metavar="PATH")],
+    out_dir: Annotated[Path, typer.Option("--out")],
+    preset: str = "density-vae-fast",
+    regime: str | None = None,
     set_: SetOpt = None,
-    init: Annotated[
-        Path | None,
-        typer.Option(
-            help="Start from this density model.pt (weights copied, optimiser fresh).",
-            metavar="MODEL",
-        ),
-    ] = None,
-    init_part: Annotated[
-        str,
-        typer.Option(
-            help="What --init copies: all, vae (encoder + decoder, e.g. for a new U-Net) or unet."
-        ),
-    ] = "all",
+    init: Annotated[Path | None, typer.Option(metavar="MODEL")] = None,
+    init_part: str = "all",
     *,
     run: Run,
 ) -> None:
@@ -108,6 +70,16 @@ def train_command(
 
     Crystals are filtered by maximum lattice-vector length, split by crystal (material id or
     parent prototype) and voxelised on the fly. The same command on a run folder resumes it.
+
+    Args:
+        data: Crystal source (repeatable): CSV of CIFs, CIF folder, dataset .h5, structure file,
+            or 'prototypes' / 'prototypes:N' (N substituted variants).
+        out_dir: Run folder (created; resumed if it holds a run).
+        preset: Preset: density-vae-fast (CPU), density-vae-paper, …
+        regime: single (unit cell) or repeated (lattice); default: preset's.
+        init: Start from this density model.pt (weights copied, optimiser fresh).
+        init_part: What --init copies: all, vae (encoder + decoder, e.g. for a new U-Net) or
+            unet.
     """
     from deepatoms.workflows.crystals import load_crystal_sources
     from deepatoms.workflows.training import train, training_config
@@ -136,17 +108,15 @@ def train_command(
 
 @command(app, "voxelize", run_options())
 def voxelize_command(
-    inputs: Annotated[list[str], typer.Argument(help="Crystal sources.", metavar="INPUT...")],
-    out_file: Annotated[Path, typer.Option("--out", help="Output .npz.", metavar="FILE.npz")],
-    model: Annotated[
-        Path | None, typer.Option(help="Use this model's grid.", metavar="MODEL")
-    ] = None,
-    preset: Annotated[str | None, typer.Option(help="Use this preset's grid.")] = None,
-    n: Annotated[int | None, typer.Option(help="Voxels per side (default 30).")] = None,
-    box: Annotated[float | None, typer.Option(help="Box side in Å (default 10).")] = None,
-    sigma: Annotated[float | None, typer.Option(help="Gaussian width σ in Å (default 1).")] = None,
-    regime: Annotated[str, typer.Option(help="single or repeated.")] = "single",
-    rotations: Annotated[int, typer.Option(help="Samples per crystal.")] = 1,
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...")],
+    out_file: Annotated[Path, typer.Option("--out", metavar="FILE.npz")],
+    model: Annotated[Path | None, typer.Option(metavar="MODEL")] = None,
+    preset: str | None = None,
+    n: int | None = None,
+    box: float | None = None,
+    sigma: float | None = None,
+    regime: str = "single",
+    rotations: int = 1,
     rotate: RotateOpt = True,
     seed: SeedOpt = 0,
     skip_large: SkipLargeOpt = False,
@@ -157,6 +127,17 @@ def voxelize_command(
 
     Arrays: density [N,n,n,n] (Å⁻³), species [N,n,n,n] (Z), ids, crystal, n_dropped, rotation,
     translation, cell, the atoms inside the box (numbers, positions Å, offsets) and the grid.
+
+    Args:
+        inputs: Crystal sources.
+        out_file: Output .npz.
+        model: Use this model's grid.
+        preset: Use this preset's grid.
+        n: Voxels per side (default 30).
+        box: Box side in Å (default 10).
+        sigma: Gaussian width σ in Å (default 1).
+        regime: single or repeated.
+        rotations: Samples per crystal.
     """
     from deepatoms.workflows.crystals import voxelize
 
@@ -175,23 +156,25 @@ def voxelize_command(
 @command(app, "encode", run_options(device=True))
 def encode_command(
     model: ModelArg,
-    inputs: Annotated[
-        list[str],
-        typer.Argument(help="Crystal sources, or one .npz from `voxelize`.", metavar="INPUT..."),
-    ],
-    out_file: Annotated[Path, typer.Option("--out", help="Output .npz.", metavar="FILE.npz")],
-    rotations: Annotated[int, typer.Option(help="Samples per crystal.")] = 1,
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...")],
+    out_file: Annotated[Path, typer.Option("--out", metavar="FILE.npz")],
+    rotations: int = 1,
     rotate: RotateOpt = True,
-    regime: Annotated[
-        str | None, typer.Option(help="single or repeated (default: model's).")
-    ] = None,
+    regime: str | None = None,
     seed: SeedOpt = 0,
     batch_size: BatchOpt = 16,
     skip_large: SkipLargeOpt = False,
     *,
     run: Run,
 ) -> None:
-    """Encode crystals: μ and log σ² per sample → .npz (with ids, rotation, cell, scale m)."""
+    """Encode crystals: μ and log σ² per sample → .npz (with ids, rotation, cell, scale m).
+
+    Args:
+        inputs: Crystal sources, or one .npz from `voxelize`.
+        out_file: Output .npz.
+        rotations: Samples per crystal.
+        regime: single or repeated (default: model's).
+    """
     from deepatoms.workflows.crystals import encode
 
     res = encode(model, inputs, out_file, rotations=rotations, rotate=rotate, regime=regime,
@@ -205,26 +188,27 @@ def encode_command(
 @command(app, "decode", run_options(device=True))
 def decode_command(
     model: ModelArg,
-    latents: Annotated[
-        Path, typer.Argument(help=".npz of latents (e.g. from `encode`).", metavar="LATENTS.npz")
-    ],
+    latents: Annotated[Path, typer.Argument(metavar="LATENTS.npz")],
     out_file: StructOutOpt,
-    key: Annotated[str, typer.Option(help="Array of latents in the .npz [N, latent].")] = "mu",
-    frame: Annotated[
-        str,
-        typer.Option(
-            help="box: positions in the box; crystal: back in the encoded crystal's cell "
-            "(needs rotation, translation and cell from `encode`)."
-        ),
-    ] = "box",
+    key: str = "mu",
+    frame: str = "box",
     images: ImagesOpt = None,
-    max_images: Annotated[int, typer.Option(help="At most this many images.")] = 8,
-    connectivity: Annotated[int, typer.Option(help="6 or 26-connected components (§6).")] = 6,
+    max_images: int = 8,
+    connectivity: int = 6,
     batch_size: BatchOpt = 8,
     *,
     run: Run,
 ) -> None:
-    """Decode latents: densities → U-Net → atoms; writes structures (and images)."""
+    """Decode latents: densities → U-Net → atoms; writes structures (and images).
+
+    Args:
+        latents: .npz of latents (e.g. from `encode`).
+        key: Array of latents in the .npz [N, latent].
+        frame: box: positions in the box; crystal: back in the encoded crystal's cell (needs
+            rotation, translation and cell from `encode`).
+        max_images: At most this many images.
+        connectivity: 6 or 26-connected components (§6).
+    """
     from deepatoms.workflows.crystals import decode_file
 
     res = decode_file(model, latents, out_file, key=key, frame=frame, images=images,
@@ -241,29 +225,25 @@ def decode_command(
 def sample_command(
     model: ModelArg,
     out_file: StructOutOpt,
-    n: Annotated[int, typer.Option("-n", "--n", help="Number of draws z ~ N(0, I).")] = 10,
+    n: Annotated[int, typer.Option("-n", "--n")] = 10,
     seed: SeedOpt = 0,
-    alpha: Annotated[
-        float | None,
-        typer.Option(
-            help="Target α: a conditioned model decodes with m = α; otherwise z is scaled to α·z."
-        ),
-    ] = None,
+    alpha: float | None = None,
     images: ImagesOpt = None,
-    max_images: Annotated[int, typer.Option(help="At most this many structure images.")] = 8,
-    compare: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Real crystals (source, repeatable) whose nearest-neighbour distances are "
-            "compared with the samples' (§7).",
-            metavar="PATH",
-        ),
-    ] = None,
+    max_images: int = 8,
+    compare: Annotated[list[str] | None, typer.Option(metavar="PATH")] = None,
     batch_size: BatchOpt = 8,
     *,
     run: Run,
 ) -> None:
-    """Decode random latents z ~ N(0, I) into structures (§8), optionally α-conditioned."""
+    """Decode random latents z ~ N(0, I) into structures (§8), optionally α-conditioned.
+
+    Args:
+        n: Number of draws z ~ N(0, I).
+        alpha: Target α: a conditioned model decodes with m = α; otherwise z is scaled to α·z.
+        max_images: At most this many structure images.
+        compare: Real crystals (source, repeatable) whose nearest-neighbour distances are
+            compared with the samples' (§7).
+    """
     from deepatoms.workflows.crystals import sample_crystals
 
     res = sample_crystals(model, out_file, n=n, seed=seed, alpha=alpha, images=images,
@@ -279,19 +259,24 @@ def sample_command(
 @command(app, "interpolate", run_options(device=True))
 def interpolate_command(
     model: ModelArg,
-    a: Annotated[str, typer.Argument(help="First crystal (source or SOURCE@K).", metavar="A")],
-    b: Annotated[str, typer.Argument(help="Second crystal (source or SOURCE@K).", metavar="B")],
+    a: Annotated[str, typer.Argument(metavar="A")],
+    b: Annotated[str, typer.Argument(metavar="B")],
     out_file: StructOutOpt,
-    steps: Annotated[int, typer.Option(help="Intermediates between A and B (the paper: 3).")] = 3,
-    image: Annotated[
-        Path | None, typer.Option(help="PNG strip of the decoded path.", metavar="FILE.png")
-    ] = None,
+    steps: int = 3,
+    image: Annotated[Path | None, typer.Option(metavar="FILE.png")] = None,
     rotate: RotateOpt = True,
     seed: SeedOpt = 0,
     *,
     run: Run,
 ) -> None:
-    """Encode A and B, decode A, STEPS equally spaced intermediates and B (§8)."""
+    """Encode A and B, decode A, STEPS equally spaced intermediates and B (§8).
+
+    Args:
+        a: First crystal (source or SOURCE@K).
+        b: Second crystal (source or SOURCE@K).
+        steps: Intermediates between A and B (the paper: 3).
+        image: PNG strip of the decoded path.
+    """
     from deepatoms.workflows.crystals import interpolate_crystals
 
     res = interpolate_crystals(model, a, b, out_file, steps=steps, image=image, rotate=rotate,
@@ -308,26 +293,11 @@ def interpolate_command(
 def alter_command(
     model: ModelArg,
     out_file: StructOutOpt,
-    source: Annotated[
-        str | None,
-        typer.Argument(
-            help="Crystal to encode (source or SOURCE@K); default: a prior draw.", metavar="[INPUT]"
-        ),
-    ] = None,
-    dim: Annotated[int | None, typer.Option(help="Latent dimension K to sweep.")] = None,
-    values: Annotated[
-        str, typer.Option(help="Sweep values START:STOP:COUNT or a,b,c (paper: -3:3:7).")
-    ] = "-3:3:7",
-    alpha: Annotated[
-        str | None,
-        typer.Option(
-            help="Instead of a sweep: α values (START:STOP:COUNT or a,b,c) for α·z / m = α."
-        ),
-    ] = None,
-    image: Annotated[
-        Path | None,
-        typer.Option(help="PNG of the decodes and difference maps.", metavar="FILE.png"),
-    ] = None,
+    source: Annotated[str | None, typer.Argument(metavar="[INPUT]")] = None,
+    dim: int | None = None,
+    values: str = "-3:3:7",
+    alpha: str | None = None,
+    image: Annotated[Path | None, typer.Option(metavar="FILE.png")] = None,
     rotate: RotateOpt = True,
     seed: SeedOpt = 0,
     *,
@@ -338,6 +308,13 @@ def alter_command(
     --dim K --values -3:3:7 sets dimension K of the encoding of INPUT (or of a prior draw) to
     each value; --alpha VALUES decodes α·z (a conditioned model: m = α). The image shows the
     decodes and their differences to the unaltered decode.
+
+    Args:
+        source: Crystal to encode (source or SOURCE@K); default: a prior draw.
+        dim: Latent dimension K to sweep.
+        values: Sweep values START:STOP:COUNT or a,b,c (paper: -3:3:7).
+        alpha: Instead of a sweep: α values (START:STOP:COUNT or a,b,c) for α·z / m = α.
+        image: PNG of the decodes and difference maps.
     """
     from deepatoms.workflows.crystals import alter_latents
 
@@ -354,34 +331,35 @@ def alter_command(
 
 @command(app, "evaluate", run_options(device=True))
 def evaluate_command(
-    model: Annotated[
-        Path, typer.Argument(help="Run folder or model.pt.", metavar="RUN_DIR_OR_MODEL")
-    ],
-    data: Annotated[list[str], typer.Option(help="Crystal source (repeatable).", metavar="PATH")],
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder for metrics.json, metrics.md, plots/.")
-    ],
-    split: Annotated[
-        str,
-        typer.Option(
-            help="all, or train/val/test of the run's split.json (MODEL must be the run folder "
-            "and --data the training sources)."
-        ),
-    ] = "all",
-    rotations: Annotated[int, typer.Option(help="Samples per crystal (the paper: 3).")] = 3,
-    regime: Annotated[
-        str | None, typer.Option(help="single or repeated (default: model's).")
-    ] = None,
+    model: Annotated[Path, typer.Argument(metavar="RUN_DIR_OR_MODEL")],
+    data: Annotated[list[str], typer.Option(metavar="PATH")],
+    out_dir: Annotated[Path, typer.Option("--out")],
+    split: str = "all",
+    rotations: int = 3,
+    regime: str | None = None,
     seed: SeedOpt = 0,
-    connectivity: Annotated[int, typer.Option(help="6 or 26-connected components (§6).")] = 6,
-    hungarian: Annotated[bool, typer.Option(help="One-to-one (Hungarian) atom matching.")] = False,
+    connectivity: int = 6,
+    hungarian: bool = False,
     batch_size: BatchOpt = 8,
-    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write plots/ too.")] = True,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
     skip_large: SkipLargeOpt = False,
     *,
     run: Run,
 ) -> None:
-    """The paper's metrics on held-out crystals (§7), beside its numbers, plus an oracle row."""
+    """The paper's metrics on held-out crystals (§7), beside its numbers, plus an oracle row.
+
+    Args:
+        model: Run folder or model.pt.
+        data: Crystal source (repeatable).
+        out_dir: Folder for metrics.json, metrics.md, plots/.
+        split: all, or train/val/test of the run's split.json (MODEL must be the run folder and
+            --data the training sources).
+        rotations: Samples per crystal (the paper: 3).
+        regime: single or repeated (default: model's).
+        connectivity: 6 or 26-connected components (§6).
+        hungarian: One-to-one (Hungarian) atom matching.
+        plots: Write plots/ too.
+    """
     from deepatoms.workflows.crystals import evaluate_crystals
 
     res = evaluate_crystals(

@@ -13,20 +13,16 @@ from deepatoms.cli.common import (
     OutOpt,
     Run,
     command,
+    commands,
     number,
     out,
     print_notes,
     run_options,
 )
 
-app = typer.Typer(help="Build, import and inspect datasets.", no_args_is_help=True)
+app = commands("Build, import and inspect datasets.")
 
-__all__ = ["app", "register"]
-
-
-def register(main: typer.Typer) -> None:
-    """Add the ``data`` group to ``main``."""
-    main.add_typer(app, name="data")
+__all__ = ["app"]
 
 
 OutArg = Annotated[Path, typer.Argument(help="Output dataset (.h5).", metavar="OUT.h5")]
@@ -37,8 +33,8 @@ CsvOut = Annotated[Path, typer.Argument(help="Output CSV.", metavar="OUT.csv")]
 @command(app, "qm9", run_options())
 def data_qm9(
     out_file: OutArg,
-    limit: Annotated[int | None, typer.Option(help="Random subset of N molecules.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random subset.")] = 0,
+    limit: int | None = None,
+    seed: int = 0,
     *,
     run: Run,
 ) -> None:
@@ -46,6 +42,10 @@ def data_qm9(
 
     Targets (eV-based units): mu, alpha, homo, lumo, gap, r2, zpve, U0, U, H, G, Cv, plus the
     atomization energies U0_atom, U_atom, H_atom, G_atom and SMILES.
+
+    Args:
+        limit: Random subset of N molecules.
+        seed: Seed of the random subset.
     """
     from deepatoms.workflows.datasets import build_qm9
 
@@ -57,18 +57,17 @@ def data_qm9(
 
 @command(app, "import", run_options())
 def data_import(
-    paths: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Input files (extxyz, xyz, ASE db, CIF, …) then the output .h5.",
-            metavar="FILES... OUT.h5",
-        ),
-    ],
-    append: Annotated[bool, typer.Option("--append", help="Add to an existing dataset.")] = False,
+    paths: Annotated[list[Path], typer.Argument(metavar="FILES... OUT.h5")],
+    append: Annotated[bool, typer.Option("--append")] = False,
     *,
     run: Run,
 ) -> None:
-    """Import structures and their labels from ASE-readable files into one dataset file."""
+    """Import structures and their labels from ASE-readable files into one dataset file.
+
+    Args:
+        paths: Input files (extxyz, xyz, ASE db, CIF, …) then the output .h5.
+        append: Add to an existing dataset.
+    """
     from deepatoms.workflows.datasets import import_structures
 
     if len(paths) < 2:
@@ -84,19 +83,22 @@ def data_import(
 
 @command(app, "md17", run_options(quiet=False))
 def data_md17(
-    npz: Annotated[Path, typer.Argument(help="MD17 or rMD17 trajectory (.npz).", metavar="NPZ")],
+    npz: Annotated[Path, typer.Argument(metavar="NPZ")],
     out_file: OutOpt,
-    limit: Annotated[int | None, typer.Option(help="Keep N frames (default: all).")] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="With --limit: a seeded random subset, else the first N.")
-    ] = None,
-    units: Annotated[
-        str, typer.Option(help="Energy unit of the file: kcal/mol (MD17, rMD17) or eV.")
-    ] = "kcal/mol",
+    limit: int | None = None,
+    seed: int | None = None,
+    units: str = "kcal/mol",
     *,
     run: Run,
 ) -> None:
-    """Import an MD17-style .npz trajectory (energies → eV, forces → eV/Å)."""
+    """Import an MD17-style .npz trajectory (energies → eV, forces → eV/Å).
+
+    Args:
+        npz: MD17 or rMD17 trajectory (.npz).
+        limit: Keep N frames (default: all).
+        seed: With --limit: a seeded random subset, else the first N.
+        units: Energy unit of the file: kcal/mol (MD17, rMD17) or eV.
+    """
     from deepatoms.workflows.datasets import import_md17
 
     res = import_md17(npz, out_file, limit=limit, seed=seed, units=units, overwrite=run.overwrite)
@@ -108,11 +110,15 @@ def data_md17(
 
 @command(app, "info", run_options(overwrite=False, quiet=False))
 def data_info(
-    file: Annotated[Path, typer.Argument(help="Dataset file (.h5).", metavar="FILE.h5")],
+    file: Annotated[Path, typer.Argument(metavar="FILE.h5")],
     *,
     run: Run,
 ) -> None:
-    """Summarise a dataset: sizes, elements, properties with units and statistics, provenance."""
+    """Summarise a dataset: sizes, elements, properties with units and statistics, provenance.
+
+    Args:
+        file: Dataset file (.h5).
+    """
     from deepatoms.workflows.datasets import dataset_summary, format_info
 
     info = dataset_summary(file)
@@ -213,17 +219,10 @@ def _report_crystals(res, run: Run) -> None:
 
 @command(app, "cif-csv", _rows(True), _filters(True), run_options())
 def data_cif_csv(
-    csvs: Annotated[
-        list[Path],
-        typer.Argument(
-            help="CSV files with one CIF per row (e.g. train/val/test).", metavar="CSV..."
-        ),
-    ],
+    csvs: Annotated[list[Path], typer.Argument(metavar="CSV...")],
     out_file: OutOpt,
-    cif_column: Annotated[str, typer.Option(help="Column holding the CIF text.")] = "cif",
-    id_column: Annotated[
-        str | None, typer.Option(help="Identifier column (default: material_id if present).")
-    ] = None,
+    cif_column: str = "cif",
+    id_column: str | None = None,
     *,
     rows: dict,
     filters: Any,
@@ -235,6 +234,11 @@ def data_cif_csv(
     source_file (path) and split_hint (file stem, e.g. train/val/test) for stratified splits.
     Numeric columns become float64 labels (formation_energy_per_atom, heat_ref in eV/atom,
     band_gap in eV, ...); n_elements and reduced_formula are added.
+
+    Args:
+        csvs: CSV files with one CIF per row (e.g. train/val/test).
+        cif_column: Column holding the CIF text.
+        id_column: Identifier column (default: material_id if present).
     """
     from deepatoms.workflows.crystal_data import import_cif_csv
 
@@ -245,19 +249,22 @@ def data_cif_csv(
 
 @command(app, "cif-folder", _rows(True), _filters(True), run_options())
 def data_cif_folder(
-    folder: Annotated[Path, typer.Argument(help="Folder of <id>.cif files.", metavar="DIR")],
-    labels: Annotated[
-        Path,
-        typer.Option(help="CSV with one row per CIF: the file stem and the labels.", metavar="CSV"),
-    ],
+    folder: Annotated[Path, typer.Argument(metavar="DIR")],
+    labels: Annotated[Path, typer.Option(metavar="CSV")],
     out_file: OutOpt,
-    id_column: Annotated[str, typer.Option(help="Labels column holding the CIF file stem.")] = "id",
+    id_column: str = "id",
     *,
     rows: dict,
     filters: Any,
     run: Run,
 ) -> None:
-    """Import a folder of CIF files with their labels from a CSV (file stem → labels)."""
+    """Import a folder of CIF files with their labels from a CSV (file stem → labels).
+
+    Args:
+        folder: Folder of <id>.cif files.
+        labels: CSV with one row per CIF: the file stem and the labels.
+        id_column: Labels column holding the CIF file stem.
+    """
     from deepatoms.workflows.crystal_data import import_cif_folder
 
     res = import_cif_folder(folder, labels, out_file, id_column=id_column, **rows,
@@ -268,9 +275,7 @@ def data_cif_folder(
 
 @command(app, "mp-json", _rows(False), _filters(False), run_options())
 def data_mp_json(
-    json_file: Annotated[
-        Path, typer.Argument(help="Materials Project / OQMD JSON export.", metavar="FILE")
-    ],
+    json_file: Annotated[Path, typer.Argument(metavar="FILE")],
     out_file: OutOpt,
     *,
     rows: dict,
@@ -282,6 +287,9 @@ def data_mp_json(
     Records need a structure (pymatgen dict under 'structure' or CIF under 'cif') and a
     formation energy ('formation_energy_per_atom' or OQMD 'delta_e', eV/atom); 'material_id' /
     'entry_id', 'prototype' / 'spacegroup' and 'icsd' / 'icsd_ids' are read when present.
+
+    Args:
+        json_file: Materials Project / OQMD JSON export.
     """
     from deepatoms.workflows.crystal_data import import_mp_json
 
@@ -294,53 +302,38 @@ def data_mp_json(
 @command(app, "qm9-generative", run_options())
 def data_qm9_generative(
     out_file: OutOpt,
-    limit: Annotated[
-        int | None, typer.Option(help="Seeded random subset of N molecules.", min=1)
-    ] = None,
-    first: Annotated[
-        int | None, typer.Option(help="The first N molecules by QM9 index.", min=1)
-    ] = None,
-    max_gap: Annotated[
-        float | None, typer.Option(help="Keep molecules with HOMO-LUMO gap < EV.", metavar="EV")
-    ] = None,
-    where: Annotated[
-        str | None,
-        typer.Option(
-            help="Property conditions, e.g. 'gap<4.5' or 'gap<5 and mu>1' (eV, Debye …).",
-            metavar="COND",
-        ),
-    ] = None,
-    no_small_rings: Annotated[
-        bool, typer.Option("--no-small-rings", help="Drop molecules with 3- or 4-membered rings.")
-    ] = False,
-    n_train: Annotated[
-        str | None,
-        typer.Option(
-            help="Training molecules (count or fraction). Default 50000; the rest for filtered "
-            "subsets.",
-            metavar="N",
-        ),
-    ] = None,
-    n_val: Annotated[
-        str | None,
-        typer.Option(
-            help="Validation molecules. Default 5000; 2000 with --no-small-rings; 500 for "
-            "filtered subsets.",
-            metavar="N",
-        ),
-    ] = None,
-    n_test: Annotated[
-        str | None, typer.Option(help="Test molecules (default: the rest).", metavar="N")
-    ] = None,
-    split_seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of the --limit subset.")] = 0,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    first: Annotated[int | None, typer.Option(min=1)] = None,
+    max_gap: Annotated[float | None, typer.Option(metavar="EV")] = None,
+    where: Annotated[str | None, typer.Option(metavar="COND")] = None,
+    no_small_rings: Annotated[bool, typer.Option("--no-small-rings")] = False,
+    n_train: Annotated[str | None, typer.Option(metavar="N")] = None,
+    n_val: Annotated[str | None, typer.Option(metavar="N")] = None,
+    n_test: Annotated[str | None, typer.Option(metavar="N")] = None,
+    split_seed: int = 0,
+    seed: int = 0,
     *,
     run: Run,
 ) -> None:
     """Prepare QM9 for G-SchNet: centred, sorted, bonds perceived, seeded split.
 
     Molecules are centred on the centre of mass, atoms sorted by distance to it, bonds perceived (RDKit, charge 0), invalid molecules dropped and counted, canonical
-    SMILES and a seeded train/val/test 'split' column stored with the data."""
+    SMILES and a seeded train/val/test 'split' column stored with the data.
+
+    Args:
+        limit: Seeded random subset of N molecules.
+        first: The first N molecules by QM9 index.
+        max_gap: Keep molecules with HOMO-LUMO gap < EV.
+        where: Property conditions, e.g. 'gap<4.5' or 'gap<5 and mu>1' (eV, Debye …).
+        no_small_rings: Drop molecules with 3- or 4-membered rings.
+        n_train: Training molecules (count or fraction). Default 50000; the rest for filtered
+            subsets.
+        n_val: Validation molecules. Default 5000; 2000 with --no-small-rings; 500 for filtered
+            subsets.
+        n_test: Test molecules (default: the rest).
+        split_seed: Seed of the split.
+        seed: Seed of the --limit subset.
+    """
     from deepatoms.workflows.datasets import build_qm9_generative
 
     res = build_qm9_generative(
@@ -371,16 +364,18 @@ def data_qm9_generative(
 @command(app, "qm9-smiles", run_options())
 def data_qm9_smiles(
     out_file: CsvOut,
-    limit: Annotated[
-        int | None, typer.Option(help="Seeded random subset of N molecules.", min=1)
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the subset and of the split.")] = 0,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    seed: int = 0,
     *,
     run: Run,
 ) -> None:
     """QM9 SMILES with HOMO, LUMO and gap (eV) and a seeded 80/10/10 split, for the grammar VAE.
 
     Columns: string, homo, lumo, gap, qm9_index, split.
+
+    Args:
+        limit: Seeded random subset of N molecules.
+        seed: Seed of the subset and of the split.
     """
     from deepatoms.workflows.datasets import build_qm9_smiles
 
@@ -399,22 +394,23 @@ def data_qm9_smiles(
 @command(app, "polymers", run_options())
 def data_polymers(
     out_file: CsvOut,
-    n: Annotated[int, typer.Option("--n", "-n", help="Strings to generate.", min=1)] = 4000,
-    seed: Annotated[int, typer.Option(help="Seed of the strings, labels and split.")] = 0,
-    max_groups: Annotated[int, typer.Option(help="Side groups per list: 0..N.", min=0)] = 3,
-    synthetic_labels: Annotated[
-        bool,
-        typer.Option(
-            "--synthetic-labels",
-            help="Add SYNTHETIC homo/lumo/gap/opt labels (eV) to exercise regressors and ICM.",
-        ),
-    ] = False,
+    n: Annotated[int, typer.Option("--n", "-n", min=1)] = 4000,
+    seed: int = 0,
+    max_groups: Annotated[int, typer.Option(min=0)] = 3,
+    synthetic_labels: Annotated[bool, typer.Option("--synthetic-labels")] = False,
     *,
     run: Run,
 ) -> None:
     """Generated donor–acceptor polymer strings with a seeded 80/10/10 split.
 
     Paper D Fig. 2 syntax and Table I building blocks; Paper D's DFT data is not available.
+
+    Args:
+        n: Strings to generate.
+        seed: Seed of the strings, labels and split.
+        max_groups: Side groups per list: 0..N.
+        synthetic_labels: Add SYNTHETIC homo/lumo/gap/opt labels (eV) to exercise regressors and
+            ICM.
     """
     from deepatoms.workflows.datasets import build_polymer_strings
 

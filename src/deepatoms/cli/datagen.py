@@ -8,25 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
-from deepatoms.cli.common import (
-    Run,
-    command,
-    err,
-    out,
-    run_options,
-)
+from deepatoms.cli.common import Run, command, commands, err, out, run_options
 from deepatoms.datagen.defaults import DEFAULT_ELEMENTS, DEFAULT_PROTOTYPES
 
-app = typer.Typer(
-    help="Make labelled data with a reference calculator (GFN2-xTB, EMT).", no_args_is_help=True
-)
+app = commands("Make labelled data with a reference calculator (GFN2-xTB, EMT).")
 
-__all__ = ["app", "register"]
-
-
-def register(main: typer.Typer) -> None:
-    """Add the ``datagen`` group to ``main``."""
-    main.add_typer(app, name="datagen")
+__all__ = ["app"]
 
 
 def _split(text: str) -> list[str]:
@@ -69,56 +56,24 @@ def _report(summary: dict[str, Any], what: str) -> None:
 
 @command(app, "md", run_options())
 def datagen_md(
-    out_file: Annotated[
-        Path, typer.Option("--out", help="Output dataset (.h5).", metavar="FILE.h5")
-    ],
-    molecule: Annotated[
-        str | None,
-        typer.Option(help="Molecule: ASE name (CH3CH2OH), alias (ethanol, aspirin) or SMILES."),
-    ] = None,
-    bulk: Annotated[
-        str | None, typer.Option(help="Bulk metal or random alloy: Cu, CuNi, Cu3Au, Cu0.7Ni0.3.")
-    ] = None,
-    structure: Annotated[
-        str | None, typer.Option(help="Bulk lattice: fcc (default), bcc or hcp.")
-    ] = None,
-    size: Annotated[
-        int | None, typer.Option(help="Bulk: about this many atoms in the cell (default 32).")
-    ] = None,
-    lattice_constant: Annotated[
-        float | None,
-        typer.Option(
-            help="Bulk lattice constant a (Å) (default: ASE reference, Vegard for alloys)."
-        ),
-    ] = None,
-    calculator: Annotated[
-        str | None,
-        typer.Option(
-            help="Reference calculator: xtb or emt (default: xtb for molecules, emt for bulk)."
-        ),
-    ] = None,
-    method: Annotated[
-        str | None, typer.Option(help="xtb Hamiltonian: GFN2-xTB (default) or GFN1-xTB.")
-    ] = None,
-    threads: Annotated[
-        int, typer.Option(help="xtb: OpenMP threads (1 is fastest for small molecules).")
-    ] = 1,
-    temperature: Annotated[float, typer.Option(help="Temperature (K).")] = 500.0,
-    timestep: Annotated[float, typer.Option(help="MD time step (fs).")] = 0.5,
-    frames: Annotated[int, typer.Option(help="Frames to record.")] = 1000,
-    stride: Annotated[int, typer.Option(help="MD steps between recorded frames.")] = 10,
-    equilibration: Annotated[int, typer.Option(help="MD steps before the first frame.")] = 1000,
-    friction: Annotated[float, typer.Option(help="Langevin friction (1/fs).")] = 0.01,
-    seed: Annotated[int, typer.Option(help="Seed: conformer, alloy, velocities, noise.")] = 0,
-    rattle: Annotated[
-        float, typer.Option(help="Random displacement (Å, std) added to recorded frames.")
-    ] = 0.0,
-    strain: Annotated[
-        float | None,
-        typer.Option(
-            help="Random cell strain amplitude of recorded frames (default: 0.02 bulk, 0 molecules)."
-        ),
-    ] = None,
+    out_file: Annotated[Path, typer.Option("--out", metavar="FILE.h5")],
+    molecule: str | None = None,
+    bulk: str | None = None,
+    structure: str | None = None,
+    size: int | None = None,
+    lattice_constant: float | None = None,
+    calculator: str | None = None,
+    method: str | None = None,
+    threads: int = 1,
+    temperature: float = 500.0,
+    timestep: float = 0.5,
+    frames: int = 1000,
+    stride: int = 10,
+    equilibration: int = 1000,
+    friction: float = 0.01,
+    seed: int = 0,
+    rattle: float = 0.0,
+    strain: float | None = None,
     *,
     run: Run,
 ) -> None:
@@ -126,6 +81,28 @@ def datagen_md(
 
     Molecules default to GFN2-xTB (tblite), bulk cells to EMT.
     Bulk frames get a random cell strain (--strain) on top of the MD snapshot, so stress varies.
+
+    Args:
+        out_file: Output dataset (.h5).
+        molecule: Molecule: ASE name (CH3CH2OH), alias (ethanol, aspirin) or SMILES.
+        bulk: Bulk metal or random alloy: Cu, CuNi, Cu3Au, Cu0.7Ni0.3.
+        structure: Bulk lattice: fcc (default), bcc or hcp.
+        size: Bulk: about this many atoms in the cell (default 32).
+        lattice_constant: Bulk lattice constant a (Å) (default: ASE reference, Vegard for
+            alloys).
+        calculator: Reference calculator: xtb or emt (default: xtb for molecules, emt for bulk).
+        method: xtb Hamiltonian: GFN2-xTB (default) or GFN1-xTB.
+        threads: xtb: OpenMP threads (1 is fastest for small molecules).
+        temperature: Temperature (K).
+        timestep: MD time step (fs).
+        frames: Frames to record.
+        stride: MD steps between recorded frames.
+        equilibration: MD steps before the first frame.
+        friction: Langevin friction (1/fs).
+        seed: Seed: conformer, alloy, velocities, noise.
+        rattle: Random displacement (Å, std) added to recorded frames.
+        strain: Random cell strain amplitude of recorded frames (default: 0.02 bulk, 0
+            molecules).
     """
     from deepatoms.workflows.datagen import reference_md
 
@@ -150,43 +127,18 @@ def datagen_md(
 
 @command(app, "prototypes", run_options())
 def datagen_prototypes(
-    out_dir: Annotated[
-        Path,
-        typer.Option("--out", help="Output folder: initial.h5 and relaxed.h5.", metavar="DIR"),
-    ],
-    elements: Annotated[
-        str, typer.Option(help="EMT elements to combine, comma-separated.")
-    ] = ",".join(DEFAULT_ELEMENTS),
-    arity: Annotated[
-        str, typer.Option(help="Elements per candidate, comma-separated (1: elemental).")
-    ] = "1,2,3",
-    prototypes: Annotated[
-        str,
-        typer.Option(
-            help="AFLOW labels or Strukturbericht designations (L1_2, B2) or CIF files, "
-            "comma-separated."
-        ),
-    ] = ",".join(DEFAULT_PROTOTYPES),
-    fmax: Annotated[
-        float, typer.Option(help="Force tolerance (eV/Å), also on stress × volume.")
-    ] = 0.01,
-    steps: Annotated[int, typer.Option(help="Maximum optimiser steps per candidate.")] = 500,
-    optimizer: Annotated[str, typer.Option(help="bfgs, fire or lbfgs.")] = "bfgs",
-    rescale: Annotated[
-        str,
-        typer.Option(help="Initial cell: volume (Vegard on atomic volumes), contact or none."),
-    ] = "volume",
-    rattle: Annotated[
-        float,
-        typer.Option(help="Random displacement (Å, std) of the relaxation start (0: symmetric)."),
-    ] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of the rattle.")] = 0,
-    limit: Annotated[
-        int | None, typer.Option(help="Stop after this many new candidates (continue: --resume).")
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in --out, skipping done candidates.")
-    ] = False,
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")],
+    elements: str = ",".join(DEFAULT_ELEMENTS),
+    arity: str = "1,2,3",
+    prototypes: str = ",".join(DEFAULT_PROTOTYPES),
+    fmax: float = 0.01,
+    steps: int = 500,
+    optimizer: str = "bfgs",
+    rescale: str = "volume",
+    rattle: float = 0.0,
+    seed: int = 0,
+    limit: int | None = None,
+    resume: Annotated[bool, typer.Option("--resume")] = False,
     *,
     run: Run,
 ) -> None:
@@ -195,6 +147,21 @@ def datagen_prototypes(
     Writes initial.h5 (unrelaxed, rescaled prototypes) and relaxed.h5 (same rows) with
     formation_energy_per_atom (eV/atom) against the lowest of fcc/bcc/hcp per element. The
     default set (630 candidates) takes about half a minute on one CPU core.
+
+    Args:
+        out_dir: Output folder: initial.h5 and relaxed.h5.
+        elements: EMT elements to combine, comma-separated.
+        arity: Elements per candidate, comma-separated (1: elemental).
+        prototypes: AFLOW labels or Strukturbericht designations (L1_2, B2) or CIF files,
+            comma-separated.
+        fmax: Force tolerance (eV/Å), also on stress × volume.
+        steps: Maximum optimiser steps per candidate.
+        optimizer: bfgs, fire or lbfgs.
+        rescale: Initial cell: volume (Vegard on atomic volumes), contact or none.
+        rattle: Random displacement (Å, std) of the relaxation start (0: symmetric).
+        seed: Seed of the rattle.
+        limit: Stop after this many new candidates (continue: --resume).
+        resume: Continue the run in --out, skipping done candidates.
     """
     from deepatoms.workflows.datagen import prototype_set
 
@@ -233,18 +200,14 @@ def datagen_prototypes(
 @command(app, "scaled", run_options(overwrite=OverwriteRunOpt))
 def datagen_scaled(
     out_file: OutOpt,
-    molecules: Annotated[int, typer.Option(help="Number of QM9 molecules (index order).")],
-    first: Annotated[int, typer.Option(help="QM9 molecules to skip first.")] = 0,
+    molecules: Annotated[int, typer.Option()],
+    first: int = 0,
     scales: ScalesOpt = "0.9:1.5:10",
     seed: SeedOpt = 0,
-    bond_rule: Annotated[
-        str, typer.Option(help="Bond types: rdkit (bond orders) or electronegativity.")
-    ] = "rdkit",
-    calculator: Annotated[str, typer.Option(help="Labeller: xtb (GFN2-xTB).")] = "xtb",
-    split: Annotated[
-        str, typer.Option(help="train,val,test fractions of the molecules.")
-    ] = "0.8,0.1,0.1",
-    flush_every: Annotated[int, typer.Option(help="Molecules between writes.")] = 50,
+    bond_rule: str = "rdkit",
+    calculator: str = "xtb",
+    split: str = "0.8,0.1,0.1",
+    flush_every: int = 50,
     *,
     run: Run,
 ) -> None:
@@ -252,6 +215,14 @@ def datagen_scaled(
 
     SCF failures are retried at 1,000 K and 5,000 K electronic temperature; points still
     failing are skipped and listed in the metadata.
+
+    Args:
+        molecules: Number of QM9 molecules (index order).
+        first: QM9 molecules to skip first.
+        bond_rule: Bond types: rdkit (bond orders) or electronegativity.
+        calculator: Labeller: xtb (GFN2-xTB).
+        split: train,val,test fractions of the molecules.
+        flush_every: Molecules between writes.
     """
     from deepatoms.workflows.datagen import scaled_qm9
 
@@ -273,17 +244,21 @@ def datagen_scaled(
 def datagen_crystal(
     out_file: OutOpt,
     elements: ElementsOpt = "Al,Cu",
-    points: Annotated[int, typer.Option(help="Scalings per element in [0.9, 1.5].")] = 20000,
-    train_points: Annotated[int, typer.Option(help="Training points per element.")] = 8,
-    cell: Annotated[
-        str, typer.Option(help="conventional (4 atoms) or primitive (1 atom).")
-    ] = "conventional",
+    points: int = 20000,
+    train_points: int = 8,
+    cell: str = "conventional",
     lattice: LatticeOpt = "minimize",
     seed: SeedOpt = 0,
     *,
     run: Run,
 ) -> None:
-    """Infinite Crystal: fcc cells scaled isotropically, EMT energy per cell."""
+    """Infinite Crystal: fcc cells scaled isotropically, EMT energy per cell.
+
+    Args:
+        points: Scalings per element in [0.9, 1.5].
+        train_points: Training points per element.
+        cell: conventional (4 atoms) or primitive (1 atom).
+    """
     from deepatoms.workflows.datagen import infinite_crystal
 
     summary = infinite_crystal(
@@ -300,26 +275,34 @@ def datagen_crystal(
 def datagen_growth(
     out_file: OutOpt,
     elements: ElementsOpt = "Al,Cu",
-    runs: Annotated[int, typer.Option(help="Growth runs per element.")] = 20,
-    steps: Annotated[int, typer.Option(help="Atoms added per run.")] = 100,
-    min_atoms: Annotated[int, typer.Option(help="Smallest cluster kept.")] = 15,
-    max_atoms: Annotated[int, typer.Option(help="Largest cluster kept.")] = 75,
-    unstable: Annotated[
-        bool, typer.Option("--unstable", help="Write the scaled (Unstable CG) set.")
-    ] = False,
-    unstable_runs: Annotated[int, typer.Option(help="Unstable set: first runs per element.")] = 5,
+    runs: int = 20,
+    steps: int = 100,
+    min_atoms: int = 15,
+    max_atoms: int = 75,
+    unstable: Annotated[bool, typer.Option("--unstable")] = False,
+    unstable_runs: int = 5,
     scales: ScalesOpt = "0.9:1.5:10",
     seed: SeedOpt = 0,
-    split: Annotated[str, typer.Option(help="train,val,test fractions.")] = "0.6,0.2,0.2",
-    split_by: Annotated[str, typer.Option(help="Split by group (base cluster) or run.")] = (
-        "group"
-    ),
+    split: str = "0.6,0.2,0.2",
+    split_by: str = "group",
     lattice: LatticeOpt = "minimize",
-    flush_every: Annotated[int, typer.Option(help="Base clusters between writes.")] = 200,
+    flush_every: int = 200,
     *,
     run: Run,
 ) -> None:
-    """Crystal Growth: fcc clusters grown atom by atom from the 14-atom cube, EMT labels."""
+    """Crystal Growth: fcc clusters grown atom by atom from the 14-atom cube, EMT labels.
+
+    Args:
+        runs: Growth runs per element.
+        steps: Atoms added per run.
+        min_atoms: Smallest cluster kept.
+        max_atoms: Largest cluster kept.
+        unstable: Write the scaled (Unstable CG) set.
+        unstable_runs: Unstable set: first runs per element.
+        split: train,val,test fractions.
+        split_by: Split by group (base cluster) or run.
+        flush_every: Base clusters between writes.
+    """
     from deepatoms.workflows.datagen import crystal_growth
 
     summary = crystal_growth(

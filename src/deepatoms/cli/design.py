@@ -10,25 +10,11 @@ from typing import Annotated, Any
 
 import typer
 
-from deepatoms.cli.common import (
-    Run,
-    command,
-    err,
-    out,
-    run_options,
-)
+from deepatoms.cli.common import Run, command, commands, err, out, run_options
 
-app = typer.Typer(
-    help="Inverse design with a grammar VAE: ICM search, candidate checks, baselines.",
-    no_args_is_help=True,
-)
+app = commands("Inverse design with a grammar VAE: ICM search, candidate checks, baselines.")
 
-__all__ = ["app", "parse_models", "parse_targets", "parse_windows", "register"]
-
-
-def register(main: typer.Typer) -> None:
-    """Add the ``design`` group to ``main``."""
-    main.add_typer(app, name="design")
+__all__ = ["app", "parse_models", "parse_targets", "parse_windows"]
 
 
 #: CPU-friendly sample count of ``design run`` (specs/grammar-vae.md §6: "a CPU preset uses 10⁴").
@@ -113,52 +99,24 @@ def _iteration_line(stats: Any, n_iter: int) -> str:
 
 @command(app, "run", run_options(device=True))
 def design_run(
-    run_dir: Annotated[
-        Path, typer.Argument(help="Grammar-VAE run folder or its model.pt.", metavar="RUN")
-    ],
-    out_file: Annotated[
-        Path, typer.Option("--out", help="Candidates CSV to write.", metavar="FILE.csv")
-    ],
-    regressors: Annotated[
-        Path | None,
-        typer.Option(
-            help="Latent regressors (`deepatoms vae regress`; default: RUN/regressors.pt).",
-            metavar="FILE",
-        ),
-    ] = None,
-    target: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Target NAME=VALUE in eV (repeat per property); default: window midpoints.",
-            metavar="NAME=VALUE",
-        ),
-    ] = None,
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN")],
+    out_file: Annotated[Path, typer.Option("--out", metavar="FILE.csv")],
+    regressors: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
+    target: Annotated[list[str] | None, typer.Option(metavar="NAME=VALUE")] = None,
     window: WindowOpt = None,
-    training: Annotated[
-        Path | None,
-        typer.Option(
-            help="CSV of strings never proposed (default: the run's training_strings.txt).",
-            metavar="CSV",
-        ),
-    ] = None,
+    training: Annotated[Path | None, typer.Option(metavar="CSV")] = None,
     samples: Annotated[
         int,
         typer.Option(
             help=f"Prior samples z ~ N(0, I) (Paper D: 10⁶; about {CPU_SAMPLES} for a CPU run)."
         ),
     ] = 1_000_000,
-    iterations: Annotated[int, typer.Option(help="ICM iterations (Paper D: 20).")] = 20,
-    top: Annotated[int, typer.Option(help="Candidates kept (Paper D: 100).")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the prior samples and embeddings.")] = 0,
-    chunk: Annotated[int, typer.Option(help="Latent points decoded/encoded together.")] = 10_000,
-    batch_size: Annotated[int, typer.Option(help="Network batch inside a chunk.")] = 1024,
-    xyz: Annotated[
-        Path | None,
-        typer.Option(
-            help="Also write 3-D structures of SMILES candidates (.xyz/.extxyz or .db).",
-            metavar="FILE",
-        ),
-    ] = None,
+    iterations: int = 20,
+    top: int = 100,
+    seed: int = 0,
+    chunk: int = 10_000,
+    batch_size: int = 1024,
+    xyz: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
     *,
     run: Run,
 ) -> None:
@@ -167,6 +125,19 @@ def design_run(
     QM9 demo: --window lumo=-1:0 --window gap=4:6 (targets: the midpoints).
 
     Paper D samples 10⁶ points; use --samples 10000 on a CPU.
+
+    Args:
+        run_dir: Grammar-VAE run folder or its model.pt.
+        out_file: Candidates CSV to write.
+        regressors: Latent regressors (`deepatoms vae regress`; default: RUN/regressors.pt).
+        target: Target NAME=VALUE in eV (repeat per property); default: window midpoints.
+        training: CSV of strings never proposed (default: the run's training_strings.txt).
+        iterations: ICM iterations (Paper D: 20).
+        top: Candidates kept (Paper D: 100).
+        seed: Seed of the prior samples and embeddings.
+        chunk: Latent points decoded/encoded together.
+        batch_size: Network batch inside a chunk.
+        xyz: Also write 3-D structures of SMILES candidates (.xyz/.extxyz or .db).
     """
     from deepatoms.workflows.design import design_run as run_design
 
@@ -204,43 +175,17 @@ def _rate_line(label: str, rates: Mapping[str, Any], windows: Sequence[str]) -> 
 
 @command(app, "check", run_options())
 def design_check(
-    candidates: Annotated[
-        Path, typer.Argument(help="Candidates CSV (column 'string').", metavar="CANDIDATES.csv")
-    ],
-    out_dir: Annotated[
-        Path,
-        typer.Option("--out", help="Output folder for metrics.json and tables.", metavar="DIR"),
-    ],
-    model: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Property model NAME=PATH (eV), e.g. lumo=runs/lumo/model.pt (repeat).",
-            metavar="NAME=PATH",
-        ),
-    ] = None,
+    candidates: Annotated[Path, typer.Argument(metavar="CANDIDATES.csv")],
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")],
+    model: Annotated[list[str] | None, typer.Option(metavar="NAME=PATH")] = None,
     window: WindowOpt = None,
-    reference: Annotated[
-        Path | None,
-        typer.Option(
-            help="Training table (e.g. from `deepatoms data qm9-smiles`) for reference rates.",
-            metavar="CSV",
-        ),
-    ] = None,
-    reference_sample: Annotated[int, typer.Option(help="Reference molecules evaluated.")] = 500,
-    reference_split: Annotated[
-        str, typer.Option(help="Split of the reference rows ('' = all rows).")
-    ] = "train",
-    top: Annotated[
-        int | None, typer.Option(help="Evaluate only the first N candidates.", min=1)
-    ] = None,
-    xtb_relax: Annotated[
-        bool, typer.Option("--xtb-relax", help="Relax with GFN2-xTB before predicting.")
-    ] = False,
-    xtb_orbitals: Annotated[
-        bool,
-        typer.Option("--xtb-orbitals", help="Also report raw GFN2-xTB orbital energies (eV)."),
-    ] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the embeddings and the sample.")] = 0,
+    reference: Annotated[Path | None, typer.Option(metavar="CSV")] = None,
+    reference_sample: int = 500,
+    reference_split: str = "train",
+    top: Annotated[int | None, typer.Option(min=1)] = None,
+    xtb_relax: Annotated[bool, typer.Option("--xtb-relax")] = False,
+    xtb_orbitals: Annotated[bool, typer.Option("--xtb-orbitals")] = False,
+    seed: int = 0,
     *,
     run: Run,
 ) -> None:
@@ -249,6 +194,18 @@ def design_check(
     RDKit validity → ETKDG + MMFF → (--xtb-relax) GFN2-xTB → property models (--model).
 
     Default windows: the QM9 demo, lumo=-1:0 and gap=4:6 eV.
+
+    Args:
+        candidates: Candidates CSV (column 'string').
+        out_dir: Output folder for metrics.json and tables.
+        model: Property model NAME=PATH (eV), e.g. lumo=runs/lumo/model.pt (repeat).
+        reference: Training table (e.g. from `deepatoms data qm9-smiles`) for reference rates.
+        reference_sample: Reference molecules evaluated.
+        reference_split: Split of the reference rows ('' = all rows).
+        top: Evaluate only the first N candidates.
+        xtb_relax: Relax with GFN2-xTB before predicting.
+        xtb_orbitals: Also report raw GFN2-xTB orbital energies (eV).
+        seed: Seed of the embeddings and the sample.
     """
     from deepatoms.workflows.design import design_check as run_check
 
@@ -282,43 +239,38 @@ def design_check(
 # ---------------------------------------------------------------------------------------------
 @command(app, "baselines", run_options())
 def design_baselines(
-    data: Annotated[Path, typer.Option(help="String table CSV with property columns (eV).")],
-    prop: Annotated[
-        list[str],
-        typer.Option("--property", help="Property column to fit (repeat).", metavar="NAME"),
-    ],
-    features: Annotated[
-        str, typer.Option(help="Fixed-length features: morgan (SMILES) or polymer.")
-    ] = "morgan",
-    models: Annotated[
-        list[str] | None,
-        typer.Option("--model", help="ridge, mlp, rf (repeat; default all).", metavar="NAME"),
-    ] = None,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
-    limit: Annotated[
-        int | None, typer.Option(help="Seeded random subset of N rows.", min=2)
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of folds, subset and models.")] = 0,
-    mlp_solver: Annotated[
-        str, typer.Option(help="lbfgs (paper) or adam (sklearn early stopping on 10 %).")
-    ] = "lbfgs",
-    n_jobs: Annotated[int, typer.Option(help="Random-forest worker processes.")] = 1,
-    rf_max_features: Annotated[
-        str,
-        typer.Option(
-            help="Random-forest features tried per split: a fraction in (0, 1] (1: all, the "
-            "scikit-learn default; 0.333: Breiman's rule for regression, ~3x faster), sqrt or log2."
-        ),
-    ] = "1.0",
-    out_file: Annotated[
-        Path | None, typer.Option("--out", help="Results JSON to write.", metavar="FILE.json")
-    ] = None,
+    data: Annotated[Path, typer.Option()],
+    prop: Annotated[list[str], typer.Option("--property", metavar="NAME")],
+    features: str = "morgan",
+    models: Annotated[list[str] | None, typer.Option("--model", metavar="NAME")] = None,
+    folds: int = 5,
+    limit: Annotated[int | None, typer.Option(min=2)] = None,
+    seed: int = 0,
+    mlp_solver: str = "lbfgs",
+    n_jobs: int = 1,
+    rf_max_features: str = "1.0",
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE.json")] = None,
     *,
     run: Run,
 ) -> None:
     """k-fold CV of ridge / MLP / random forest on fixed-length features (MAE in meV).
 
     The table has the layout of Paper D Table III.
+
+    Args:
+        data: String table CSV with property columns (eV).
+        prop: Property column to fit (repeat).
+        features: Fixed-length features: morgan (SMILES) or polymer.
+        models: ridge, mlp, rf (repeat; default all).
+        folds: Cross-validation folds.
+        limit: Seeded random subset of N rows.
+        seed: Seed of folds, subset and models.
+        mlp_solver: lbfgs (paper) or adam (sklearn early stopping on 10 %).
+        n_jobs: Random-forest worker processes.
+        rf_max_features: Random-forest features tried per split: a fraction in (0, 1] (1: all,
+            the scikit-learn default; 0.333: Breiman's rule for regression, ~3x faster), sqrt or
+            log2.
+        out_file: Results JSON to write.
     """
     from deepatoms.workflows.design import fingerprint_baselines
 

@@ -8,46 +8,36 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import (
-    Run,
-    command,
-    out,
-    print_notes,
-    run_options,
-)
+from deepatoms.cli.common import Run, command, commands, out, print_notes, run_options
 
-app = typer.Typer()
+app = commands()
 
-__all__ = ["app", "register"]
-
-
-def register(main: typer.Typer) -> None:
-    """Add ``evaluate``, ``predict``, ``curves`` and ``evaluate-generated`` to ``main``."""
-    main.add_typer(app)
+__all__ = ["app"]
 
 
 @command(app, "evaluate", run_options(overwrite=False))
 def evaluate_command(
-    run_or_model: Annotated[
-        Path, typer.Argument(help="Run folder or model.pt.", metavar="RUN_DIR_OR_MODEL")
-    ],
-    data: Annotated[Path, typer.Option(help="Dataset file (.h5).", metavar="FILE.h5")],
-    split: Annotated[str, typer.Option(help="train, val, test or all.")] = "test",
-    plot: Annotated[Path | None, typer.Option(help="Parity plot path (PNG).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Systems per inference batch.")] = 100,
-    forces: Annotated[
-        str,
-        typer.Option(
-            help="Force label to score an energy model against: auto (the trained one, else "
-            "'forces' if present), a per-atom property name, or none."
-        ),
-    ] = "auto",
+    run_or_model: Annotated[Path, typer.Argument(metavar="RUN_DIR_OR_MODEL")],
+    data: Annotated[Path, typer.Option(metavar="FILE.h5")],
+    split: str = "test",
+    plot: Path | None = None,
+    batch_size: int = 100,
+    forces: str = "auto",
     *,
     run: Run,
 ) -> None:
     """Report MAE and RMSE of a trained model on a split, with a parity plot.
 
     For energy models on datasets with forces, component-wise force errors are reported too.
+
+    Args:
+        run_or_model: Run folder or model.pt.
+        data: Dataset file (.h5).
+        split: train, val, test or all.
+        plot: Parity plot path (PNG).
+        batch_size: Systems per inference batch.
+        forces: Force label to score an energy model against: auto (the trained one, else
+            'forces' if present), a per-atom property name, or none.
     """
     from deepatoms.workflows.evaluation import evaluate
 
@@ -77,20 +67,21 @@ def evaluate_command(
 
 @command(app, "predict", run_options(overwrite=False))
 def predict_command(
-    model: Annotated[
-        Path, typer.Argument(help="Model file (model.pt) or run folder.", metavar="MODEL")
-    ],
-    inputs: Annotated[
-        list[Path], typer.Argument(help="ASE-readable structure files.", metavar="INPUT...")
-    ],
-    out_file: Annotated[
-        Path | None, typer.Option("--out", help="CSV to write.", metavar="OUT.csv")
-    ] = None,
-    batch_size: Annotated[int, typer.Option(help="Systems per inference batch.")] = 100,
+    model: Annotated[Path, typer.Argument(metavar="MODEL")],
+    inputs: Annotated[list[Path], typer.Argument(metavar="INPUT...")],
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="OUT.csv")] = None,
+    batch_size: int = 100,
     *,
     run: Run,
 ) -> None:
-    """Predict the model's property for every structure in the input files."""
+    """Predict the model's property for every structure in the input files.
+
+    Args:
+        model: Model file (model.pt) or run folder.
+        inputs: ASE-readable structure files.
+        out_file: CSV to write.
+        batch_size: Systems per inference batch.
+    """
     from deepatoms.workflows.evaluation import predict
 
     res = predict(model, inputs, out_file, batch_size, progress=run.progress)
@@ -114,55 +105,21 @@ CurvesOverwriteOpt = Annotated[
 
 @command(app, "curves", run_options(overwrite=CurvesOverwriteOpt))
 def curves_command(
-    models: Annotated[
-        list[Path],
-        typer.Argument(help="Model files (model.pt) or run folders.", metavar="MODEL..."),
-    ],
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.", metavar="DIR")],
-    data: Annotated[
-        Path | None, typer.Option(help="Scaled dataset (.h5).", metavar="DATA.h5")
-    ] = None,
-    split: Annotated[str, typer.Option(help="Samples to score: train, val, test or all.")] = "test",
-    split_run: Annotated[
-        Path | None,
-        typer.Option(
-            "--run",
-            help="Take the split from this run's split.json instead of the data's 'split' column.",
-            metavar="RUN_DIR",
-        ),
-    ] = None,
-    systems: Annotated[
-        str | None,
-        typer.Option(help="Only these base structures (group ids, e.g. 3,17).", metavar="IDS"),
-    ] = None,
-    plot_curves: Annotated[
-        int | None,
-        typer.Option(
-            help="Groups to plot (half smallest, half largest by size; default 4).", min=0
-        ),
-    ] = None,
-    step: Annotated[float, typer.Option(help="Step of the dense scaling grid.")] = 0.005,
-    s_min: Annotated[float, typer.Option(help="Start of the dense grid.")] = 0.9,
-    s_max: Annotated[float, typer.Option(help="End of the dense grid.")] = 1.5,
-    s_eq: Annotated[
-        str,
-        typer.Option(help="DSC target: 'one' (s = 1) or 'reference' (argmin of the labels)."),
-    ] = "one",
-    displace_cluster: Annotated[
-        Path | None,
-        typer.Option(
-            help="Stable (s = 1) cluster file (any ASE format) for the displaced-atom "
-            "contribution plot.",
-            metavar="FILE",
-        ),
-    ] = None,
-    atom: Annotated[
-        int | None, typer.Option(help="Index of the atom to move (with --displace-cluster).")
-    ] = None,
-    normalise: Annotated[
-        str, typer.Option(help="Contribution normalisation: sum_abs, minmax or none.")
-    ] = "sum_abs",
-    batch_size: Annotated[int, typer.Option(help="Systems per inference batch.", min=1)] = 100,
+    models: Annotated[list[Path], typer.Argument(metavar="MODEL...")],
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")],
+    data: Annotated[Path | None, typer.Option(metavar="DATA.h5")] = None,
+    split: str = "test",
+    split_run: Annotated[Path | None, typer.Option("--run", metavar="RUN_DIR")] = None,
+    systems: Annotated[str | None, typer.Option(metavar="IDS")] = None,
+    plot_curves: Annotated[int | None, typer.Option(min=0)] = None,
+    step: float = 0.005,
+    s_min: float = 0.9,
+    s_max: float = 1.5,
+    s_eq: str = "one",
+    displace_cluster: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
+    atom: int | None = None,
+    normalise: str = "sum_abs",
+    batch_size: Annotated[int, typer.Option(min=1)] = 100,
     *,
     run: Run,
 ) -> None:
@@ -170,6 +127,25 @@ def curves_command(
 
     Writes DIR/metrics.json, DIR/curves.csv, DIR/curves_<group>.png, DIR/error_vs_size.png
     (and DIR/contributions_<model>.png with --displace-cluster).
+
+    Args:
+        models: Model files (model.pt) or run folders.
+        out_dir: Output folder.
+        data: Scaled dataset (.h5).
+        split: Samples to score: train, val, test or all.
+        split_run: Take the split from this run's split.json instead of the data's 'split'
+            column.
+        systems: Only these base structures (group ids, e.g. 3,17).
+        plot_curves: Groups to plot (half smallest, half largest by size; default 4).
+        step: Step of the dense scaling grid.
+        s_min: Start of the dense grid.
+        s_max: End of the dense grid.
+        s_eq: DSC target: 'one' (s = 1) or 'reference' (argmin of the labels).
+        displace_cluster: Stable (s = 1) cluster file (any ASE format) for the displaced-atom
+            contribution plot.
+        atom: Index of the atom to move (with --displace-cluster).
+        normalise: Contribution normalisation: sum_abs, minmax or none.
+        batch_size: Systems per inference batch.
     """
     ids = None
     if systems is not None:
@@ -219,54 +195,35 @@ def curves_command(
 
 @command(app, "evaluate-generated", run_options(overwrite=False))
 def evaluate_generated_command(
-    generated: Annotated[
-        Path,
-        typer.Argument(help="Generated molecules: ASE db or extxyz.", metavar="MOLS.db"),
-    ],
-    reference: Annotated[
-        Path,
-        typer.Option(
-            help="QM9 reference made by `deepatoms data qm9-generative`.", metavar="QM9GEN.h5"
-        ),
-    ],
-    train_split: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="Training run folder (or its split.json) whose training set defines "
-            "'unseen'; repeatable. Default: the reference's 'split' column.",
-            metavar="RUN_DIR",
-        ),
-    ] = None,
-    relax: Annotated[
-        str, typer.Option(help="Relaxation of the sample: xtb (GFN2-xTB), mmff or none.")
-    ] = "xtb",
-    relax_sample: Annotated[
-        int,
-        typer.Option(
-            help="Unique valid molecules (seeded sample) to relax / give xTB gaps.", min=0
-        ),
-    ] = 100,
-    gap_model: Annotated[
-        Path | None,
-        typer.Option(
-            help="Gap model (model.pt or run folder) trained on QM9 gaps.",
-            metavar="RUN_OR_MODEL",
-        ),
-    ] = None,
-    xtb_gap: Annotated[
-        bool, typer.Option("--xtb-gap", help="GFN2-xTB orbital gaps of the sample.")
-    ] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the relaxation sample.")] = 0,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Output folder.", metavar="DIR")
-    ] = None,
+    generated: Annotated[Path, typer.Argument(metavar="MOLS.db")],
+    reference: Annotated[Path, typer.Option(metavar="QM9GEN.h5")],
+    train_split: Annotated[list[Path] | None, typer.Option(metavar="RUN_DIR")] = None,
+    relax: str = "xtb",
+    relax_sample: Annotated[int, typer.Option(min=0)] = 100,
+    gap_model: Annotated[Path | None, typer.Option(metavar="RUN_OR_MODEL")] = None,
+    xtb_gap: Annotated[bool, typer.Option("--xtb-gap")] = False,
+    seed: int = 0,
+    out_dir: Annotated[Path | None, typer.Option("--out", metavar="DIR")] = None,
     *,
     run: Run,
 ) -> None:
     """Evaluate generated molecules: validity, uniqueness, novelty (G-SchNet Table 1).
 
     Also atom and bond statistics, distributions, RMSD after relaxation and gaps. Writes
-    DIR/metrics.json, DIR/table1.md, DIR/molecules.csv and plots."""
+    DIR/metrics.json, DIR/table1.md, DIR/molecules.csv and plots.
+
+    Args:
+        generated: Generated molecules: ASE db or extxyz.
+        reference: QM9 reference made by `deepatoms data qm9-generative`.
+        train_split: Training run folder (or its split.json) whose training set defines
+            'unseen'; repeatable. Default: the reference's 'split' column.
+        relax: Relaxation of the sample: xtb (GFN2-xTB), mmff or none.
+        relax_sample: Unique valid molecules (seeded sample) to relax / give xTB gaps.
+        gap_model: Gap model (model.pt or run folder) trained on QM9 gaps.
+        xtb_gap: GFN2-xTB orbital gaps of the sample.
+        seed: Seed of the relaxation sample.
+        out_dir: Output folder.
+    """
     from deepatoms.workflows.generated import evaluate_report, format_table1, write_report
 
     report = evaluate_report(

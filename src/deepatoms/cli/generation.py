@@ -8,51 +8,37 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import (
-    Run,
-    command,
-    out,
-    run_options,
-)
+from deepatoms.cli.common import Run, command, commands, out, run_options
 
-app = typer.Typer(
-    help="Generate new molecules with a trained generative model.", no_args_is_help=True
-)
+app = commands("Generate new molecules with a trained generative model.")
 
-__all__ = ["app", "register"]
-
-
-def register(main: typer.Typer) -> None:
-    """Add the ``generate`` group to ``main``."""
-    main.add_typer(app, name="generate")
+__all__ = ["app"]
 
 
 @command(app, "gschnet", run_options(device=True))
 def gschnet_command(
-    model: Annotated[
-        Path, typer.Argument(help="G-SchNet model file (model.pt) or run folder.", metavar="MODEL")
-    ],
-    n: Annotated[int, typer.Option("-n", "--n", help="Molecules to generate (attempts).")],
-    out_file: Annotated[
-        Path,
-        typer.Option(
-            "--out", help="Output: ASE database (.db) or extended XYZ (.xyz).", metavar="FILE"
-        ),
-    ],
-    temperature: Annotated[
-        float, typer.Option(help="Temperature T > 0 of the position distribution (Eq. 5).")
-    ] = 0.1,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same set.")] = 0,
-    max_atoms: Annotated[
-        int, typer.Option(help="Discard molecules that reach this many atoms.")
-    ] = 35,
-    chunk: Annotated[int, typer.Option(help="Molecules generated together.")] = 1000,
+    model: Annotated[Path, typer.Argument(metavar="MODEL")],
+    n: Annotated[int, typer.Option("-n", "--n")],
+    out_file: Annotated[Path, typer.Option("--out", metavar="FILE")],
+    temperature: float = 0.1,
+    seed: int = 0,
+    max_atoms: int = 35,
+    chunk: int = 1000,
     *,
     run: Run,
 ) -> None:
     """Generate N molecules atom by atom in 3-D (Gebauer et al. 2019) and write the finished ones.
 
     Molecules that reach --max-atoms atoms or whose densities turn NaN are discarded and counted.
+
+    Args:
+        model: G-SchNet model file (model.pt) or run folder.
+        n: Molecules to generate (attempts).
+        out_file: Output: ASE database (.db) or extended XYZ (.xyz).
+        temperature: Temperature T > 0 of the position distribution (Eq. 5).
+        seed: Random seed; the same seed gives the same set.
+        max_atoms: Discard molecules that reach this many atoms.
+        chunk: Molecules generated together.
     """
     from deepatoms.workflows.generation import generate_gschnet
 

@@ -8,21 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from deepatoms.cli.common import (
-    Run,
-    command,
-    out,
-    run_options,
-)
+from deepatoms.cli.common import Run, command, commands, out, run_options
 
-app = typer.Typer()
+app = commands()
 
-__all__ = ["app", "register"]
-
-
-def register(main: typer.Typer) -> None:
-    """Add ``screen`` to ``main`` (a top-level command)."""
-    main.add_typer(app)
+__all__ = ["app"]
 
 
 _SHOWN = 20  # compositions printed
@@ -39,78 +29,23 @@ def _ints(text: str | None, name: str) -> list[int] | None:
 
 @command(app, "screen", run_options())
 def screen_command(
-    model: Annotated[
-        Path, typer.Argument(help="Model file (model.pt) or run folder.", metavar="MODEL")
-    ],
-    out_dir: Annotated[
-        Path,
-        typer.Option(
-            "--out", help="Output folder: ranking.csv, best.db, screen.json.", metavar="DIR"
-        ),
-    ],
-    elements: Annotated[
-        str | None, typer.Option(help="Elements to combine, comma-separated: Al,Cu,Ni.")
-    ] = None,
-    arity: Annotated[
-        str | None,
-        typer.Option(
-            help="Elements per candidate, e.g. 2 or 2,3 (default 2, or from --stoichiometry)."
-        ),
-    ] = None,
-    stoichiometry: Annotated[
-        str | None,
-        typer.Option(help="Only these site stoichiometries, e.g. AB,AB3 (order-insensitive)."),
-    ] = None,
-    formula: Annotated[
-        list[str] | None,
-        typer.Option(help="Explicit compositions instead of --elements: CuAu,Cu3Au (repeatable)."),
-    ] = None,
-    prototypes: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="'aflow' (pymatgen's 288 AFLOW prototypes), AFLOW labels or Strukturbericht "
-            "designations (L1_2, B2), or CIF files; comma-separated or repeated (default aflow)."
-        ),
-    ] = None,
-    max_atoms: Annotated[int, typer.Option(help="Largest prototype cell (atoms).", min=1)] = 8,
-    rescale: Annotated[
-        str,
-        typer.Option(
-            help="Cell size of a candidate: volume (sum of elemental atomic volumes), contact "
-            "(touching atomic spheres) or none (prototype's cell)."
-        ),
-    ] = "volume",
-    window: Annotated[
-        float, typer.Option(help="Flag candidates within this of the ML minimum (eV/atom).")
-    ] = 0.05,
-    top: Annotated[
-        int, typer.Option(help="Best candidates per composition in best.db.", min=0)
-    ] = 3,
-    chunk: Annotated[
-        int, typer.Option(help="Candidates per prediction chunk (bounds memory).", min=1)
-    ] = 10_000,
-    batch_size: Annotated[int, typer.Option(help="Systems per inference batch.", min=1)] = 100,
-    per_atom: Annotated[
-        str,
-        typer.Option(
-            help="auto: predictions are per atom if the model's unit ends in /atom or its "
-            "readout is the mean, else divided by the atom count; yes; no."
-        ),
-    ] = "auto",
-    reference: Annotated[
-        Path | None,
-        typer.Option(
-            help="Dataset with candidate_id and reference energies (e.g. relaxed.h5 of "
-            "`deepatoms datagen prototypes`): reports the ground-state gap ΔE.",
-            metavar="FILE.h5",
-        ),
-    ] = None,
-    reference_column: Annotated[
-        str, typer.Option(help="Energy column (eV/atom) of --reference.")
-    ] = "formation_energy_per_atom",
-    threads: Annotated[
-        int | None, typer.Option(help="CPU threads for the model (default: torch's).", min=1)
-    ] = None,
+    model: Annotated[Path, typer.Argument(metavar="MODEL")],
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")],
+    elements: str | None = None,
+    arity: str | None = None,
+    stoichiometry: str | None = None,
+    formula: list[str] | None = None,
+    prototypes: list[str] | None = None,
+    max_atoms: Annotated[int, typer.Option(min=1)] = 8,
+    rescale: str = "volume",
+    window: float = 0.05,
+    top: Annotated[int, typer.Option(min=0)] = 3,
+    chunk: Annotated[int, typer.Option(min=1)] = 10_000,
+    batch_size: Annotated[int, typer.Option(min=1)] = 100,
+    per_atom: str = "auto",
+    reference: Annotated[Path | None, typer.Option(metavar="FILE.h5")] = None,
+    reference_column: str = "formation_energy_per_atom",
+    threads: Annotated[int | None, typer.Option(min=1)] = None,
     *,
     run: Run,
 ) -> None:
@@ -121,6 +56,29 @@ def screen_command(
     of the lowest for DFT.
 
     Example: deepatoms screen run/ --elements Al,Cu,Ni --arity 2 --out screen/
+
+    Args:
+        model: Model file (model.pt) or run folder.
+        out_dir: Output folder: ranking.csv, best.db, screen.json.
+        elements: Elements to combine, comma-separated: Al,Cu,Ni.
+        arity: Elements per candidate, e.g. 2 or 2,3 (default 2, or from --stoichiometry).
+        stoichiometry: Only these site stoichiometries, e.g. AB,AB3 (order-insensitive).
+        formula: Explicit compositions instead of --elements: CuAu,Cu3Au (repeatable).
+        prototypes: 'aflow' (pymatgen's 288 AFLOW prototypes), AFLOW labels or Strukturbericht
+            designations (L1_2, B2), or CIF files; comma-separated or repeated (default aflow).
+        max_atoms: Largest prototype cell (atoms).
+        rescale: Cell size of a candidate: volume (sum of elemental atomic volumes), contact
+            (touching atomic spheres) or none (prototype's cell).
+        window: Flag candidates within this of the ML minimum (eV/atom).
+        top: Best candidates per composition in best.db.
+        chunk: Candidates per prediction chunk (bounds memory).
+        batch_size: Systems per inference batch.
+        per_atom: auto: predictions are per atom if the model's unit ends in /atom or its
+            readout is the mean, else divided by the atom count; yes; no.
+        reference: Dataset with candidate_id and reference energies (e.g. relaxed.h5 of
+            `deepatoms datagen prototypes`): reports the ground-state gap ΔE.
+        reference_column: Energy column (eV/atom) of --reference.
+        threads: CPU threads for the model (default: torch's).
     """
     from deepatoms.workflows.screening import screen
 

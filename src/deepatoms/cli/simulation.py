@@ -8,16 +8,11 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import Group, Run, command, out, print_notes, run_options
+from deepatoms.cli.common import Group, Run, command, commands, out, print_notes, run_options
 
-app = typer.Typer()
+app = commands()
 
-__all__ = ["app", "register"]
-
-
-def register(main: typer.Typer) -> None:
-    """Add ``relax``, ``md``, ``vibrations`` and ``scan`` to ``main`` (top-level commands)."""
-    main.add_typer(app)
+__all__ = ["app"]
 
 
 ModelArg = Annotated[
@@ -76,24 +71,26 @@ NATIVE = calculator_options(None)  # MD and scans: the precision the model was s
 def relax_command(
     model: ModelArg,
     structure: StructureArg,
-    fmax: Annotated[float, typer.Option(help="Force tolerance: max |F_i| (eV/Å).")] = 0.05,
-    optimizer: Annotated[str, typer.Option(help="bfgs, fire or lbfgs.")] = "bfgs",
-    steps: Annotated[int, typer.Option(help="Maximum optimiser steps.")] = 1000,
-    cell: Annotated[
-        bool, typer.Option("--cell", help="Relax the cell too (periodic structures).")
-    ] = False,
-    out_file: Annotated[
-        Path | None,
-        typer.Option("--out", help="Relaxed structure (extxyz, cif, POSCAR, …).", metavar="FILE"),
-    ] = None,
-    traj: Annotated[
-        Path | None, typer.Option(help="ASE trajectory of every step.", metavar="FILE.traj")
-    ] = None,
+    fmax: float = 0.05,
+    optimizer: str = "bfgs",
+    steps: int = 1000,
+    cell: Annotated[bool, typer.Option("--cell")] = False,
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE")] = None,
+    traj: Annotated[Path | None, typer.Option(metavar="FILE.traj")] = None,
     *,
     calc: dict,
     run: Run,
 ) -> None:
-    """Relax a structure with the model until the largest force is below --fmax."""
+    """Relax a structure with the model until the largest force is below --fmax.
+
+    Args:
+        fmax: Force tolerance: max |F_i| (eV/Å).
+        optimizer: bfgs, fire or lbfgs.
+        steps: Maximum optimiser steps.
+        cell: Relax the cell too (periodic structures).
+        out_file: Relaxed structure (extxyz, cif, POSCAR, …).
+        traj: ASE trajectory of every step.
+    """
     from deepatoms.workflows.simulation import public, relax_structure
 
     res = relax_structure(model, structure, fmax=fmax, optimizer=optimizer, steps=steps,
@@ -123,24 +120,15 @@ def relax_command(
 def md_command(
     model: ModelArg,
     structure: StructureArg,
-    out_file: Annotated[
-        Path, typer.Option("--out", help="Trajectory to write (ASE .traj).", metavar="TRAJ.traj")
-    ],
-    ensemble: Annotated[
-        str, typer.Option(help="nvt (Langevin thermostat) or nve (velocity Verlet).")
-    ] = "nvt",
-    temperature: Annotated[
-        float, typer.Option(help="Initial-velocity and thermostat temperature (K).")
-    ] = 300.0,
-    timestep: Annotated[float, typer.Option(help="Time step (fs).")] = 0.5,
-    steps: Annotated[int, typer.Option(help="Number of MD steps.")] = 1000,
-    friction: Annotated[float, typer.Option(help="Langevin friction (1/fs), NVT only.")] = 0.01,
-    interval: Annotated[int, typer.Option(help="Steps between frames and log lines.")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed of velocities and thermostat noise.")] = 0,
-    log: Annotated[
-        Path | None,
-        typer.Option(help="Energy/temperature log (default: TRAJ with .log).", metavar="FILE"),
-    ] = None,
+    out_file: Annotated[Path, typer.Option("--out", metavar="TRAJ.traj")],
+    ensemble: str = "nvt",
+    temperature: float = 300.0,
+    timestep: float = 0.5,
+    steps: int = 1000,
+    friction: float = 0.01,
+    interval: int = 10,
+    seed: int = 0,
+    log: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
     *,
     calc: dict,
     run: Run,
@@ -148,6 +136,17 @@ def md_command(
     """Run MD with the model (NVT Langevin by default, 0.5 fs steps); writes a .traj and a log.
 
     Reports the mean temperature and the total-energy drift (eV/atom/ps, a linear fit).
+
+    Args:
+        out_file: Trajectory to write (ASE .traj).
+        ensemble: nvt (Langevin thermostat) or nve (velocity Verlet).
+        temperature: Initial-velocity and thermostat temperature (K).
+        timestep: Time step (fs).
+        steps: Number of MD steps.
+        friction: Langevin friction (1/fs), NVT only.
+        interval: Steps between frames and log lines.
+        seed: Seed of velocities and thermostat noise.
+        log: Energy/temperature log (default: TRAJ with .log).
     """
     from deepatoms.workflows.simulation import molecular_dynamics, public
 
@@ -180,26 +179,25 @@ def vibrations_command(
     model: ModelArg,
     structure: StructureArg,
     reference: ReferenceOpt = None,
-    relax_first: Annotated[
-        bool,
-        typer.Option(
-            "--relax/--no-relax",
-            help="Relax first to --fmax (the model with the model, the reference with the reference).",
-        ),
-    ] = True,
-    fmax: Annotated[float, typer.Option(help="Relaxation tolerance (eV/Å).")] = 1e-3,
-    method: Annotated[
-        str, typer.Option(help="Model Hessian: autograd (exact) or fd (finite differences).")
-    ] = "autograd",
-    delta: Annotated[float, typer.Option(help="Finite-difference step (Å).")] = 0.005,
-    out_file: Annotated[
-        Path | None, typer.Option("--out", help="Frequency table (CSV).", metavar="FILE.csv")
-    ] = None,
+    relax_first: Annotated[bool, typer.Option("--relax/--no-relax")] = True,
+    fmax: float = 1e-3,
+    method: str = "autograd",
+    delta: float = 0.005,
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE.csv")] = None,
     *,
     calc: dict,
     run: Run,
 ) -> None:
-    """Harmonic frequencies (cm⁻¹) from the mass-weighted Hessian, optionally vs a reference."""
+    """Harmonic frequencies (cm⁻¹) from the mass-weighted Hessian, optionally vs a reference.
+
+    Args:
+        relax_first: Relax first to --fmax (the model with the model, the reference with the
+            reference).
+        fmax: Relaxation tolerance (eV/Å).
+        method: Model Hessian: autograd (exact) or fd (finite differences).
+        delta: Finite-difference step (Å).
+        out_file: Frequency table (CSV).
+    """
     from deepatoms.workflows.simulation import vibrations
 
     res = vibrations(model, structure, reference=reference, relax_first=relax_first, fmax=fmax,
@@ -262,20 +260,21 @@ def _print_vibrations(res, fmax: float) -> None:
 def scan_command(
     model: ModelArg,
     structure: StructureArg,
-    scale: Annotated[
-        str,
-        typer.Option(help="Scale factors: START:STOP:N (e.g. 0.9:1.5:10) or a list 0.95,1,1.05."),
-    ],
+    scale: Annotated[str, typer.Option()],
     reference: ReferenceOpt = None,
-    plot: Annotated[Path | None, typer.Option(help="Plot (PNG).", metavar="FILE.png")] = None,
-    out_file: Annotated[
-        Path | None, typer.Option("--out", help="Table (CSV).", metavar="FILE.csv")
-    ] = None,
+    plot: Annotated[Path | None, typer.Option(metavar="FILE.png")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE.csv")] = None,
     *,
     calc: dict,
     run: Run,
 ) -> None:
-    """Energy (and pressure for crystals) of the structure scaled uniformly, vs a reference."""
+    """Energy (and pressure for crystals) of the structure scaled uniformly, vs a reference.
+
+    Args:
+        scale: Scale factors: START:STOP:N (e.g. 0.9:1.5:10) or a list 0.95,1,1.05.
+        plot: Plot (PNG).
+        out_file: Table (CSV).
+    """
     from deepatoms.workflows.simulation import public, scan_structure
 
     res = scan_structure(model, structure, scale, reference=reference, plot=plot, out=out_file,

@@ -10,79 +10,58 @@ from typing import Annotated
 import typer
 
 from deepatoms.cli.common import (
-    JsonOpt,
     Run,
     SetOpt,
     command,
-    emit_json,
-    fail_cleanly,
+    commands,
     number,
     out,
     run_options,
 )
 
-app = typer.Typer()
+app = commands()
 
-__all__ = ["app", "register"]
-
-
-def register(main: typer.Typer) -> None:
-    """Add ``train``, ``cv`` and ``presets`` to ``main`` (top-level commands)."""
-    main.add_typer(app)
+__all__ = ["app"]
 
 
 @command(app, "train", run_options(overwrite=False))
 def train_command(
-    preset: Annotated[str, typer.Option(help="Preset name (see `deepatoms presets`).")],
-    data: Annotated[Path, typer.Option(help="Dataset file (.h5).", metavar="FILE.h5")],
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Run folder (created; resumed if it holds a run).")
-    ],
-    target: Annotated[
-        str | None, typer.Option(help="Property to learn, e.g. U0 (default: the preset's).")
-    ] = None,
-    forces: Annotated[
-        str | None,
-        typer.Option(
-            help="Per-atom force label to train on with the energy (thesis Eq. 5.7), e.g. forces; "
-            "'none' trains on energies only (default: the preset's)."
-        ),
-    ] = None,
-    rho: Annotated[
-        float | None,
-        typer.Option(help="Energy weight ρ of the energy–force loss (0: forces only)."),
-    ] = None,
-    max_epochs: Annotated[int | None, typer.Option(help="Stop after this many epochs.")] = None,
-    max_time: Annotated[
-        float | None,
-        typer.Option(
-            help="Stop after this many minutes of training in total (a resumed run counts the time already spent)."
-        ),
-    ] = None,
-    n_train: Annotated[
-        str | None, typer.Option(help="Training systems (count or fraction).")
-    ] = None,
-    n_val: Annotated[
-        str | None, typer.Option(help="Validation systems (count or fraction).")
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Seed for split, initialisation, shuffling.")
-    ] = None,
+    preset: Annotated[str, typer.Option()],
+    data: Annotated[Path, typer.Option(metavar="FILE.h5")],
+    out_dir: Annotated[Path, typer.Option("--out")],
+    target: str | None = None,
+    forces: str | None = None,
+    rho: float | None = None,
+    max_epochs: int | None = None,
+    max_time: float | None = None,
+    n_train: str | None = None,
+    n_val: str | None = None,
+    seed: int | None = None,
     set_: SetOpt = None,
-    init: Annotated[
-        Path | None,
-        typer.Option(
-            help="Fine-tune: start from this model.pt (same preset and overrides); the "
-            "optimiser starts fresh.",
-            metavar="MODEL.pt",
-        ),
-    ] = None,
+    init: Annotated[Path | None, typer.Option(metavar="MODEL.pt")] = None,
     *,
     run: Run,
 ) -> None:
     """Train a model on a dataset; writes a run folder with checkpoints, metrics and model.pt.
 
     Running the same command again on a run folder with checkpoints/last.ckpt resumes it.
+
+    Args:
+        preset: Preset name (see `deepatoms presets`).
+        data: Dataset file (.h5).
+        out_dir: Run folder (created; resumed if it holds a run).
+        target: Property to learn, e.g. U0 (default: the preset's).
+        forces: Per-atom force label to train on with the energy (thesis Eq. 5.7), e.g. forces;
+            'none' trains on energies only (default: the preset's).
+        rho: Energy weight ρ of the energy–force loss (0: forces only).
+        max_epochs: Stop after this many epochs.
+        max_time: Stop after this many minutes of training in total (a resumed run counts the
+            time already spent).
+        n_train: Training systems (count or fraction).
+        n_val: Validation systems (count or fraction).
+        seed: Seed for split, initialisation, shuffling.
+        init: Fine-tune: start from this model.pt (same preset and overrides); the optimiser
+            starts fresh.
     """
     from deepatoms.workflows.training import train
 
@@ -115,47 +94,16 @@ def train_command(
 
 @command(app, "cv", run_options(overwrite=False))
 def cv_command(
-    preset: Annotated[str, typer.Option(help="Preset name (see `deepatoms presets`).")],
-    data: Annotated[Path, typer.Option(help="Dataset file (.h5).", metavar="FILE.h5")],
-    out_dir: Annotated[
-        Path,
-        typer.Option(
-            "--out", help="CV folder (created; a rerun reuses finished folds and resumes the rest)."
-        ),
-    ],
-    target: Annotated[
-        str | None, typer.Option(help="Property to learn (default: the preset's).")
-    ] = None,
-    folds: Annotated[int, typer.Option(help="Number of folds k.", min=2)] = 5,
-    stratify: Annotated[
-        str | None,
-        typer.Option(
-            help="Per-system column whose classes are spread evenly over the folds (e.g. icsd).",
-            metavar="COL",
-        ),
-    ] = None,
-    val_fraction: Annotated[
-        str,
-        typer.Option(
-            "--val-fraction",
-            "--n-val",
-            help="Validation systems held out of each fold's training part for early stopping: "
-            "a fraction (0.1) or a count (5000).",
-        ),
-    ] = "0.1",
-    seed: Annotated[
-        int | None,
-        typer.Option(help="Seed of the folds, validation subsets and training (train.seed)."),
-    ] = None,
-    init: Annotated[
-        Path | None,
-        typer.Option(
-            help="Start every fold from this model.pt (transfer learning).", metavar="MODEL"
-        ),
-    ] = None,
-    bootstrap: Annotated[
-        int, typer.Option(help="Bootstrap resamples for the 95th percentile of the MAE.", min=1)
-    ] = 10**6,
+    preset: Annotated[str, typer.Option()],
+    data: Annotated[Path, typer.Option(metavar="FILE.h5")],
+    out_dir: Annotated[Path, typer.Option("--out")],
+    target: str | None = None,
+    folds: Annotated[int, typer.Option(min=2)] = 5,
+    stratify: Annotated[str | None, typer.Option(metavar="COL")] = None,
+    val_fraction: Annotated[str, typer.Option("--val-fraction", "--n-val")] = "0.1",
+    seed: int | None = None,
+    init: Annotated[Path | None, typer.Option(metavar="MODEL")] = None,
+    bootstrap: Annotated[int, typer.Option(min=1)] = 10**6,
     set_: SetOpt = None,
     *,
     run: Run,
@@ -164,6 +112,19 @@ def cv_command(
 
     Writes OUT/fold{i}/ (run folders), OUT/predictions.csv and OUT/cv_summary.json. The config's
     data.n_train/n_val/n_test are ignored: the folds and --val-fraction set the split.
+
+    Args:
+        preset: Preset name (see `deepatoms presets`).
+        data: Dataset file (.h5).
+        out_dir: CV folder (created; a rerun reuses finished folds and resumes the rest).
+        target: Property to learn (default: the preset's).
+        folds: Number of folds k.
+        stratify: Per-system column whose classes are spread evenly over the folds (e.g. icsd).
+        val_fraction: Validation systems held out of each fold's training part for early
+            stopping: a fraction (0.1) or a count (5000).
+        seed: Seed of the folds, validation subsets and training (train.seed).
+        init: Start every fold from this model.pt (transfer learning).
+        bootstrap: Bootstrap resamples for the 95th percentile of the MAE.
     """
     from deepatoms.workflows.crossval import cross_validate
     from deepatoms.workflows.training import training_config
@@ -208,9 +169,11 @@ def cv_command(
     run.emit(res)
 
 
-@app.command("presets")
-@fail_cleanly
-def presets_command(as_json: JsonOpt = False) -> None:
+@command(app, "presets", run_options(overwrite=False, quiet=False))
+def presets_command(
+    *,
+    run: Run,
+) -> None:
     """List the shipped presets by model family, with the command that trains them."""
     from deepatoms.workflows.training import list_presets
 
@@ -219,5 +182,4 @@ def presets_command(as_json: JsonOpt = False) -> None:
         out.print(f"{group['title']} — {group['summary']}; train with `{group['command']}`")
         for row in group["presets"]:
             out.print(f"  {row['name']:<22} {row['description']}")
-    if as_json:
-        emit_json(res)
+    run.emit(res)

@@ -12,26 +12,15 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import (
-    Run,
-    command,
-    out,
-    run_options,
-)
+from deepatoms.cli.common import Run, command, commands, out, run_options
 
-app = typer.Typer(
-    help="Grammar variational autoencoders over strings (SMILES, polymers): train, evaluate, "
-    "sample, latent property regressors.",
-    no_args_is_help=True,
+app = commands(
+    "Grammar variational autoencoders over strings (SMILES, polymers): train, evaluate, "
+    "sample, latent property regressors."
 )
 
 
-__all__ = ["app", "register"]
-
-
-def register(main: typer.Typer) -> None:
-    """Add the ``vae`` group to ``main``."""
-    main.add_typer(app, name="vae")
+__all__ = ["app"]
 
 
 RunArg = Annotated[
@@ -56,20 +45,11 @@ RegressorSetOpt = Annotated[
 @command(app, "train", run_options(overwrite=False))
 def train_command(
     data: DataOpt,
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Run folder (created; resumed if it holds a run).")
-    ],
-    preset: Annotated[
-        str, typer.Option(help="Grammar-VAE preset (see `deepatoms presets`).")
-    ] = "grammar-vae-qm9",
-    grammar: Annotated[
-        str | None,
-        typer.Option(
-            help="Grammar: smiles, polymer, polymer-typed or a .cfg file (default: the preset's)."
-        ),
-    ] = None,
-    max_epochs: Annotated[int | None, typer.Option(help="Stop after this many epochs.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for split, init, shuffling.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out")],
+    preset: str = "grammar-vae-qm9",
+    grammar: str | None = None,
+    max_epochs: int | None = None,
+    seed: int | None = None,
     set_: SetOpt = None,
     *,
     run: Run,
@@ -77,6 +57,13 @@ def train_command(
     """Train a grammar VAE on a CSV of strings (run folder with model.pt and metrics).
 
     Running the same command again on a run folder with checkpoints/last.ckpt resumes it.
+
+    Args:
+        out_dir: Run folder (created; resumed if it holds a run).
+        preset: Grammar-VAE preset (see `deepatoms presets`).
+        grammar: Grammar: smiles, polymer, polymer-typed or a .cfg file (default: the preset's).
+        max_epochs: Stop after this many epochs.
+        seed: Seed for split, init, shuffling.
     """
     import logging
 
@@ -105,13 +92,8 @@ def train_command(
 def regress_command(
     run_dir: RunArg,
     data: DataOpt,
-    properties: Annotated[
-        list[str], typer.Option("--property", help="Property column (eV), repeatable.")
-    ],
-    out_file: Annotated[
-        Path | None,
-        typer.Option("--out", help="Regressor file (default: RUN/regressors.pt).", metavar="FILE"),
-    ] = None,
+    properties: Annotated[list[str], typer.Option("--property")],
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE")] = None,
     set_: RegressorSetOpt = None,
     *,
     run: Run,
@@ -120,6 +102,10 @@ def regress_command(
 
     Settings: the run's regressor section (--set regressor.KEY=VALUE). The CSV's train rows are
     fitted, its val rows stop early, its test rows give the reported MAE (eV).
+
+    Args:
+        properties: Property column (eV), repeatable.
+        out_file: Regressor file (default: RUN/regressors.pt).
     """
     from deepatoms.workflows.grammar_vae import regress
 
@@ -143,18 +129,11 @@ def regress_command(
 def evaluate_command(
     run_dir: RunArg,
     data: DataOpt,
-    split: Annotated[
-        str, typer.Option(help="Rows to evaluate: train, val, test (all rows without a split).")
-    ] = "test",
-    samples: Annotated[int, typer.Option(help="Prior samples for validity (0: skip).")] = 1000,
-    iw_samples: Annotated[
-        int, typer.Option(help="Importance samples K of the log-likelihood bound (0: skip).")
-    ] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of the prior and posterior samples.")] = 0,
-    out_file: Annotated[
-        Path | None,
-        typer.Option("--out", help="Metrics file (default: RUN/metrics.json).", metavar="FILE"),
-    ] = None,
+    split: str = "test",
+    samples: int = 1000,
+    iw_samples: int = 0,
+    seed: int = 0,
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE")] = None,
     *,
     run: Run,
 ) -> None:
@@ -163,6 +142,13 @@ def evaluate_command(
     Measured as in Paper D App. B and Kusner et al. 2017 on the CSV rows of --split (all rows
     without a split column); novelty against the run's training strings. Writes
     RUN/metrics.json.
+
+    Args:
+        split: Rows to evaluate: train, val, test (all rows without a split).
+        samples: Prior samples for validity (0: skip).
+        iw_samples: Importance samples K of the log-likelihood bound (0: skip).
+        seed: Seed of the prior and posterior samples.
+        out_file: Metrics file (default: RUN/metrics.json).
     """
     from deepatoms.workflows.grammar_vae import evaluate_vae
 
@@ -189,16 +175,10 @@ def evaluate_command(
 @command(app, "sample", run_options())
 def sample_command(
     run_dir: RunArg,
-    n: Annotated[int, typer.Option("-n", "--n", help="Latent points z ~ N(0, I) to decode.")],
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same set.")] = 0,
-    sample_rules: Annotated[
-        bool,
-        typer.Option(help="Sample each production from the masked softmax instead of argmax."),
-    ] = False,
-    out_file: Annotated[
-        Path | None,
-        typer.Option("--out", help="CSV: index, string, finished, valid, key.", metavar="CSV"),
-    ] = None,
+    n: Annotated[int, typer.Option("-n", "--n")],
+    seed: int = 0,
+    sample_rules: bool = False,
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="CSV")] = None,
     *,
     run: Run,
 ) -> None:
@@ -206,6 +186,12 @@ def sample_command(
 
     Greedy masked decoding by default; reports validity, uniqueness and novelty against the
     run's training strings and writes them to --out (CSV) or prints the first 20.
+
+    Args:
+        n: Latent points z ~ N(0, I) to decode.
+        seed: Random seed; the same seed gives the same set.
+        sample_rules: Sample each production from the masked softmax instead of argmax.
+        out_file: CSV: index, string, finished, valid, key.
     """
     from deepatoms.workflows.grammar_vae import sample_vae
 
