@@ -191,3 +191,19 @@ def test_statistics_errors():
             target_statistics([1.0, np.nan], [1, 1], "mean")
         with pytest.raises(ValueError, match="n_atoms has shape"):
             target_statistics([1.0, 2.0], [1, 1, 1], "mean")
+
+
+def test_saved_split_is_checked_against_the_data(tmp_path):
+    from deepatoms.data.splits import save_split, saved_split
+
+    path = tmp_path / "split.json"
+    save_split(path, {"train": np.array([0, 2]), "val": np.array([1]), "test": np.array([], int)},
+               meta={"n_systems": 3})  # fmt: skip
+    assert saved_split(path, "train", 3).tolist() == [0, 2]
+    assert saved_split(path, "val").tolist() == [1]  # size unknown: not checked
+    with pytest.raises(ValueError, match=r"unknown split 'nope' in .*choose one of"):
+        saved_split(path, "nope", 3)
+    with pytest.raises(ValueError, match=r"made for a dataset of 3 systems, but x\.h5 has 5"):
+        saved_split(path, "train", 5, "x.h5")
+    with pytest.raises(ValueError, match=r"split 'test' in .* is empty"):
+        saved_split(path, "test", 3)

@@ -132,7 +132,7 @@ def test_gvae_read_string_csv(tmp_path):
         ("string,lumo\nC,1\n,2\n", "line 3: the 'string' cell is empty"),
         ("string,split\nC,train\nCC,holdout\n", "line 3: split label 'holdout'"),
         ("string,lumo\nC,1,4\n", "line 2: 3 fields, but the header has 2"),
-        ("string,lumo\n", "has a header but no rows"),
+        ("string,lumo\n", "has a header but no data rows"),
         ("string,gap\nC,1\n", "lacks property column\\(s\\) \\['lumo'\\]"),
     ],
 )

@@ -32,6 +32,7 @@ __all__ = [
     "random_split",
     "resolve_size",
     "save_split",
+    "saved_split",
 ]
 
 SPLIT_FORMAT = "deepatoms-split"
@@ -184,3 +185,23 @@ def load_split(
         )
     split = {k: np.asarray(v, dtype=np.int64).reshape(-1) for k, v in doc["indices"].items()}
     return (split, dict(doc.get("meta") or {})) if with_meta else split
+
+
+def saved_split(
+    path: str | os.PathLike, name: str, n_systems: int | None = None, data: str = "the data"
+) -> np.ndarray:
+    """Indices of the split ``name`` in the split file ``path``, checked against the dataset
+    (``data``, ``n_systems`` systems) it is applied to: the split must exist, be non-empty and
+    have been made for a dataset of that size."""
+    splits, meta = load_split(path, with_meta=True)
+    if name not in splits:
+        raise ValueError(f"unknown split {name!r} in {path}; choose one of {sorted(splits)} or all")
+    n_expected = meta.get("n_systems")
+    if n_systems is not None and n_expected is not None and int(n_expected) != n_systems:
+        raise ValueError(
+            f"{path} was made for a dataset of {int(n_expected)} systems, but {data} has "
+            f"{n_systems}: use the dataset the run was trained on"
+        )
+    if len(splits[name]) == 0:
+        raise ValueError(f"split {name!r} in {path} is empty")
+    return splits[name]

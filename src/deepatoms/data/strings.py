@@ -7,13 +7,14 @@ the line and the column.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from deepatoms.data.csv_table import read_csv_table
 
 __all__ = ["SPLITS", "STRING_COLUMNS", "StringTable", "read_string_csv", "table_summary"]
 
@@ -59,6 +60,22 @@ def _pick_column(header: Sequence[str], wanted: str | None, path: Path) -> str:
     )
 
 
+def _split_label(cell: str, path: Path, line: int) -> str:
+    label = cell.strip().lower()
+    if label not in SPLITS:
+        raise ValueError(f"{path} line {line}: split label {cell!r} is not one of {list(SPLITS)}")
+    return label
+
+
+def _number(cell: str, name: str, path: Path, line: int) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        raise ValueError(
+            f"{path} line {line}: column {name!r} holds {cell!r}, not a number"
+        ) from None
+
+
 def read_string_csv(
     path: str | Path,
     column: str | None = None,
@@ -72,58 +89,31 @@ def read_string_csv(
     ignore it). Empty strings, unknown split labels and non-numeric property values raise
     ``ValueError`` naming the file and line.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {path} does not exist")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{path} is empty; expected a CSV header with a 'string' column")
-        header = [h.strip() for h in header]
-        col = _pick_column(header, column, path)
-        missing = [p for p in properties if p not in header]
-        if missing:
+    table = read_csv_table(path, what="data file")
+    path, header = table.path, table.header
+    col = _pick_column(header, column, path)
+    missing = [p for p in properties if p not in header]
+    if missing:
+        raise ValueError(f"{path} lacks property column(s) {missing}; columns: {', '.join(header)}")
+    i_str = header.index(col)
+    i_split = header.index(split_column) if split_column in header else None
+    strings: list[str] = []
+    splits: list[str] = []
+    values: dict[str, list[float]] = {p: [] for p in properties}
+    for i, (row, line) in enumerate(zip(table.rows, table.lines, strict=True)):
+        if row is None:
             raise ValueError(
-                f"{path} lacks property column(s) {missing}; columns: {', '.join(header)}"
+                f"{path} line {line}: {table.widths[i]} fields, but the header has {len(header)}"
             )
-        i_str = header.index(col)
-        i_split = header.index(split_column) if split_column in header else None
-        i_props = {p: header.index(p) for p in properties}
-        strings: list[str] = []
-        lines: list[int] = []
-        splits: list[str] = []
-        values: dict[str, list[float]] = {p: [] for p in properties}
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                raise ValueError(
-                    f"{path} line {line}: {len(row)} fields, but the header has {len(header)}"
-                )
-            text = row[i_str].strip()
-            if not text:
-                raise ValueError(f"{path} line {line}: the {col!r} cell is empty")
-            strings.append(text)
-            lines.append(line)
-            if i_split is not None:
-                label = row[i_split].strip().lower()
-                if label not in SPLITS:
-                    raise ValueError(
-                        f"{path} line {line}: split label {row[i_split]!r} is not one of "
-                        f"{list(SPLITS)}"
-                    )
-                splits.append(label)
-            for p, j in i_props.items():
-                try:
-                    values[p].append(float(row[j]))
-                except ValueError:
-                    raise ValueError(
-                        f"{path} line {line}: column {p!r} holds {row[j]!r}, not a number"
-                    ) from None
-    if not strings:
-        raise ValueError(f"{path} has a header but no rows")
+        text = row[i_str].strip()
+        if not text:
+            raise ValueError(f"{path} line {line}: the {col!r} cell is empty")
+        strings.append(text)
+        if i_split is not None:
+            splits.append(_split_label(row[i_split], path, line))
+        for p in properties:
+            values[p].append(_number(row[header.index(p)], p, path, line))
+    lines = table.lines
     props = {p: np.asarray(v, dtype=np.float64) for p, v in values.items()}
     for p, v in props.items():
         bad = np.flatnonzero(~np.isfinite(v))

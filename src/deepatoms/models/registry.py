@@ -159,40 +159,41 @@ _GRAMMAR_MODEL = {
     "z_input": "both",
 }
 
+
+def _property_family(name: str, title: str, cls: type, summary: str, reference: str) -> Family:
+    """A family of one atomistic model class trained by ``deepatoms train``."""
+    return Family(
+        name=name, title=title, summary=summary, reference=reference,
+        models=(ModelKind(name, _atomistic(cls), "property", wrap_atomistic),),
+        schema=_atomistic_schema(), inputs="dataset", command="deepatoms train",
+    )  # fmt: skip
+
+
 _CITE_THESIS_S = "Schütt 2018 thesis"
 _CITE_THESIS_J = "Jørgensen 2019 thesis"
 
 #: The seven families, in the order `deepatoms presets` lists them.
 FAMILIES: tuple[Family, ...] = (
-    Family(
-        name="schnet",
-        title="SchNet",
-        summary="continuous-filter convolutions: properties, potentials, crystals",
-        reference=f"Schütt et al. 2018, J. Chem. Phys. 148, 241722; {_CITE_THESIS_S} Ch. 4–5",
-        models=(ModelKind("schnet", _atomistic(SchNet), "property", wrap_atomistic),),
-        schema=_atomistic_schema(),
-        inputs="dataset",
-        command="deepatoms train",
+    _property_family(
+        "schnet",
+        "SchNet",
+        SchNet,
+        "continuous-filter convolutions: properties, potentials, crystals",
+        f"Schütt et al. 2018, J. Chem. Phys. 148, 241722; {_CITE_THESIS_S} Ch. 4–5",
     ),
-    Family(
-        name="dtnn",
-        title="DTNN",
-        summary="deep tensor neural network: molecular properties",
-        reference=f"Schütt et al. 2017, Nat. Commun. 8, 13890; {_CITE_THESIS_S} Ch. 3",
-        models=(ModelKind("dtnn", _atomistic(DTNN), "property", wrap_atomistic),),
-        schema=_atomistic_schema(),
-        inputs="dataset",
-        command="deepatoms train",
+    _property_family(
+        "dtnn",
+        "DTNN",
+        DTNN,
+        "deep tensor neural network: molecular properties",
+        f"Schütt et al. 2017, Nat. Commun. 8, 13890; {_CITE_THESIS_S} Ch. 3",
     ),
-    Family(
-        name="nmp_edge",
-        title="NMP-edge",
-        summary="message passing with edge updates; position-free Voronoi/symmetry graphs",
-        reference=f"Jørgensen et al. 2018 (Paper A); Paper B; {_CITE_THESIS_J}",
-        models=(ModelKind("nmp_edge", _atomistic(NMPEdge), "property", wrap_atomistic),),
-        schema=_atomistic_schema(),
-        inputs="dataset",
-        command="deepatoms train",
+    _property_family(
+        "nmp_edge",
+        "NMP-edge",
+        NMPEdge,
+        "message passing with edge updates; position-free Voronoi/symmetry graphs",
+        f"Jørgensen et al. 2018 (Paper A); Paper B; {_CITE_THESIS_J}",
     ),
     Family(
         name="mpnn",

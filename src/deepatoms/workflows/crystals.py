@@ -332,10 +332,9 @@ def _split_crystals(model: Path, data: Sequence[str], split: str, seed: int, pro
         return load_crystal_sources(data, seed, progress)
     if split not in ("train", "val", "test"):
         raise ValueError(f"--split must be all, train, val or test, got {split!r}")
-    import yaml
-
     from deepatoms.data.splits import load_split
     from deepatoms.data.voxels.crystal_sets import select_crystals
+    from deepatoms.models.registry import load_run_config
     from deepatoms.train.run_folder import RunFolder
 
     run = RunFolder(Path(model).parent)
@@ -344,7 +343,7 @@ def _split_crystals(model: Path, data: Sequence[str], split: str, seed: int, pro
             f"--split {split} needs the run folder with split.json and config.yaml; {run.root} "
             "has none (use --split all with held-out --data)"
         )
-    cfg = yaml.safe_load(run.config.read_text()) or {}
+    cfg = load_run_config(run.config)
     parts, meta = load_split(run.split, with_meta=True)
     crystals = load_crystal_sources(data, int(cfg["train"]["seed"]), progress)
     crystals = select_crystals(crystals, cfg["data"]["max_side"])  # the run's filters, in order

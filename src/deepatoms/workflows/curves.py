@@ -66,21 +66,12 @@ def select_samples(
     """Indices of the samples to score: ``split`` (train/val/test or ``all``) taken from
     ``split_file`` (a run's split.json) or else from the data's ``split`` column, restricted to
     the groups ``systems`` when given."""
-    from deepatoms.data.splits import load_split
+    from deepatoms.data.splits import saved_split
 
     if split == "all":
         idx = np.arange(len(data))
     elif split_file is not None:
-        splits, meta = load_split(split_file, with_meta=True)
-        if split not in splits:
-            raise ValueError(f"unknown split {split!r} in {split_file}; choose {sorted(splits)}")
-        n_expected = meta.get("n_systems")
-        if n_expected is not None and int(n_expected) != len(data):
-            raise ValueError(
-                f"{split_file} was made for a dataset of {int(n_expected)} systems, but the data "
-                f"has {len(data)}: use the dataset the run was trained on"
-            )
-        idx = np.asarray(splits[split], dtype=np.int64)
+        idx = saved_split(split_file, split, len(data))
     elif "split" in data.system_props:
         column = np.asarray(data.system_props["split"]).astype(str)
         if split not in set(column.tolist()):

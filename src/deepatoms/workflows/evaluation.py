@@ -26,7 +26,7 @@ from deepatoms.core.progress import ProgressBar
 from deepatoms.core.results import Result
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.packed import PackedSystems
-from deepatoms.data.splits import load_split
+from deepatoms.data.splits import saved_split
 from deepatoms.models.inference import predict_packed, predict_potential, unseen_elements
 from deepatoms.models.loaded import LoadedModel
 from deepatoms.models.loading import PROPERTY_FAMILIES, load_model, resolve_model_path
@@ -85,19 +85,7 @@ def _split_indices(split: str, model: Path, data: PackedSystems, data_path: Path
     split_path = model.parent / "split.json"
     if not split_path.is_file():
         raise DeepatomsError(f"no split.json next to {model}: pass the run folder, or --split all")
-    splits, meta = load_split(split_path, with_meta=True)
-    if split not in splits:
-        raise DeepatomsError(f"unknown split {split!r}; choose one of {sorted(splits)} or all")
-    n_expected = meta.get("n_systems")
-    if n_expected is not None and int(n_expected) != len(data):
-        raise DeepatomsError(
-            f"the run's split was made for a dataset of {int(n_expected)} systems, but "
-            f"{data_path} has {len(data)}: evaluate on the dataset the run was trained on"
-        )
-    idx = splits[split]
-    if len(idx) == 0:
-        raise DeepatomsError(f"split {split!r} is empty")
-    return idx
+    return saved_split(split_path, split, len(data), str(data_path))
 
 
 def _errors(pred: np.ndarray, ref: np.ndarray, unit: str, prefix: str = "") -> dict[str, float]:

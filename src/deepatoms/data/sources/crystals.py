@@ -21,7 +21,6 @@ input). A bad row (unreadable CIF, non-numeric target, disordered structure, ...
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -35,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from deepatoms.data.csv_table import CsvTable, read_csv_table
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.sources.common import file_md5, progress_bar
 
@@ -66,7 +66,6 @@ CRYSTAL_UNITS: dict[str, str] = {
 DERIVED_COLUMNS: tuple[str, ...] = ("n_elements", "reduced_formula", "source_row")
 
 OnError = Literal["raise", "skip"]
-_CSV_FIELD_LIMIT = 2**31 - 1
 _N_EXAMPLES = 5
 
 
@@ -259,51 +258,6 @@ def _warning_summary(parsed: _Parsed) -> dict[str, Any]:
 
 
 # -- CSV tables ---------------------------------------------------------------------------------
-@dataclass
-class _Table:
-    path: Path
-    header: list[str]
-    rows: list[list[str] | None]  # None: wrong number of fields
-    lines: list[int]  # line where each row starts (1-based)
-    n_rows_in_file: int
-
-
-def _read_table(path: Path, limit: int | None, what: str) -> _Table:
-    """All (or the first ``limit``) data rows of a CSV file, as strings; blank lines are skipped."""
-    _check_file(path, what)
-    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    rows: list[list[str] | None] = []
-    lines: list[int] = []
-    n_total, start = 0, 1
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise ValueError(f"{what} '{path}' is empty; expected a header row")
-            header = [h.strip() for h in header]
-            dupes = sorted({h for h in header if h and header.count(h) > 1})
-            if dupes:
-                raise ValueError(f"{what} '{path}' repeats column name(s) {dupes}; rename them")
-            start = reader.line_num + 1
-            for row in reader:
-                if not row:  # a blank line holds no data
-                    start = reader.line_num + 1
-                    continue
-                n_total += 1
-                if limit is None or len(rows) < limit:
-                    rows.append(row if len(row) == len(header) else None)
-                    lines.append(start)
-                start = reader.line_num + 1
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{what} '{path}' is not UTF-8 text ({err})") from err
-    except csv.Error as err:
-        raise ValueError(f"{what} '{path}' is not valid CSV near line {start}: {err}") from err
-    if not rows:
-        raise ValueError(f"{what} '{path}' has a header but no data rows")
-    return _Table(path, header, rows, lines, n_total)
-
-
 def _is_index_column(name: str) -> bool:
     return name == "" or name.startswith("Unnamed: ")
 
@@ -332,7 +286,7 @@ class _Columns:
 
 
 def _table_columns(
-    table: _Table,
+    table: CsvTable,
     structure_column: str | None,
     id_column: str | None,
     targets: Sequence[str] | None,
@@ -406,7 +360,7 @@ def _table_columns(
     return cols
 
 
-def _csv_describe(table: _Table, id_index: int | None) -> Callable[[int], tuple[str, dict]]:
+def _csv_describe(table: CsvTable, id_index: int | None) -> Callable[[int], tuple[str, dict]]:
     def describe(i: int) -> tuple[str, dict[str, Any]]:
         row = table.rows[i]
         ident = row[id_index].strip() if row is not None and id_index is not None else None
@@ -465,7 +419,7 @@ def load_cif_csv(
     """
     _check_options(limit, on_error)
     p = Path(path)
-    table = _read_table(p, limit, "CSV file")
+    table = read_csv_table(p, limit, "CSV file")
     if cif_column not in table.header:
         raise ValueError(
             f"'{p}' has no CIF column {cif_column!r}; its columns are {table.header}. "
@@ -485,22 +439,28 @@ def load_cif_csv(
         f"reading CIFs from {p.name}",
     )
     data = _pack(parsed, len(table.rows), cols.values, f"'{p}'")
-    meta = {
+    provenance = {
+        "reader": "deepatoms.data.sources.crystals.load_cif_csv", "kind": "cif-csv",
+        "file": str(p.resolve()), "file_size_bytes": p.stat().st_size, "md5": file_md5(p),
+        "n_rows_in_file": table.n_rows_in_file, "cif_column": cif_column, "id_column": id_col,
+    }  # fmt: skip
+    return data, _table_metadata(f"CSV of CIFs {p.name}", provenance, table, cols, parsed, data,
+                                 limit)  # fmt: skip
+
+
+def _table_metadata(source: str, provenance: dict[str, Any], table: CsvTable, cols: _Columns,
+                    parsed: _Parsed, data: PackedSystems, limit: int | None) -> dict[str, Any]:  # fmt: skip
+    """The metadata of crystals read from a table: units, the source's ``provenance`` with the
+    counts, skipped rows, column notes and CIF parser warnings."""
+    return {
         "units": {**cols.units, "n_elements": "", "source_row": ""},
-        "source": f"CSV of CIFs {p.name}",
+        "source": source,
         "provenance": {
-            "reader": "deepatoms.data.sources.crystals.load_cif_csv",
-            "kind": "cif-csv",
-            "file": str(p.resolve()),
-            "file_size_bytes": p.stat().st_size,
-            "md5": file_md5(p),
-            "n_rows_in_file": table.n_rows_in_file,
+            **provenance,
             "n_rows_read": len(table.rows),
             "n_systems": len(data),
             "n_skipped": len(parsed.skipped),
             "limit": limit,
-            "cif_column": cif_column,
-            "id_column": id_col,
             "numeric_columns": cols.numeric,
             "string_columns": cols.text,
             "pymatgen_version": _pymatgen_version(),
@@ -511,7 +471,29 @@ def load_cif_csv(
         "missing_values": cols.missing,
         "cif_warnings": _warning_summary(parsed),
     }
-    return data, meta
+
+
+def _match_cifs(cifs: dict[str, Path], ids: list[str], d: Path, lp: Path, id_column: str) -> None:
+    """Every CIF file needs one label row and every label row a CIF file."""
+    dupes = sorted(i for i, c in Counter(ids).items() if c > 1)
+    if dupes:
+        raise ValueError(f"labels CSV '{lp}' repeats id(s) {_examples(dupes)}; keep one row each")
+    no_label = sorted(set(cifs) - set(ids))
+    no_cif = [i for i in ids if i not in cifs]
+    if no_label or no_cif:
+        parts = []
+        if no_label:
+            parts.append(
+                f"{len(no_label)} CIF file(s) in '{d}' have no row in '{lp}' (column "
+                f"{id_column!r}): {_examples([cifs[s].name for s in no_label])}"
+            )
+        if no_cif:
+            parts.append(
+                f"{len(no_cif)} label row(s) have no CIF file '{d}/<id>.cif': {_examples(no_cif)}"
+            )
+        raise ValueError(
+            "; ".join(parts) + ". Add the missing labels or files, or remove the extra ones."
+        )
 
 
 def load_cif_folder(
@@ -542,7 +524,7 @@ def load_cif_folder(
     cifs = {f.stem: f for f in sorted(d.iterdir()) if f.is_file() and f.suffix.lower() == ".cif"}
     if not cifs:
         raise ValueError(f"'{d}' holds no .cif files")
-    full = _read_table(lp, None, "labels CSV")
+    full = read_csv_table(lp, None, "labels CSV")
     if id_column not in full.header:
         raise ValueError(
             f"labels CSV '{lp}' has no id column {id_column!r} (the CIF file stem); its columns "
@@ -550,29 +532,18 @@ def load_cif_folder(
         )
     j_id = full.header.index(id_column)
     ids = [r[j_id].strip() if r is not None else "" for r in full.rows]
-    dupes = sorted(i for i, c in Counter(ids).items() if c > 1)
-    if dupes:
-        raise ValueError(f"labels CSV '{lp}' repeats id(s) {_examples(dupes)}; keep one row each")
-    no_label = sorted(set(cifs) - set(ids))
-    no_cif = [i for i in ids if i not in cifs]
-    if no_label or no_cif:
-        parts = []
-        if no_label:
-            parts.append(
-                f"{len(no_label)} CIF file(s) in '{d}' have no row in '{lp}' (column "
-                f"{id_column!r}): {_examples([cifs[s].name for s in no_label])}"
-            )
-        if no_cif:
-            parts.append(
-                f"{len(no_cif)} label row(s) have no CIF file '{d}/<id>.cif': {_examples(no_cif)}"
-            )
-        raise ValueError(
-            "; ".join(parts) + ". Add the missing labels or files, or remove the extra ones."
-        )
+    _match_cifs(cifs, ids, d, lp, id_column)
     table = (
         full
         if limit is None
-        else _Table(lp, full.header, full.rows[:limit], full.lines[:limit], full.n_rows_in_file)
+        else CsvTable(
+            lp,
+            full.header,
+            full.rows[:limit],
+            full.lines[:limit],
+            full.n_rows_in_file,
+            {i: w for i, w in full.widths.items() if i < limit},
+        )
     )
     cols = _table_columns(table, None, id_column, targets)
     files = [cifs[r[j_id].strip()] if r is not None else None for r in table.rows]
@@ -605,34 +576,14 @@ def load_cif_folder(
         f"reading {d.name}/*.cif",
     )
     data = _pack(parsed, len(table.rows), cols.values, f"'{d}' with labels '{lp}'")
-    meta = {
-        "units": {**cols.units, "n_elements": "", "source_row": ""},
-        "source": f"CIF folder {d.name} with labels {lp.name}",
-        "provenance": {
-            "reader": "deepatoms.data.sources.crystals.load_cif_folder",
-            "kind": "cif-folder",
-            "folder": str(d.resolve()),
-            "labels_file": str(lp.resolve()),
-            "labels_md5": file_md5(lp),
-            "cifs_md5": cif_md5.hexdigest(),
-            "n_cif_files": len(cifs),
-            "n_rows_in_file": full.n_rows_in_file,
-            "n_rows_read": len(table.rows),
-            "n_systems": len(data),
-            "n_skipped": len(parsed.skipped),
-            "limit": limit,
-            "id_column": id_column,
-            "numeric_columns": cols.numeric,
-            "string_columns": cols.text,
-            "pymatgen_version": _pymatgen_version(),
-        },
-        "skipped": parsed.skipped,
-        "ignored_columns": cols.ignored,
-        "renamed_columns": cols.renamed,
-        "missing_values": cols.missing,
-        "cif_warnings": _warning_summary(parsed),
-    }
-    return data, meta
+    provenance = {
+        "reader": "deepatoms.data.sources.crystals.load_cif_folder", "kind": "cif-folder",
+        "folder": str(d.resolve()), "labels_file": str(lp.resolve()), "labels_md5": file_md5(lp),
+        "cifs_md5": cif_md5.hexdigest(), "n_cif_files": len(cifs),
+        "n_rows_in_file": full.n_rows_in_file, "id_column": id_column,
+    }  # fmt: skip
+    return data, _table_metadata(f"CIF folder {d.name} with labels {lp.name}", provenance, table,
+                                 cols, parsed, data, limit)  # fmt: skip
 
 
 # -- Materials Project / OQMD JSON ----------------------------------------------------------------

@@ -46,6 +46,7 @@ from deepatoms.models.gschnet import GSchNet, gschnet_loss
 from deepatoms.models.registry import build_model
 from deepatoms.train.data_split import dataset_split
 from deepatoms.train.loader import EpochBatchSampler, _IndexArrays
+from deepatoms.train.optim import configure_optimisation
 from deepatoms.train.tasks.base import Export, Prepared, RunContext, TrainingTask
 from deepatoms.train.tasks.property_setup import init_from
 from deepatoms.train.trainer import StopAtMinLR
@@ -257,16 +258,6 @@ class GSchNetTask(TrainingTask):
         self.log("val_dist_loss", dist_term)
 
     def configure_optimizers(self):
-        c = self.cfg
-        opt = torch.optim.Adam(self.model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt,
-            mode="min",
-            factor=c["plateau_factor"],
-            patience=c["plateau_patience"],
-            min_lr=c["min_lr"],
-        )
-        return {
-            "optimizer": opt,
-            "lr_scheduler": {"scheduler": sched, "monitor": self.monitor, "interval": "epoch"},
-        }
+        """Adam with a plateau schedule checked after every validation (Gebauer et al. 2019)."""
+        c = {**self.cfg, "optimizer": "adam", "lr_schedule": "plateau", "val_every_steps": None}
+        return configure_optimisation(self.model.parameters(), c, self.monitor, lambda: 0)
