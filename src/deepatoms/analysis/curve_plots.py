@@ -27,14 +27,10 @@ def _prepare(path: str | Path) -> Path:
 
 
 def plot_energy_curves(
-    path: str | Path,
-    grid: np.ndarray,
-    curves: Mapping[str, np.ndarray],
-    reference: tuple[np.ndarray, np.ndarray] | None = None,
-    s_eq: float | None = 1.0,
-    title: str = "",
-    unit: str = "eV",
-) -> Path:
+    path: str | Path, grid: np.ndarray, curves: Mapping[str, np.ndarray],
+    reference: tuple[np.ndarray, np.ndarray] | None = None, s_eq: float | None = 1.0,
+    title: str = "", unit: str = "eV",
+) -> Path:  # fmt: skip
     """Energy against scaling s for one structure: labelled points and model curves on ``grid``.
 
     ``curves``: {model name: Ê [G]} (legend entries); ``reference``: (s [n], E [n]) labels.
@@ -102,14 +98,9 @@ def plot_error_vs_size(
 
 
 def plot_contributions(
-    path: str | Path,
-    factor: np.ndarray,
-    normalised: np.ndarray,
-    atom_index: int,
-    energy: np.ndarray | None = None,
-    title: str = "",
-    unit: str = "eV",
-) -> Path:
+    path: str | Path, factor: np.ndarray, normalised: np.ndarray, atom_index: int,
+    energy: np.ndarray | None = None, title: str = "", unit: str = "eV",
+) -> Path:  # fmt: skip
     """Heatmap (atom × displacement factor) and lines of normalised contributions [F, N]; the
     moving atom ``atom_index`` drawn thick; the model energy on a twin axis when given."""
     plt = pyplot()

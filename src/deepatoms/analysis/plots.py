@@ -31,15 +31,9 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def plot_parity(
-    reference: np.ndarray,
-    predicted: np.ndarray,
-    path: str | Path,
-    label: str,
-    unit: str,
-    mae: float,
-    rmse: float,
-    offset: np.ndarray | None = None,
-) -> Path:
+    reference: np.ndarray, predicted: np.ndarray, path: str | Path, label: str, unit: str,
+    mae: float, rmse: float, offset: np.ndarray | None = None,
+) -> Path:  # fmt: skip
     """Parity plot (predicted vs reference, y = x line) next to a histogram of the errors.
 
     ``offset`` (e.g. Σ_i E_ref(Z_i) per system) is subtracted from both axes, so total energies

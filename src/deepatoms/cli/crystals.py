@@ -57,15 +57,11 @@ StructOutOpt = Annotated[
 @command(app, "train", run_options(overwrite=False))
 def train_command(
     data: Annotated[list[str], typer.Option(metavar="PATH")],
-    out_dir: Annotated[Path, typer.Option("--out")],
-    preset: str = "density-vae-fast",
-    regime: str | None = None,
-    set_: SetOpt = None,
-    init: Annotated[Path | None, typer.Option(metavar="MODEL")] = None,
-    init_part: str = "all",
-    *,
+    out_dir: Annotated[Path, typer.Option("--out")], preset: str = "density-vae-fast",
+    regime: str | None = None, set_: SetOpt = None,
+    init: Annotated[Path | None, typer.Option(metavar="MODEL")] = None, init_part: str = "all", *,
     run: Run,
-) -> None:
+) -> None:  # fmt: skip
     """Train the density β-VAE + attention U-Net; writes a run folder with model.pt.
 
     Crystals are filtered by maximum lattice-vector length, split by crystal (material id or
@@ -110,19 +106,11 @@ def train_command(
 def voxelize_command(
     inputs: Annotated[list[str], typer.Argument(metavar="INPUT...")],
     out_file: Annotated[Path, typer.Option("--out", metavar="FILE.npz")],
-    model: Annotated[Path | None, typer.Option(metavar="MODEL")] = None,
-    preset: str | None = None,
-    n: int | None = None,
-    box: float | None = None,
-    sigma: float | None = None,
-    regime: str = "single",
-    rotations: int = 1,
-    rotate: RotateOpt = True,
-    seed: SeedOpt = 0,
-    skip_large: SkipLargeOpt = False,
-    *,
-    run: Run,
-) -> None:
+    model: Annotated[Path | None, typer.Option(metavar="MODEL")] = None, preset: str | None = None,
+    n: int | None = None, box: float | None = None, sigma: float | None = None,
+    regime: str = "single", rotations: int = 1, rotate: RotateOpt = True, seed: SeedOpt = 0,
+    skip_large: SkipLargeOpt = False, *, run: Run,
+) -> None:  # fmt: skip
     """Voxelise crystals: density M (Eq. 1) and species matrix S per sample → .npz.
 
     Arrays: density [N,n,n,n] (Å⁻³), species [N,n,n,n] (Z), ids, crystal, n_dropped, rotation,
@@ -155,18 +143,11 @@ def voxelize_command(
 
 @command(app, "encode", run_options(device=True))
 def encode_command(
-    model: ModelArg,
-    inputs: Annotated[list[str], typer.Argument(metavar="INPUT...")],
-    out_file: Annotated[Path, typer.Option("--out", metavar="FILE.npz")],
-    rotations: int = 1,
-    rotate: RotateOpt = True,
-    regime: str | None = None,
-    seed: SeedOpt = 0,
-    batch_size: BatchOpt = 16,
-    skip_large: SkipLargeOpt = False,
-    *,
-    run: Run,
-) -> None:
+    model: ModelArg, inputs: Annotated[list[str], typer.Argument(metavar="INPUT...")],
+    out_file: Annotated[Path, typer.Option("--out", metavar="FILE.npz")], rotations: int = 1,
+    rotate: RotateOpt = True, regime: str | None = None, seed: SeedOpt = 0,
+    batch_size: BatchOpt = 16, skip_large: SkipLargeOpt = False, *, run: Run,
+) -> None:  # fmt: skip
     """Encode crystals: μ and log σ² per sample → .npz (with ids, rotation, cell, scale m).
 
     Args:
@@ -187,18 +168,10 @@ def encode_command(
 
 @command(app, "decode", run_options(device=True))
 def decode_command(
-    model: ModelArg,
-    latents: Annotated[Path, typer.Argument(metavar="LATENTS.npz")],
-    out_file: StructOutOpt,
-    key: str = "mu",
-    frame: str = "box",
-    images: ImagesOpt = None,
-    max_images: int = 8,
-    connectivity: int = 6,
-    batch_size: BatchOpt = 8,
-    *,
-    run: Run,
-) -> None:
+    model: ModelArg, latents: Annotated[Path, typer.Argument(metavar="LATENTS.npz")],
+    out_file: StructOutOpt, key: str = "mu", frame: str = "box", images: ImagesOpt = None,
+    max_images: int = 8, connectivity: int = 6, batch_size: BatchOpt = 8, *, run: Run,
+) -> None:  # fmt: skip
     """Decode latents: densities → U-Net → atoms; writes structures (and images).
 
     Args:
@@ -223,18 +196,11 @@ def decode_command(
 
 @command(app, "sample", run_options(device=True))
 def sample_command(
-    model: ModelArg,
-    out_file: StructOutOpt,
-    n: Annotated[int, typer.Option("-n", "--n")] = 10,
-    seed: SeedOpt = 0,
-    alpha: float | None = None,
-    images: ImagesOpt = None,
-    max_images: int = 8,
+    model: ModelArg, out_file: StructOutOpt, n: Annotated[int, typer.Option("-n", "--n")] = 10,
+    seed: SeedOpt = 0, alpha: float | None = None, images: ImagesOpt = None, max_images: int = 8,
     compare: Annotated[list[str] | None, typer.Option(metavar="PATH")] = None,
-    batch_size: BatchOpt = 8,
-    *,
-    run: Run,
-) -> None:
+    batch_size: BatchOpt = 8, *, run: Run,
+) -> None:  # fmt: skip
     """Decode random latents z ~ N(0, I) into structures (§8), optionally α-conditioned.
 
     Args:
@@ -258,17 +224,11 @@ def sample_command(
 
 @command(app, "interpolate", run_options(device=True))
 def interpolate_command(
-    model: ModelArg,
-    a: Annotated[str, typer.Argument(metavar="A")],
-    b: Annotated[str, typer.Argument(metavar="B")],
-    out_file: StructOutOpt,
-    steps: int = 3,
+    model: ModelArg, a: Annotated[str, typer.Argument(metavar="A")],
+    b: Annotated[str, typer.Argument(metavar="B")], out_file: StructOutOpt, steps: int = 3,
     image: Annotated[Path | None, typer.Option(metavar="FILE.png")] = None,
-    rotate: RotateOpt = True,
-    seed: SeedOpt = 0,
-    *,
-    run: Run,
-) -> None:
+    rotate: RotateOpt = True, seed: SeedOpt = 0, *, run: Run,
+) -> None:  # fmt: skip
     """Encode A and B, decode A, STEPS equally spaced intermediates and B (§8).
 
     Args:
@@ -291,18 +251,12 @@ def interpolate_command(
 
 @command(app, "alter", run_options(device=True))
 def alter_command(
-    model: ModelArg,
-    out_file: StructOutOpt,
-    source: Annotated[str | None, typer.Argument(metavar="[INPUT]")] = None,
-    dim: int | None = None,
-    values: str = "-3:3:7",
-    alpha: str | None = None,
+    model: ModelArg, out_file: StructOutOpt,
+    source: Annotated[str | None, typer.Argument(metavar="[INPUT]")] = None, dim: int | None = None,
+    values: str = "-3:3:7", alpha: str | None = None,
     image: Annotated[Path | None, typer.Option(metavar="FILE.png")] = None,
-    rotate: RotateOpt = True,
-    seed: SeedOpt = 0,
-    *,
-    run: Run,
-) -> None:
+    rotate: RotateOpt = True, seed: SeedOpt = 0, *, run: Run,
+) -> None:  # fmt: skip
     """Sweep one latent dimension, or scale the latent by α, with difference maps (§8).
 
     --dim K --values -3:3:7 sets dimension K of the encoding of INPUT (or of a prior draw) to
@@ -333,19 +287,11 @@ def alter_command(
 def evaluate_command(
     model: Annotated[Path, typer.Argument(metavar="RUN_DIR_OR_MODEL")],
     data: Annotated[list[str], typer.Option(metavar="PATH")],
-    out_dir: Annotated[Path, typer.Option("--out")],
-    split: str = "all",
-    rotations: int = 3,
-    regime: str | None = None,
-    seed: SeedOpt = 0,
-    connectivity: int = 6,
-    hungarian: bool = False,
-    batch_size: BatchOpt = 8,
-    plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
-    skip_large: SkipLargeOpt = False,
-    *,
-    run: Run,
-) -> None:
+    out_dir: Annotated[Path, typer.Option("--out")], split: str = "all", rotations: int = 3,
+    regime: str | None = None, seed: SeedOpt = 0, connectivity: int = 6, hungarian: bool = False,
+    batch_size: BatchOpt = 8, plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
+    skip_large: SkipLargeOpt = False, *, run: Run,
+) -> None:  # fmt: skip
     """The paper's metrics on held-out crystals (§7), beside its numbers, plus an oracle row.
 
     Args:

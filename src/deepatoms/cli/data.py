@@ -219,15 +219,9 @@ def _report_crystals(res, run: Run) -> None:
 
 @command(app, "cif-csv", _rows(True), _filters(True), run_options())
 def data_cif_csv(
-    csvs: Annotated[list[Path], typer.Argument(metavar="CSV...")],
-    out_file: OutOpt,
-    cif_column: str = "cif",
-    id_column: str | None = None,
-    *,
-    rows: dict,
-    filters: Any,
-    run: Run,
-) -> None:
+    csvs: Annotated[list[Path], typer.Argument(metavar="CSV...")], out_file: OutOpt,
+    cif_column: str = "cif", id_column: str | None = None, *, rows: dict, filters: Any, run: Run,
+) -> None:  # fmt: skip
     """Import crystals from CSV files of CIFs (MP-20, Perov-5, carbon sets) into one dataset.
 
     Several files are concatenated; each crystal records its file in the string columns
@@ -250,14 +244,9 @@ def data_cif_csv(
 @command(app, "cif-folder", _rows(True), _filters(True), run_options())
 def data_cif_folder(
     folder: Annotated[Path, typer.Argument(metavar="DIR")],
-    labels: Annotated[Path, typer.Option(metavar="CSV")],
-    out_file: OutOpt,
-    id_column: str = "id",
-    *,
-    rows: dict,
-    filters: Any,
-    run: Run,
-) -> None:
+    labels: Annotated[Path, typer.Option(metavar="CSV")], out_file: OutOpt, id_column: str = "id",
+    *, rows: dict, filters: Any, run: Run,
+) -> None:  # fmt: skip
     """Import a folder of CIF files with their labels from a CSV (file stem → labels).
 
     Args:
@@ -301,20 +290,16 @@ def data_mp_json(
 # -- generative models ---------------------------------------------------------------------------
 @command(app, "qm9-generative", run_options())
 def data_qm9_generative(
-    out_file: OutOpt,
-    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    out_file: OutOpt, limit: Annotated[int | None, typer.Option(min=1)] = None,
     first: Annotated[int | None, typer.Option(min=1)] = None,
     max_gap: Annotated[float | None, typer.Option(metavar="EV")] = None,
     where: Annotated[str | None, typer.Option(metavar="COND")] = None,
     no_small_rings: Annotated[bool, typer.Option("--no-small-rings")] = False,
     n_train: Annotated[str | None, typer.Option(metavar="N")] = None,
     n_val: Annotated[str | None, typer.Option(metavar="N")] = None,
-    n_test: Annotated[str | None, typer.Option(metavar="N")] = None,
-    split_seed: int = 0,
-    seed: int = 0,
-    *,
-    run: Run,
-) -> None:
+    n_test: Annotated[str | None, typer.Option(metavar="N")] = None, split_seed: int = 0,
+    seed: int = 0, *, run: Run,
+) -> None:  # fmt: skip
     """Prepare QM9 for G-SchNet: centred, sorted, bonds perceived, seeded split.
 
     Molecules are centred on the centre of mass, atoms sorted by distance to it, bonds perceived (RDKit, charge 0), invalid molecules dropped and counted, canonical

@@ -57,26 +57,12 @@ def _report(summary: dict[str, Any], what: str) -> None:
 @command(app, "md", run_options())
 def datagen_md(
     out_file: Annotated[Path, typer.Option("--out", metavar="FILE.h5")],
-    molecule: str | None = None,
-    bulk: str | None = None,
-    structure: str | None = None,
-    size: int | None = None,
-    lattice_constant: float | None = None,
-    calculator: str | None = None,
-    method: str | None = None,
-    threads: int = 1,
-    temperature: float = 500.0,
-    timestep: float = 0.5,
-    frames: int = 1000,
-    stride: int = 10,
-    equilibration: int = 1000,
-    friction: float = 0.01,
-    seed: int = 0,
-    rattle: float = 0.0,
-    strain: float | None = None,
-    *,
-    run: Run,
-) -> None:
+    molecule: str | None = None, bulk: str | None = None, structure: str | None = None,
+    size: int | None = None, lattice_constant: float | None = None, calculator: str | None = None,
+    method: str | None = None, threads: int = 1, temperature: float = 500.0, timestep: float = 0.5,
+    frames: int = 1000, stride: int = 10, equilibration: int = 1000, friction: float = 0.01,
+    seed: int = 0, rattle: float = 0.0, strain: float | None = None, *, run: Run,
+) -> None:  # fmt: skip
     """Langevin MD with a reference calculator; writes energies, forces (and stress) per frame.
 
     Molecules default to GFN2-xTB (tblite), bulk cells to EMT.
@@ -128,20 +114,12 @@ def datagen_md(
 @command(app, "prototypes", run_options())
 def datagen_prototypes(
     out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")],
-    elements: str = ",".join(DEFAULT_ELEMENTS),
-    arity: str = "1,2,3",
-    prototypes: str = ",".join(DEFAULT_PROTOTYPES),
-    fmax: float = 0.01,
-    steps: int = 500,
-    optimizer: str = "bfgs",
-    rescale: str = "volume",
-    rattle: float = 0.0,
-    seed: int = 0,
-    limit: int | None = None,
-    resume: Annotated[bool, typer.Option("--resume")] = False,
-    *,
+    elements: str = ",".join(DEFAULT_ELEMENTS), arity: str = "1,2,3",
+    prototypes: str = ",".join(DEFAULT_PROTOTYPES), fmax: float = 0.01, steps: int = 500,
+    optimizer: str = "bfgs", rescale: str = "volume", rattle: float = 0.0, seed: int = 0,
+    limit: int | None = None, resume: Annotated[bool, typer.Option("--resume")] = False, *,
     run: Run,
-) -> None:
+) -> None:  # fmt: skip
     """Relax ordered alloys on crystal prototypes with EMT; formation energies per atom.
 
     Writes initial.h5 (unrelaxed, rescaled prototypes) and relaxed.h5 (same rows) with
@@ -199,18 +177,10 @@ def datagen_prototypes(
 
 @command(app, "scaled", run_options(overwrite=OverwriteRunOpt))
 def datagen_scaled(
-    out_file: OutOpt,
-    molecules: Annotated[int, typer.Option()],
-    first: int = 0,
-    scales: ScalesOpt = "0.9:1.5:10",
-    seed: SeedOpt = 0,
-    bond_rule: str = "rdkit",
-    calculator: str = "xtb",
-    split: str = "0.8,0.1,0.1",
-    flush_every: int = 50,
-    *,
-    run: Run,
-) -> None:
+    out_file: OutOpt, molecules: Annotated[int, typer.Option()], first: int = 0,
+    scales: ScalesOpt = "0.9:1.5:10", seed: SeedOpt = 0, bond_rule: str = "rdkit",
+    calculator: str = "xtb", split: str = "0.8,0.1,0.1", flush_every: int = 50, *, run: Run,
+) -> None:  # fmt: skip
     """Augmented QM9: the first N QM9 molecules scaled about their centroid, GFN2-xTB labels.
 
     SCF failures are retried at 1,000 K and 5,000 K electronic temperature; points still
@@ -242,16 +212,9 @@ def datagen_scaled(
 
 @command(app, "crystal", run_options(overwrite=OverwriteRunOpt))
 def datagen_crystal(
-    out_file: OutOpt,
-    elements: ElementsOpt = "Al,Cu",
-    points: int = 20000,
-    train_points: int = 8,
-    cell: str = "conventional",
-    lattice: LatticeOpt = "minimize",
-    seed: SeedOpt = 0,
-    *,
-    run: Run,
-) -> None:
+    out_file: OutOpt, elements: ElementsOpt = "Al,Cu", points: int = 20000, train_points: int = 8,
+    cell: str = "conventional", lattice: LatticeOpt = "minimize", seed: SeedOpt = 0, *, run: Run,
+) -> None:  # fmt: skip
     """Infinite Crystal: fcc cells scaled isotropically, EMT energy per cell.
 
     Args:
@@ -273,23 +236,12 @@ def datagen_crystal(
 
 @command(app, "growth", run_options(overwrite=OverwriteRunOpt))
 def datagen_growth(
-    out_file: OutOpt,
-    elements: ElementsOpt = "Al,Cu",
-    runs: int = 20,
-    steps: int = 100,
-    min_atoms: int = 15,
-    max_atoms: int = 75,
-    unstable: Annotated[bool, typer.Option("--unstable")] = False,
-    unstable_runs: int = 5,
-    scales: ScalesOpt = "0.9:1.5:10",
-    seed: SeedOpt = 0,
-    split: str = "0.6,0.2,0.2",
-    split_by: str = "group",
-    lattice: LatticeOpt = "minimize",
-    flush_every: int = 200,
-    *,
-    run: Run,
-) -> None:
+    out_file: OutOpt, elements: ElementsOpt = "Al,Cu", runs: int = 20, steps: int = 100,
+    min_atoms: int = 15, max_atoms: int = 75,
+    unstable: Annotated[bool, typer.Option("--unstable")] = False, unstable_runs: int = 5,
+    scales: ScalesOpt = "0.9:1.5:10", seed: SeedOpt = 0, split: str = "0.6,0.2,0.2",
+    split_by: str = "group", lattice: LatticeOpt = "minimize", flush_every: int = 200, *, run: Run,
+) -> None:  # fmt: skip
     """Crystal Growth: fcc clusters grown atom by atom from the 14-atom cube, EMT labels.
 
     Args:

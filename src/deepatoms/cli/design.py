@@ -103,23 +103,12 @@ def design_run(
     out_file: Annotated[Path, typer.Option("--out", metavar="FILE.csv")],
     regressors: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
     target: Annotated[list[str] | None, typer.Option(metavar="NAME=VALUE")] = None,
-    window: WindowOpt = None,
-    training: Annotated[Path | None, typer.Option(metavar="CSV")] = None,
-    samples: Annotated[
-        int,
-        typer.Option(
-            help=f"Prior samples z ~ N(0, I) (Paper D: 10⁶; about {CPU_SAMPLES} for a CPU run)."
-        ),
-    ] = 1_000_000,
-    iterations: int = 20,
-    top: int = 100,
-    seed: int = 0,
-    chunk: int = 10_000,
-    batch_size: int = 1024,
-    xyz: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
-    *,
+    window: WindowOpt = None, training: Annotated[Path | None, typer.Option(metavar="CSV")] = None,
+    samples: Annotated[int, typer.Option(help=f"Prior samples z ~ N(0, I) (Paper D: 10⁶; about {CPU_SAMPLES} for a CPU run).")] = 1_000_000,
+    iterations: int = 20, top: int = 100, seed: int = 0, chunk: int = 10_000,
+    batch_size: int = 1024, xyz: Annotated[Path | None, typer.Option(metavar="FILE")] = None, *,
     run: Run,
-) -> None:
+) -> None:  # fmt: skip
     """Propose new strings whose predicted properties hit the targets (Paper D Algorithm 1).
 
     QM9 demo: --window lumo=-1:0 --window gap=4:6 (targets: the midpoints).
@@ -178,17 +167,13 @@ def design_check(
     candidates: Annotated[Path, typer.Argument(metavar="CANDIDATES.csv")],
     out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")],
     model: Annotated[list[str] | None, typer.Option(metavar="NAME=PATH")] = None,
-    window: WindowOpt = None,
-    reference: Annotated[Path | None, typer.Option(metavar="CSV")] = None,
-    reference_sample: int = 500,
-    reference_split: str = "train",
+    window: WindowOpt = None, reference: Annotated[Path | None, typer.Option(metavar="CSV")] = None,
+    reference_sample: int = 500, reference_split: str = "train",
     top: Annotated[int | None, typer.Option(min=1)] = None,
     xtb_relax: Annotated[bool, typer.Option("--xtb-relax")] = False,
-    xtb_orbitals: Annotated[bool, typer.Option("--xtb-orbitals")] = False,
-    seed: int = 0,
-    *,
+    xtb_orbitals: Annotated[bool, typer.Option("--xtb-orbitals")] = False, seed: int = 0, *,
     run: Run,
-) -> None:
+) -> None:  # fmt: skip
     """Hit rates of SMILES candidates vs training molecules under one independent evaluator.
 
     RDKit validity → ETKDG + MMFF → (--xtb-relax) GFN2-xTB → property models (--model).
@@ -243,16 +228,11 @@ def design_baselines(
     prop: Annotated[list[str], typer.Option("--property", metavar="NAME")],
     features: str = "morgan",
     models: Annotated[list[str] | None, typer.Option("--model", metavar="NAME")] = None,
-    folds: int = 5,
-    limit: Annotated[int | None, typer.Option(min=2)] = None,
-    seed: int = 0,
-    mlp_solver: str = "lbfgs",
-    n_jobs: int = 1,
-    rf_max_features: str = "1.0",
-    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE.json")] = None,
-    *,
+    folds: int = 5, limit: Annotated[int | None, typer.Option(min=2)] = None, seed: int = 0,
+    mlp_solver: str = "lbfgs", n_jobs: int = 1, rf_max_features: str = "1.0",
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE.json")] = None, *,
     run: Run,
-) -> None:
+) -> None:  # fmt: skip
     """k-fold CV of ridge / MLP / random forest on fixed-length features (MAE in meV).
 
     The table has the layout of Paper D Table III.

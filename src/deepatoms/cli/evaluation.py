@@ -18,14 +18,9 @@ __all__ = ["app"]
 @command(app, "evaluate", run_options(overwrite=False))
 def evaluate_command(
     run_or_model: Annotated[Path, typer.Argument(metavar="RUN_DIR_OR_MODEL")],
-    data: Annotated[Path, typer.Option(metavar="FILE.h5")],
-    split: str = "test",
-    plot: Path | None = None,
-    batch_size: int = 100,
-    forces: str = "auto",
-    *,
-    run: Run,
-) -> None:
+    data: Annotated[Path, typer.Option(metavar="FILE.h5")], split: str = "test",
+    plot: Path | None = None, batch_size: int = 100, forces: str = "auto", *, run: Run,
+) -> None:  # fmt: skip
     """Report MAE and RMSE of a trained model on a split, with a parity plot.
 
     For energy models on datasets with forces, component-wise force errors are reported too.
@@ -107,22 +102,15 @@ CurvesOverwriteOpt = Annotated[
 def curves_command(
     models: Annotated[list[Path], typer.Argument(metavar="MODEL...")],
     out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")],
-    data: Annotated[Path | None, typer.Option(metavar="DATA.h5")] = None,
-    split: str = "test",
+    data: Annotated[Path | None, typer.Option(metavar="DATA.h5")] = None, split: str = "test",
     split_run: Annotated[Path | None, typer.Option("--run", metavar="RUN_DIR")] = None,
     systems: Annotated[str | None, typer.Option(metavar="IDS")] = None,
-    plot_curves: Annotated[int | None, typer.Option(min=0)] = None,
-    step: float = 0.005,
-    s_min: float = 0.9,
-    s_max: float = 1.5,
-    s_eq: str = "one",
+    plot_curves: Annotated[int | None, typer.Option(min=0)] = None, step: float = 0.005,
+    s_min: float = 0.9, s_max: float = 1.5, s_eq: str = "one",
     displace_cluster: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
-    atom: int | None = None,
-    normalise: str = "sum_abs",
-    batch_size: Annotated[int, typer.Option(min=1)] = 100,
-    *,
-    run: Run,
-) -> None:
+    atom: int | None = None, normalise: str = "sum_abs",
+    batch_size: Annotated[int, typer.Option(min=1)] = 100, *, run: Run,
+) -> None:  # fmt: skip
     """Energy curves of models on scaled data: MAE/MSE/RE, DSC, error vs size, plots.
 
     Writes DIR/metrics.json, DIR/curves.csv, DIR/curves_<group>.png, DIR/error_vs_size.png
@@ -198,15 +186,11 @@ def evaluate_generated_command(
     generated: Annotated[Path, typer.Argument(metavar="MOLS.db")],
     reference: Annotated[Path, typer.Option(metavar="QM9GEN.h5")],
     train_split: Annotated[list[Path] | None, typer.Option(metavar="RUN_DIR")] = None,
-    relax: str = "xtb",
-    relax_sample: Annotated[int, typer.Option(min=0)] = 100,
+    relax: str = "xtb", relax_sample: Annotated[int, typer.Option(min=0)] = 100,
     gap_model: Annotated[Path | None, typer.Option(metavar="RUN_OR_MODEL")] = None,
-    xtb_gap: Annotated[bool, typer.Option("--xtb-gap")] = False,
-    seed: int = 0,
-    out_dir: Annotated[Path | None, typer.Option("--out", metavar="DIR")] = None,
-    *,
-    run: Run,
-) -> None:
+    xtb_gap: Annotated[bool, typer.Option("--xtb-gap")] = False, seed: int = 0,
+    out_dir: Annotated[Path | None, typer.Option("--out", metavar="DIR")] = None, *, run: Run,
+) -> None:  # fmt: skip
     """Evaluate generated molecules: validity, uniqueness, novelty (G-SchNet Table 1).
 
     Also atom and bond statistics, distributions, RMSD after relaxation and gaps. Writes

@@ -19,14 +19,9 @@ __all__ = ["app"]
 def gschnet_command(
     model: Annotated[Path, typer.Argument(metavar="MODEL")],
     n: Annotated[int, typer.Option("-n", "--n")],
-    out_file: Annotated[Path, typer.Option("--out", metavar="FILE")],
-    temperature: float = 0.1,
-    seed: int = 0,
-    max_atoms: int = 35,
-    chunk: int = 1000,
-    *,
-    run: Run,
-) -> None:
+    out_file: Annotated[Path, typer.Option("--out", metavar="FILE")], temperature: float = 0.1,
+    seed: int = 0, max_atoms: int = 35, chunk: int = 1000, *, run: Run,
+) -> None:  # fmt: skip
     """Generate N molecules atom by atom in 3-D (Gebauer et al. 2019) and write the finished ones.
 
     Molecules that reach --max-atoms atoms or whose densities turn NaN are discarded and counted.

@@ -30,25 +30,16 @@ def _ints(text: str | None, name: str) -> list[int] | None:
 @command(app, "screen", run_options())
 def screen_command(
     model: Annotated[Path, typer.Argument(metavar="MODEL")],
-    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")],
-    elements: str | None = None,
-    arity: str | None = None,
-    stoichiometry: str | None = None,
-    formula: list[str] | None = None,
-    prototypes: list[str] | None = None,
-    max_atoms: Annotated[int, typer.Option(min=1)] = 8,
-    rescale: str = "volume",
-    window: float = 0.05,
-    top: Annotated[int, typer.Option(min=0)] = 3,
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")], elements: str | None = None,
+    arity: str | None = None, stoichiometry: str | None = None, formula: list[str] | None = None,
+    prototypes: list[str] | None = None, max_atoms: Annotated[int, typer.Option(min=1)] = 8,
+    rescale: str = "volume", window: float = 0.05, top: Annotated[int, typer.Option(min=0)] = 3,
     chunk: Annotated[int, typer.Option(min=1)] = 10_000,
-    batch_size: Annotated[int, typer.Option(min=1)] = 100,
-    per_atom: str = "auto",
+    batch_size: Annotated[int, typer.Option(min=1)] = 100, per_atom: str = "auto",
     reference: Annotated[Path | None, typer.Option(metavar="FILE.h5")] = None,
     reference_column: str = "formation_energy_per_atom",
-    threads: Annotated[int | None, typer.Option(min=1)] = None,
-    *,
-    run: Run,
-) -> None:
+    threads: Annotated[int | None, typer.Option(min=1)] = None, *, run: Run,
+) -> None:  # fmt: skip
     """Rank hypothetical crystals (prototype × elements) per composition with a model.
 
     Predicts the energy per atom of every substitution of the elements onto the species sites

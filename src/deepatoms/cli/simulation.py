@@ -69,18 +69,11 @@ NATIVE = calculator_options(None)  # MD and scans: the precision the model was s
 # -- relax --------------------------------------------------------------------------------------
 @command(app, "relax", EXACT, run_options(quiet=False))
 def relax_command(
-    model: ModelArg,
-    structure: StructureArg,
-    fmax: float = 0.05,
-    optimizer: str = "bfgs",
-    steps: int = 1000,
-    cell: Annotated[bool, typer.Option("--cell")] = False,
+    model: ModelArg, structure: StructureArg, fmax: float = 0.05, optimizer: str = "bfgs",
+    steps: int = 1000, cell: Annotated[bool, typer.Option("--cell")] = False,
     out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE")] = None,
-    traj: Annotated[Path | None, typer.Option(metavar="FILE.traj")] = None,
-    *,
-    calc: dict,
-    run: Run,
-) -> None:
+    traj: Annotated[Path | None, typer.Option(metavar="FILE.traj")] = None, *, calc: dict, run: Run,
+) -> None:  # fmt: skip
     """Relax a structure with the model until the largest force is below --fmax.
 
     Args:
@@ -118,21 +111,12 @@ def relax_command(
 # -- md -------------------------------------------------------------------------------------------
 @command(app, "md", NATIVE, run_options())
 def md_command(
-    model: ModelArg,
-    structure: StructureArg,
-    out_file: Annotated[Path, typer.Option("--out", metavar="TRAJ.traj")],
-    ensemble: str = "nvt",
-    temperature: float = 300.0,
-    timestep: float = 0.5,
-    steps: int = 1000,
-    friction: float = 0.01,
-    interval: int = 10,
-    seed: int = 0,
-    log: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
-    *,
-    calc: dict,
-    run: Run,
-) -> None:
+    model: ModelArg, structure: StructureArg,
+    out_file: Annotated[Path, typer.Option("--out", metavar="TRAJ.traj")], ensemble: str = "nvt",
+    temperature: float = 300.0, timestep: float = 0.5, steps: int = 1000, friction: float = 0.01,
+    interval: int = 10, seed: int = 0,
+    log: Annotated[Path | None, typer.Option(metavar="FILE")] = None, *, calc: dict, run: Run,
+) -> None:  # fmt: skip
     """Run MD with the model (NVT Langevin by default, 0.5 fs steps); writes a .traj and a log.
 
     Reports the mean temperature and the total-energy drift (eV/atom/ps, a linear fit).
@@ -176,18 +160,12 @@ def md_command(
 
 @command(app, "vibrations", EXACT, run_options(quiet=False))
 def vibrations_command(
-    model: ModelArg,
-    structure: StructureArg,
-    reference: ReferenceOpt = None,
-    relax_first: Annotated[bool, typer.Option("--relax/--no-relax")] = True,
-    fmax: float = 1e-3,
-    method: str = "autograd",
-    delta: float = 0.005,
-    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE.csv")] = None,
-    *,
-    calc: dict,
-    run: Run,
-) -> None:
+    model: ModelArg, structure: StructureArg, reference: ReferenceOpt = None,
+    relax_first: Annotated[bool, typer.Option("--relax/--no-relax")] = True, fmax: float = 1e-3,
+    method: str = "autograd", delta: float = 0.005,
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE.csv")] = None, *,
+    calc: dict, run: Run,
+) -> None:  # fmt: skip
     """Harmonic frequencies (cm⁻¹) from the mass-weighted Hessian, optionally vs a reference.
 
     Args:
@@ -258,16 +236,12 @@ def _print_vibrations(res, fmax: float) -> None:
 # -- scan -----------------------------------------------------------------------------------------
 @command(app, "scan", NATIVE, run_options(quiet=False))
 def scan_command(
-    model: ModelArg,
-    structure: StructureArg,
-    scale: Annotated[str, typer.Option()],
+    model: ModelArg, structure: StructureArg, scale: Annotated[str, typer.Option()],
     reference: ReferenceOpt = None,
     plot: Annotated[Path | None, typer.Option(metavar="FILE.png")] = None,
-    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE.csv")] = None,
-    *,
-    calc: dict,
-    run: Run,
-) -> None:
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE.csv")] = None, *,
+    calc: dict, run: Run,
+) -> None:  # fmt: skip
     """Energy (and pressure for crystals) of the structure scaled uniformly, vs a reference.
 
     Args:

@@ -26,22 +26,13 @@ __all__ = ["app"]
 
 @command(app, "train", run_options(overwrite=False))
 def train_command(
-    preset: Annotated[str, typer.Option()],
-    data: Annotated[Path, typer.Option(metavar="FILE.h5")],
-    out_dir: Annotated[Path, typer.Option("--out")],
-    target: str | None = None,
-    forces: str | None = None,
-    rho: float | None = None,
-    max_epochs: int | None = None,
-    max_time: float | None = None,
-    n_train: str | None = None,
-    n_val: str | None = None,
-    seed: int | None = None,
-    set_: SetOpt = None,
-    init: Annotated[Path | None, typer.Option(metavar="MODEL.pt")] = None,
-    *,
-    run: Run,
-) -> None:
+    preset: Annotated[str, typer.Option()], data: Annotated[Path, typer.Option(metavar="FILE.h5")],
+    out_dir: Annotated[Path, typer.Option("--out")], target: str | None = None,
+    forces: str | None = None, rho: float | None = None, max_epochs: int | None = None,
+    max_time: float | None = None, n_train: str | None = None, n_val: str | None = None,
+    seed: int | None = None, set_: SetOpt = None,
+    init: Annotated[Path | None, typer.Option(metavar="MODEL.pt")] = None, *, run: Run,
+) -> None:  # fmt: skip
     """Train a model on a dataset; writes a run folder with checkpoints, metrics and model.pt.
 
     Running the same command again on a run folder with checkpoints/last.ckpt resumes it.
@@ -94,20 +85,14 @@ def train_command(
 
 @command(app, "cv", run_options(overwrite=False))
 def cv_command(
-    preset: Annotated[str, typer.Option()],
-    data: Annotated[Path, typer.Option(metavar="FILE.h5")],
-    out_dir: Annotated[Path, typer.Option("--out")],
-    target: str | None = None,
+    preset: Annotated[str, typer.Option()], data: Annotated[Path, typer.Option(metavar="FILE.h5")],
+    out_dir: Annotated[Path, typer.Option("--out")], target: str | None = None,
     folds: Annotated[int, typer.Option(min=2)] = 5,
     stratify: Annotated[str | None, typer.Option(metavar="COL")] = None,
     val_fraction: Annotated[str, typer.Option("--val-fraction", "--n-val")] = "0.1",
-    seed: int | None = None,
-    init: Annotated[Path | None, typer.Option(metavar="MODEL")] = None,
-    bootstrap: Annotated[int, typer.Option(min=1)] = 10**6,
-    set_: SetOpt = None,
-    *,
-    run: Run,
-) -> None:
+    seed: int | None = None, init: Annotated[Path | None, typer.Option(metavar="MODEL")] = None,
+    bootstrap: Annotated[int, typer.Option(min=1)] = 10**6, set_: SetOpt = None, *, run: Run,
+) -> None:  # fmt: skip
     """Cross-validate a preset: k training runs, each tested on one fold; pooled test errors.
 
     Writes OUT/fold{i}/ (run folders), OUT/predictions.csv and OUT/cv_summary.json. The config's

@@ -44,16 +44,10 @@ RegressorSetOpt = Annotated[
 
 @command(app, "train", run_options(overwrite=False))
 def train_command(
-    data: DataOpt,
-    out_dir: Annotated[Path, typer.Option("--out")],
-    preset: str = "grammar-vae-qm9",
-    grammar: str | None = None,
-    max_epochs: int | None = None,
-    seed: int | None = None,
-    set_: SetOpt = None,
-    *,
-    run: Run,
-) -> None:
+    data: DataOpt, out_dir: Annotated[Path, typer.Option("--out")], preset: str = "grammar-vae-qm9",
+    grammar: str | None = None, max_epochs: int | None = None, seed: int | None = None,
+    set_: SetOpt = None, *, run: Run,
+) -> None:  # fmt: skip
     """Train a grammar VAE on a CSV of strings (run folder with model.pt and metrics).
 
     Running the same command again on a run folder with checkpoints/last.ckpt resumes it.
@@ -127,16 +121,10 @@ def regress_command(
 
 @command(app, "evaluate", run_options(overwrite=False))
 def evaluate_command(
-    run_dir: RunArg,
-    data: DataOpt,
-    split: str = "test",
-    samples: int = 1000,
-    iw_samples: int = 0,
-    seed: int = 0,
-    out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE")] = None,
-    *,
-    run: Run,
-) -> None:
+    run_dir: RunArg, data: DataOpt, split: str = "test", samples: int = 1000, iw_samples: int = 0,
+    seed: int = 0, out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE")] = None,
+    *, run: Run,
+) -> None:  # fmt: skip
     """Evaluate a grammar VAE: reconstruction, ELBO, active dimensions, prior validity.
 
     Measured as in Paper D App. B and Kusner et al. 2017 on the CSV rows of --split (all rows

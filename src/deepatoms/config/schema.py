@@ -175,9 +175,10 @@ _CHECKS: dict[str, Callable[[Field, Any, str], Any]] = {
 
 
 # -- constructors -------------------------------------------------------------------------------
-def number(default: float | None, low: float | None = None, high: float | None = None, *,
-           low_open: bool = False, nullable: bool = False, resumable: bool = False,
-           doc: str = "") -> Field:  # fmt: skip
+def number(
+    default: float | None, low: float | None = None, high: float | None = None, *,
+    low_open: bool = False, nullable: bool = False, resumable: bool = False, doc: str = "",
+) -> Field:  # fmt: skip
     """A real number within [low, high] (``low_open``: excluding low)."""
     return Field(default, "number", low=low, high=high, low_open=low_open,
                  nullable=nullable or default is None, resumable=resumable, doc=doc)  # fmt: skip

@@ -317,14 +317,9 @@ def _best_per_facet(f_cls: np.ndarray, score: np.ndarray) -> np.ndarray:
 
 
 def _d_max(
-    q: np.ndarray,
-    area: np.ndarray,
-    f_idx: np.ndarray,
-    theta: np.ndarray,
-    known: np.ndarray | None,
-    n: int,
-    upper: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+    q: np.ndarray, area: np.ndarray, f_idx: np.ndarray, theta: np.ndarray, known: np.ndarray | None,
+    n: int, upper: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """max over candidate axes of m(D_n) per facet, and an upper bound of m(D_n) per candidate.
 
     Branch and bound: D_n(θ) contains C_n and D_d(θ') for every divisor d of n and every mirror

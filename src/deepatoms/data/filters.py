@@ -194,15 +194,10 @@ def _column(data: PackedSystems, name: str) -> np.ndarray:
 
 
 def crystal_filters(
-    *,
-    drop_noble_gases: bool = True,
-    energy_column: str | None = None,
-    max_ev_per_atom: float = 5.0,
-    dedupe: bool = False,
-    prototype_column: str | None = None,
-    formula_column: str = "reduced_formula",
-    std_tol: float = 0.05,
-) -> list[Filter]:
+    *, drop_noble_gases: bool = True, energy_column: str | None = None,
+    max_ev_per_atom: float = 5.0, dedupe: bool = False, prototype_column: str | None = None,
+    formula_column: str = "reduced_formula", std_tol: float = 0.05,
+) -> list[Filter]:  # fmt: skip
     """The Paper B filter chain for :func:`apply_filters`, built from column names.
 
     Noble gases (if ``drop_noble_gases``), then ΔH_f > ``max_ev_per_atom`` eV/atom (if

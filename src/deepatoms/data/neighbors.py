@@ -172,14 +172,8 @@ KNN_TIE_TOL = 1e-4  # Å: neighbours this close to the k-th distance count as ti
 
 
 def _knn_select(
-    i: np.ndarray,
-    j: np.ndarray,
-    shift: np.ndarray,
-    d: np.ndarray,
-    n: int,
-    k: int,
-    strict: bool,
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]:
+    i: np.ndarray, j: np.ndarray, shift: np.ndarray, d: np.ndarray, n: int, k: int, strict: bool,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]:  # fmt: skip
     """Keep the k nearest senders of every receiver (full candidate lists, sorted here).
 
     Default: every neighbour within ``KNN_TIE_TOL`` of the k-th distance is kept too, so the

@@ -114,7 +114,9 @@ def base_clusters(
     return out
 
 
-def _check(runs, steps, min_atoms, max_atoms, unstable, unstable_runs, split_by) -> None:
+def _check(
+    runs, steps, min_atoms, max_atoms, unstable, unstable_runs, split_by,
+) -> None:  # fmt: skip
     check_count(runs, "--runs")
     check_count(steps, "--steps")
     check_count(min_atoms, "--min-atoms", minimum=len(SEED_SITES) + 1)
@@ -133,24 +135,13 @@ def _check(runs, steps, min_atoms, max_atoms, unstable, unstable_runs, split_by)
 
 
 def generate_growth(
-    out: str | Path,
-    *,
-    elements: Sequence[str] = ("Al", "Cu"),
-    runs: int = 20,
-    steps: int = 100,
-    min_atoms: int = 15,
-    max_atoms: int = 75,
-    unstable: bool = False,
-    unstable_runs: int = 5,
-    scales: str | Sequence[float] = DEFAULT_SCALES,
-    seed: int = 0,
-    split: str | Sequence[float] = (0.6, 0.2, 0.2),
-    split_by: str = "group",
-    lattice: str = "minimize",
-    flush_every: int = 200,
-    overwrite: bool = False,
+    out: str | Path, *, elements: Sequence[str] = ("Al", "Cu"), runs: int = 20, steps: int = 100,
+    min_atoms: int = 15, max_atoms: int = 75, unstable: bool = False, unstable_runs: int = 5,
+    scales: str | Sequence[float] = DEFAULT_SCALES, seed: int = 0,
+    split: str | Sequence[float] = (0.6, 0.2, 0.2), split_by: str = "group",
+    lattice: str = "minimize", flush_every: int = 200, overwrite: bool = False,
     progress: bool | Progress = True,
-) -> DatagenResult:
+) -> DatagenResult:  # fmt: skip
     """Write the Stable (or, with ``unstable``, the Unstable) Crystal-Growth dataset (module
     docstring) to ``out``, continuing an interrupted run with the same settings.
 

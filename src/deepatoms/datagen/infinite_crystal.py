@@ -182,17 +182,10 @@ def _check(points: int, train_points: int) -> None:
 
 
 def generate_infinite_crystal(
-    out: str | Path,
-    *,
-    elements: Sequence[str] = ("Al", "Cu"),
-    points: int = 20000,
-    train_points: int = 8,
-    cell: str = "conventional",
-    lattice: str = "minimize",
-    seed: int = 0,
-    overwrite: bool = False,
-    progress: bool | Progress = True,
-) -> DatagenResult:
+    out: str | Path, *, elements: Sequence[str] = ("Al", "Cu"), points: int = 20000,
+    train_points: int = 8, cell: str = "conventional", lattice: str = "minimize", seed: int = 0,
+    overwrite: bool = False, progress: bool | Progress = True,
+) -> DatagenResult:  # fmt: skip
     """Write the Infinite-Crystal dataset (module docstring) to ``out``; an interrupted run
     continues per element with the same settings.
 

@@ -92,21 +92,11 @@ def _jsonable(info: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def generate_md(
-    atoms: Atoms,
-    calculator: Calculator,
-    provenance: Mapping[str, Any],
-    *,
-    temperature: float = 500.0,
-    timestep: float = 0.5,
-    n_frames: int = 1000,
-    stride: int = 10,
-    seed: int = 0,
-    equilibration_steps: int = 1000,
-    friction: float = 0.01,
-    rattle: float = 0.0,
-    strain: float = 0.0,
-    progress: Progress | None = None,
-) -> tuple[PackedSystems, dict[str, Any]]:
+    atoms: Atoms, calculator: Calculator, provenance: Mapping[str, Any], *,
+    temperature: float = 500.0, timestep: float = 0.5, n_frames: int = 1000, stride: int = 10,
+    seed: int = 0, equilibration_steps: int = 1000, friction: float = 0.01, rattle: float = 0.0,
+    strain: float = 0.0, progress: Progress | None = None,
+) -> tuple[PackedSystems, dict[str, Any]]:  # fmt: skip
     """Run Langevin MD with ``calculator`` and record labelled frames (see module docstring).
 
     Args:
@@ -193,8 +183,10 @@ def generate_md(
     return data, metadata
 
 
-def _dynamics(atoms: Atoms, calculator: Calculator, temperature: float, timestep: float,
-              friction: float, periodic: bool, rng: np.random.Generator) -> tuple[Atoms, Any]:  # fmt: skip
+def _dynamics(
+    atoms: Atoms, calculator: Calculator, temperature: float, timestep: float, friction: float,
+    periodic: bool, rng: np.random.Generator,
+) -> tuple[Atoms, Any]:  # fmt: skip
     """A copy of ``atoms`` with thermal velocities (no net momentum, no rotation for molecules)
     and its Langevin integrator with the centre of mass fixed."""
     md_atoms = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
@@ -209,9 +201,11 @@ def _dynamics(atoms: Atoms, calculator: Calculator, temperature: float, timestep
     return md_atoms, dyn
 
 
-def _record(md_atoms: Atoms, dyn: Any, calculator: Calculator, rng: np.random.Generator,
-            n_frames: int, stride: int, equilibration_steps: int, rattle: float, strain: float,
-            periodic: bool, progress: Progress | None) -> dict[str, np.ndarray]:  # fmt: skip
+def _record(
+    md_atoms: Atoms, dyn: Any, calculator: Calculator, rng: np.random.Generator, n_frames: int,
+    stride: int, equilibration_steps: int, rattle: float, strain: float, periodic: bool,
+    progress: Progress | None,
+) -> dict[str, np.ndarray]:  # fmt: skip
     """Equilibrate, then record ``n_frames`` frames every ``stride`` steps (perturbed copies
     when ``rattle`` or ``strain`` > 0): positions, cells, energy, forces, stress, kinetic T."""
     n_at = len(md_atoms)

@@ -109,15 +109,9 @@ def candidate_space(
 
 
 def relax_candidate(
-    atoms: Atoms,
-    calculator: Any,
-    *,
-    fmax: float,
-    steps: int,
-    optimizer: str,
-    rattle: float = 0.0,
+    atoms: Atoms, calculator: Any, *, fmax: float, steps: int, optimizer: str, rattle: float = 0.0,
     rng: np.random.Generator | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     """Relax cell and positions of ``atoms`` (Å) with ``calculator``.
 
     Returns ``atoms`` (relaxed; the initial structure if the calculator failed), ``energy``
@@ -189,7 +183,9 @@ def _check(fmax: float, steps: int, rattle: float, limit: int | None, flush_ever
 class _Rows:
     """Finished candidates waiting to be written (both geometries)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+    ) -> None:  # fmt: skip
         self.atoms: dict[str, list[Atoms]] = {"initial": [], "relaxed": []}
         self.props: dict[str, list[Any]] = {}
 
@@ -326,23 +322,12 @@ def _flush(out: Path, rows: _Rows, provenance: dict[str, Any]) -> None:
 
 
 def generate_prototype_set(
-    out_dir: str | Path,
-    *,
-    elements: Sequence[str] = DEFAULT_ELEMENTS,
-    arities: Sequence[int] = DEFAULT_ARITIES,
-    prototypes: Sequence[str] = DEFAULT_PROTOTYPES,
-    fmax: float = 0.01,
-    steps: int = 500,
-    optimizer: str = "bfgs",
-    rescale: str = "volume",
-    rattle: float = 0.0,
-    seed: int = 0,
-    resume: bool = False,
-    overwrite: bool = False,
-    limit: int | None = None,
-    flush_every: int = 50,
-    progress: bool | Progress = True,
-) -> DatagenResult:
+    out_dir: str | Path, *, elements: Sequence[str] = DEFAULT_ELEMENTS,
+    arities: Sequence[int] = DEFAULT_ARITIES, prototypes: Sequence[str] = DEFAULT_PROTOTYPES,
+    fmax: float = 0.01, steps: int = 500, optimizer: str = "bfgs", rescale: str = "volume",
+    rattle: float = 0.0, seed: int = 0, resume: bool = False, overwrite: bool = False,
+    limit: int | None = None, flush_every: int = 50, progress: bool | Progress = True,
+) -> DatagenResult:  # fmt: skip
     """Relax every candidate with EMT and write ``initial.h5`` and ``relaxed.h5`` (module
     docstring) into ``out_dir``.
 

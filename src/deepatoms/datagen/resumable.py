@@ -140,18 +140,10 @@ class GeneratedDataset:
     """
 
     def __init__(
-        self,
-        path: str | Path,
-        *,
-        source: str,
-        settings: Mapping[str, Any],
-        n_bases: int,
-        units: Mapping[str, str],
-        extra_metadata: Mapping[str, Any] | None = None,
-        provenance: Mapping[str, Any] | None = None,
-        flush_every: int = 50,
-        overwrite: bool = False,
-    ) -> None:
+        self, path: str | Path, *, source: str, settings: Mapping[str, Any], n_bases: int,
+        units: Mapping[str, str], extra_metadata: Mapping[str, Any] | None = None,
+        provenance: Mapping[str, Any] | None = None, flush_every: int = 50, overwrite: bool = False,
+    ) -> None:  # fmt: skip
         self.path = Path(path)
         self.source = source
         self.settings = _jsonable(dict(settings))

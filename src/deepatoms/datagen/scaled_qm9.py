@@ -154,20 +154,12 @@ def _check(molecules: int, first: int, calculator: str) -> None:
 
 
 def generate_scaled_qm9(
-    out: str | Path,
-    molecules: int,
-    *,
-    first: int = 0,
-    scales: str | Sequence[float] = DEFAULT_SCALES,
-    seed: int = 0,
-    bond_rule: str = "rdkit",
-    calculator: str = "xtb",
-    split: str | Sequence[float] = (0.8, 0.1, 0.1),
-    temperatures: Sequence[float] = XTB_TEMPERATURES,
-    flush_every: int = 50,
-    overwrite: bool = False,
-    progress: bool | Progress = True,
-) -> DatagenResult:
+    out: str | Path, molecules: int, *, first: int = 0,
+    scales: str | Sequence[float] = DEFAULT_SCALES, seed: int = 0, bond_rule: str = "rdkit",
+    calculator: str = "xtb", split: str | Sequence[float] = (0.8, 0.1, 0.1),
+    temperatures: Sequence[float] = XTB_TEMPERATURES, flush_every: int = 50,
+    overwrite: bool = False, progress: bool | Progress = True,
+) -> DatagenResult:  # fmt: skip
     """Write the Augmented-QM9 dataset (module docstring) to ``out``, continuing an interrupted
     run with the same settings.
 
@@ -256,8 +248,8 @@ def _provenance(labeller: dict, temps: list[float], bond_rule: str) -> dict[str,
 
 
 def _label_molecule(
-    atoms: Atoms, base: dict, grid: np.ndarray, temps: list[float], method: str,
-    bond_rule: str, vocab: list[str], stats: dict,
+    atoms: Atoms, base: dict, grid: np.ndarray, temps: list[float], method: str, bond_rule: str,
+    vocab: list[str], stats: dict,
 ) -> tuple[PackedSystems | None, list[dict[str, Any]]]:  # fmt: skip
     """The scaled copies of one molecule labelled with xTB (None if every point failed);
     ``stats`` counts points, xTB seconds and retried points."""

@@ -195,20 +195,11 @@ def _row(true: Sequence[Any], pred: Sequence[Any], hungarian: bool, pick: np.nda
 
 @torch.no_grad()
 def evaluate_density_model(
-    loaded: LoadedDensityModel,
-    crystals: CrystalSet,
-    out_dir: str | Path,
-    rotations: int = 3,
-    seed: int = 0,
-    regime: str | None = None,
-    batch_size: int = 8,
-    connectivity: int = 6,
-    hungarian: bool = False,
-    n_examples: int = 4,
-    plots: bool = True,
-    model_name: str = "",
+    loaded: LoadedDensityModel, crystals: CrystalSet, out_dir: str | Path, rotations: int = 3,
+    seed: int = 0, regime: str | None = None, batch_size: int = 8, connectivity: int = 6,
+    hungarian: bool = False, n_examples: int = 4, plots: bool = True, model_name: str = "",
     progress: Callable[[int, int], None] | None = None,
-) -> dict:
+) -> dict:  # fmt: skip
     """Evaluate ``loaded`` on ``crystals`` (module docstring); returns the ``metrics.json`` dict.
 
     ``regime``: ``single`` | ``repeated`` (default: the model's training regime). In the single
@@ -299,15 +290,9 @@ def evaluate_density_model(
 
 
 def _plots(
-    plots: Path,
-    result: dict,
-    truth: list,
-    pred: list,
-    recon: list[np.ndarray],
-    nn_true: np.ndarray,
-    nn_pred: np.ndarray,
-    grid,
-) -> dict[str, str]:
+    plots: Path, result: dict, truth: list, pred: list, recon: list[np.ndarray],
+    nn_true: np.ndarray, nn_pred: np.ndarray, grid,
+) -> dict[str, str]:  # fmt: skip
     """The evaluation figures in ``plots``; returns {name: path}."""
     st = result["settings"]
     arrays = _pairs(truth, pred)

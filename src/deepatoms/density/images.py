@@ -83,7 +83,9 @@ def density_image(density: np.ndarray, grid, axis: int = 2, mode: str = "project
     raise ValueError(f"mode must be 'projection' or 'slice', got {mode!r}")
 
 
-def _draw(ax, image, grid, axis, atoms, reference, cmap, vmin, vmax, title, first_column):
+def _draw(
+    ax, image, grid, axis, atoms, reference, cmap, vmin, vmax, title, first_column,
+):  # fmt: skip
     """One panel: the image over [0, box]² with atoms projected onto the plane."""
     from ase.data import chemical_symbols
     from ase.data.colors import jmol_colors
@@ -118,18 +120,12 @@ def _draw(ax, image, grid, axis, atoms, reference, cmap, vmin, vmax, title, firs
 
 
 def plot_panels(
-    rows: Sequence[Sequence[np.ndarray]],
-    grid,
-    path: str | Path,
-    atoms: Sequence[Sequence[Any]] | None = None,
-    reference: Sequence[Sequence[Any]] | None = None,
-    titles: Sequence[Sequence[str]] | None = None,
-    row_labels: Sequence[str] | None = None,
-    diverging_rows: Sequence[int] = (),
-    axis: int | Sequence[int] = 2,
-    mode: str = "projection",
+    rows: Sequence[Sequence[np.ndarray]], grid, path: str | Path,
+    atoms: Sequence[Sequence[Any]] | None = None, reference: Sequence[Sequence[Any]] | None = None,
+    titles: Sequence[Sequence[str]] | None = None, row_labels: Sequence[str] | None = None,
+    diverging_rows: Sequence[int] = (), axis: int | Sequence[int] = 2, mode: str = "projection",
     suptitle: str = "",
-) -> Path:
+) -> Path:  # fmt: skip
     """A table of density panels (one row per list in ``rows``), written as PNG to ``path``.
 
     ``atoms``, ``reference`` and ``titles`` follow the nesting of ``rows`` (None entries allowed);
@@ -186,14 +182,9 @@ def plot_panels(
 
 
 def plot_density(
-    density: np.ndarray,
-    grid,
-    path: str | Path,
-    atoms: Any = None,
-    reference: Any = None,
-    title: str = "",
-    mode: str = "projection",
-) -> Path:
+    density: np.ndarray, grid, path: str | Path, atoms: Any = None, reference: Any = None,
+    title: str = "", mode: str = "projection",
+) -> Path:  # fmt: skip
     """One density seen along x, y and z (three panels) with its atoms; PNG at ``path``."""
     return plot_panels(
         [[density] * 3], grid, path, atoms=[[atoms] * 3], reference=[[reference] * 3],
@@ -202,15 +193,10 @@ def plot_density(
 
 
 def plot_strip(
-    densities: Sequence[np.ndarray],
-    grid,
-    path: str | Path,
-    atoms: Sequence[Any] | None = None,
-    titles: Sequence[str] | None = None,
-    axis: int = 2,
-    mode: str = "projection",
+    densities: Sequence[np.ndarray], grid, path: str | Path, atoms: Sequence[Any] | None = None,
+    titles: Sequence[str] | None = None, axis: int = 2, mode: str = "projection",
     suptitle: str = "",
-) -> Path:
+) -> Path:  # fmt: skip
     """A row of densities (e.g. an interpolation A → B, §8) with their recovered atoms."""
     return plot_panels(
         [list(densities)], grid, path, atoms=None if atoms is None else [list(atoms)],
@@ -220,16 +206,10 @@ def plot_strip(
 
 
 def plot_sweep(
-    densities: Sequence[np.ndarray],
-    reference: np.ndarray,
-    values: Sequence[float],
-    grid,
-    path: str | Path,
-    atoms: Sequence[Any] | None = None,
-    label: str = "z",
-    axis: int = 2,
+    densities: Sequence[np.ndarray], reference: np.ndarray, values: Sequence[float], grid,
+    path: str | Path, atoms: Sequence[Any] | None = None, label: str = "z", axis: int = 2,
     mode: str = "projection",
-) -> Path:
+) -> Path:  # fmt: skip
     """A latent sweep (§8): decodes for each value (top) and their difference to ``reference``.
 
     ``reference`` is the unaltered decode; the bottom row shows M(value) − M(reference).
@@ -278,14 +258,9 @@ def plot_nn_histogram(
 
 
 def plot_evaluation(
-    true_to_pred: np.ndarray,
-    pred_to_true: np.ndarray,
-    count_errors: np.ndarray,
-    z_true: np.ndarray,
-    z_pred: np.ndarray,
-    path: str | Path,
-    title: str = "",
-) -> Path:
+    true_to_pred: np.ndarray, pred_to_true: np.ndarray, count_errors: np.ndarray,
+    z_true: np.ndarray, z_pred: np.ndarray, path: str | Path, title: str = "",
+) -> Path:  # fmt: skip
     """Evaluation summary (§7): distance histograms both ways, Δn histogram and a Z parity plot.
 
     Distances in Å (true → nearest predicted, predicted → nearest true); ``count_errors`` are

@@ -227,15 +227,9 @@ def check_fits_box(
 
 
 def make_samples(
-    crystals: Sequence[Atoms],
-    grid: GridSpec,
-    regime: str = "single",
-    rotations: int = 1,
-    seed: int = 0,
-    rotate: bool = True,
-    centre: str = "cell",
-    progress: Progress = None,
-) -> list[VoxelSample]:
+    crystals: Sequence[Atoms], grid: GridSpec, regime: str = "single", rotations: int = 1,
+    seed: int = 0, rotate: bool = True, centre: str = "cell", progress: Progress = None,
+) -> list[VoxelSample]:  # fmt: skip
     """Voxel samples of ``crystals`` (``rotations`` per crystal, crystal-major order, §2).
 
     Sample i of crystal c uses the random numbers of ``DensityDataset`` item c·rotations + i at
@@ -313,16 +307,10 @@ def encode_samples(
 
 
 def encode_crystals(
-    loaded: LoadedDensityModel,
-    crystals: Sequence[Atoms],
-    rotations: int = 1,
-    seed: int = 0,
-    regime: str | None = None,
-    rotate: bool = True,
-    batch_size: int = 16,
-    ids: Sequence[str] | None = None,
-    progress: Progress = None,
-) -> Encoded:
+    loaded: LoadedDensityModel, crystals: Sequence[Atoms], rotations: int = 1, seed: int = 0,
+    regime: str | None = None, rotate: bool = True, batch_size: int = 16,
+    ids: Sequence[str] | None = None, progress: Progress = None,
+) -> Encoded:  # fmt: skip
     """Encode ``crystals`` with a loaded density model (``load_density_model``), §8.
 
     Each crystal gives ``rotations`` seeded samples in the model's regime (``meta["regime"]``,
@@ -369,14 +357,9 @@ def alpha_inputs(
 
 @torch.no_grad()
 def decode_latents(
-    loaded: LoadedDensityModel,
-    z: np.ndarray,
-    scale: float | np.ndarray | None = None,
-    batch_size: int = 8,
-    connectivity: int = 6,
-    weighted: bool = False,
-    progress: Progress = None,
-) -> Decoded:
+    loaded: LoadedDensityModel, z: np.ndarray, scale: float | np.ndarray | None = None,
+    batch_size: int = 8, connectivity: int = 6, weighted: bool = False, progress: Progress = None,
+) -> Decoded:  # fmt: skip
     """Decode latents [N, latent] → M̂ → U-Net → atoms (§6, §8).
 
     ``scale`` is the conditioning factor m (one number or one per row) and is required by a

@@ -156,16 +156,11 @@ def cv_folds(n: int, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.nda
 
 
 def cross_validate(
-    features: np.ndarray,
-    targets: Mapping[str, np.ndarray],
-    models: Sequence[str] = ("ridge", "mlp", "rf"),
-    folds: int = 5,
-    seed: int = 0,
-    mlp_solver: str = "lbfgs",
-    n_jobs: int = 1,
-    progress: Callable[[int, int], None] | None = None,
+    features: np.ndarray, targets: Mapping[str, np.ndarray],
+    models: Sequence[str] = ("ridge", "mlp", "rf"), folds: int = 5, seed: int = 0,
+    mlp_solver: str = "lbfgs", n_jobs: int = 1, progress: Callable[[int, int], None] | None = None,
     rf_max_features: float | str = 1.0,
-) -> dict[str, dict[str, dict[str, Any]]]:
+) -> dict[str, dict[str, dict[str, Any]]]:  # fmt: skip
     """k-fold CV of each baseline model on each property.
 
     Returns ``{model: {property: {"mae": eV, "fold_mae": [eV per fold], "n": rows}}}``; the MAE

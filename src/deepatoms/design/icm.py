@@ -157,20 +157,14 @@ def _encode_robust(
 
 
 def iterated_conditional_modes(
-    z0: np.ndarray,
-    decode: Callable[[np.ndarray], list[str | None]],
+    z0: np.ndarray, decode: Callable[[np.ndarray], list[str | None]],
     encode: Callable[[Sequence[str]], np.ndarray],
-    predict: Callable[[np.ndarray], dict[str, np.ndarray]],
-    targets: Mapping[str, float],
-    is_valid: Callable[[str], bool],
-    exclude: set[str] | frozenset[str] = frozenset(),
-    key: Callable[[str], str] = str,
-    n_iter: int = PAPER_ITERATIONS,
-    top_k: int = PAPER_TOP_K,
-    chunk: int = DEFAULT_CHUNK,
-    progress: Callable[[int, int, int], None] | None = None,
+    predict: Callable[[np.ndarray], dict[str, np.ndarray]], targets: Mapping[str, float],
+    is_valid: Callable[[str], bool], exclude: set[str] | frozenset[str] = frozenset(),
+    key: Callable[[str], str] = str, n_iter: int = PAPER_ITERATIONS, top_k: int = PAPER_TOP_K,
+    chunk: int = DEFAULT_CHUNK, progress: Callable[[int, int, int], None] | None = None,
     on_iteration: Callable[[ICMIteration], None] | None = None,
-) -> ICMResult:
+) -> ICMResult:  # fmt: skip
     """Paper D Algorithm 1 from the latent points ``z0`` [N, d] (see the module docstring).
 
     ``decode(z [c, d]) -> [str | None]`` (greedy masked decode, None = unfinished);
@@ -225,16 +219,11 @@ def iterated_conditional_modes(
 
 
 def _one_iteration(
-    z: np.ndarray,
-    it: int,
-    decode: Callable[[np.ndarray], list[str | None]],
-    encode: Callable[[Sequence[str]], np.ndarray],
-    is_valid: Callable[[str], bool],
-    key: Callable[[str], str],
-    exclude: set[str] | frozenset[str],
-    chunk: int,
+    z: np.ndarray, it: int, decode: Callable[[np.ndarray], list[str | None]],
+    encode: Callable[[Sequence[str]], np.ndarray], is_valid: Callable[[str], bool],
+    key: Callable[[str], str], exclude: set[str] | frozenset[str], chunk: int,
     progress: Callable[[int, int, int], None] | None,
-) -> tuple[np.ndarray, list[str], list[str], ICMIteration]:
+) -> tuple[np.ndarray, list[str], list[str], ICMIteration]:  # fmt: skip
     """Decode → filter → encode of one ICM iteration, chunk by chunk: (ẑ, x̂, keys, counts)."""
     stats = ICMIteration(iteration=it, population=len(z))
     seen: set[str] = set()
@@ -273,19 +262,12 @@ def _predict_chunked(
 
 
 def run_design(
-    latent_space: Any,
-    regressors: Any,
-    targets: Mapping[str, float],
-    n_samples: int = PAPER_SAMPLES,
-    seed: int = 0,
-    n_iter: int = PAPER_ITERATIONS,
-    top_k: int = PAPER_TOP_K,
-    training_strings: Sequence[str] = (),
-    chunk: int = DEFAULT_CHUNK,
-    batch_size: int = 1024,
-    progress: Callable[[int, int, int], None] | None = None,
+    latent_space: Any, regressors: Any, targets: Mapping[str, float],
+    n_samples: int = PAPER_SAMPLES, seed: int = 0, n_iter: int = PAPER_ITERATIONS,
+    top_k: int = PAPER_TOP_K, training_strings: Sequence[str] = (), chunk: int = DEFAULT_CHUNK,
+    batch_size: int = 1024, progress: Callable[[int, int, int], None] | None = None,
     on_iteration: Callable[[ICMIteration], None] | None = None,
-) -> ICMResult:
+) -> ICMResult:  # fmt: skip
     """ICM with a trained latent space and regressors (``deepatoms.design.latent.LatentSpace``,
     ``deepatoms.models.latent_regressor.LatentRegressors``), from ``n_samples`` prior draws of ``seed``.
 

@@ -74,15 +74,10 @@ def reconstruction_accuracy(
 
 
 def prior_metrics(
-    space: LatentSpace,
-    n: int,
-    seed: int = 0,
-    training: Iterable[str] = (),
-    is_valid: Callable[[str], bool] | None = None,
-    key: Callable[[str], str] | None = None,
-    batch_size: int = 1024,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
+    space: LatentSpace, n: int, seed: int = 0, training: Iterable[str] = (),
+    is_valid: Callable[[str], bool] | None = None, key: Callable[[str], str] | None = None,
+    batch_size: int = 1024, progress: Progress | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Validity, uniqueness and novelty of ``n`` greedy decodes of z ~ N(0, I) (module doc).
 
     ``is_valid``/``key`` default to ``grammar.validity`` for the space's grammar.
@@ -189,14 +184,9 @@ def active_dimensions(
 
 
 def evaluate_vae(
-    space: LatentSpace,
-    strings: Sequence[str],
-    training: Iterable[str] = (),
-    n_prior: int = 1000,
-    seed: int = 0,
-    iw_samples: int = 0,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
+    space: LatentSpace, strings: Sequence[str], training: Iterable[str] = (), n_prior: int = 1000,
+    seed: int = 0, iw_samples: int = 0, progress: Progress | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """All §4 metrics on ``strings`` (e.g. the test split); novelty against ``training``.
 
     ``progress(done, total)`` follows the decoding of the reconstructions, then of the prior

@@ -95,14 +95,10 @@ def nearest_bin(distances: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
 
 
 def grid_log_density(
-    offsets: torch.Tensor,
-    centres: torch.Tensor,
-    node_positions: torch.Tensor,
-    node_step: torch.Tensor,
-    dist_logp: torch.Tensor,
-    bins: torch.Tensor,
+    offsets: torch.Tensor, centres: torch.Tensor, node_positions: torch.Tensor,
+    node_step: torch.Tensor, dist_logp: torch.Tensor, bins: torch.Tensor,
     max_elements: int = MAX_ELEMENTS,
-) -> torch.Tensor:
+) -> torch.Tensor:  # fmt: skip
     """Summed log-density log p̃ [S, P] of the grid points of S steps (Eq. 3, unnormalised).
 
     The grid of step s is ``centres[s] + offsets`` (``offsets`` [P, 3], ``centres`` [S, 3], Å).

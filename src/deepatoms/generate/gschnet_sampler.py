@@ -61,14 +61,9 @@ _RUNNING, _FINISHED, _CAP, _NAN = 0, 1, 2, 3
 
 
 def generate_molecules(
-    model: nn.Module,
-    n: int,
-    temperature: float = 0.1,
-    seed: int = 0,
-    max_atoms: int = 35,
-    chunk: int = 1000,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[Atoms], dict]:
+    model: nn.Module, n: int, temperature: float = 0.1, seed: int = 0, max_atoms: int = 35,
+    chunk: int = 1000, progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Atoms], dict]:  # fmt: skip
     """Generate ``n`` molecules with a G-SchNet ``model``; returns (finished molecules, stats).
 
     ``temperature`` T > 0 of the position distribution (Eq. 5); ``max_atoms``: molecules reaching

@@ -45,14 +45,9 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> str:
 
 
 def write_molecules(
-    path: str | os.PathLike,
-    molecules: Sequence[Atoms],
-    model: str,
-    seed: int,
-    temperature: float,
-    metadata: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
-) -> int:
+    path: str | os.PathLike, molecules: Sequence[Atoms], model: str, seed: int, temperature: float,
+    metadata: Mapping[str, Any] | None = None, overwrite: bool = False,
+) -> int:  # fmt: skip
     """Write ``molecules`` to ``path`` (.db or .xyz/.extxyz); returns the number of rows.
 
     Key-value pairs per row: ``model``, ``seed``, ``temperature`` and ``index`` (from

@@ -244,15 +244,10 @@ def _bond_graph(data: PackedSystems, bonds: list[np.ndarray], orders: list[np.nd
 
 
 def prepare_molecules(
-    data: PackedSystems,
-    no_small_rings: bool = False,
-    n_train: int | float | None = None,
-    n_val: int | float | None = None,
-    n_test: int | float | None = None,
-    split_seed: int = 0,
-    kind: str = "qm9",
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[PackedSystems, dict[str, Any]]:
+    data: PackedSystems, no_small_rings: bool = False, n_train: int | float | None = None,
+    n_val: int | float | None = None, n_test: int | float | None = None, split_seed: int = 0,
+    kind: str = "qm9", progress: Callable[[int, int], None] | None = None,
+) -> tuple[PackedSystems, dict[str, Any]]:  # fmt: skip
     """Steps 3–6 of the module docstring on any molecules: centre, sort, perceive, drop invalid
     (and, with ``no_small_rings``, R3/R4) molecules, store bonds, SMILES, rings and the split.
 
@@ -326,18 +321,11 @@ def prepare_molecules(
 
 
 def prepare_qm9_generative(
-    limit: int | None = None,
-    first: int | None = None,
-    max_gap: float | None = None,
-    where: str | None = None,
-    no_small_rings: bool = False,
-    n_train: int | float | None = None,
-    n_val: int | float | None = None,
-    n_test: int | float | None = None,
-    split_seed: int = 0,
-    seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[PackedSystems, dict[str, Any]]:
+    limit: int | None = None, first: int | None = None, max_gap: float | None = None,
+    where: str | None = None, no_small_rings: bool = False, n_train: int | float | None = None,
+    n_val: int | float | None = None, n_test: int | float | None = None, split_seed: int = 0,
+    seed: int = 0, progress: Callable[[int, int], None] | None = None,
+) -> tuple[PackedSystems, dict[str, Any]]:  # fmt: skip
     """QM9 prepared for G-SchNet (module docstring): ``(data, metadata)``.
 
     Args:

@@ -177,14 +177,10 @@ def rule_masks(grammar: Grammar, targets: torch.Tensor) -> torch.Tensor:
 
 
 def masked_decode(
-    logits_fn: Callable[[int, torch.Tensor], torch.Tensor],
-    grammar: Grammar,
-    batch_size: int,
-    max_len: int,
-    greedy: bool = True,
-    generator: torch.Generator | None = None,
+    logits_fn: Callable[[int, torch.Tensor], torch.Tensor], grammar: Grammar, batch_size: int,
+    max_len: int, greedy: bool = True, generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
-) -> DecodeResult:
+) -> DecodeResult:  # fmt: skip
     """Decode ``batch_size`` derivations with grammar masks.
 
     Args:

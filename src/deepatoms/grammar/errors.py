@@ -31,16 +31,9 @@ class GrammarParseError(GrammarError):
     """
 
     def __init__(
-        self,
-        text: str,
-        position: int,
-        token: str,
-        expected: list[str],
-        *,
-        index: int | None = None,
-        grammar: str = "",
-        end_ok: bool = False,
-    ) -> None:
+        self, text: str, position: int, token: str, expected: list[str], *,
+        index: int | None = None, grammar: str = "", end_ok: bool = False,
+    ) -> None:  # fmt: skip
         self.text, self.position, self.token = text, position, token
         self.expected, self.index, self.grammar, self.end_ok = (
             list(expected),
@@ -88,7 +81,9 @@ class GrammarParseError(GrammarError):
         )
 
 
-def _rebuild_parse_error(text, position, token, expected, index, grammar, end_ok):
+def _rebuild_parse_error(
+    text, position, token, expected, index, grammar, end_ok,
+):  # fmt: skip
     return GrammarParseError(
         text, position, token, expected, index=index, grammar=grammar, end_ok=end_ok
     )

@@ -68,7 +68,9 @@ def double_conv(c_in: int, c_out: int, norm: str = "batch") -> nn.Sequential:
 class AttentionGate(nn.Module):
     """Additive attention gate (Oktay et al. 2018): x·sigmoid(ψ(ReLU(W_x x + W_g g)))."""
 
-    def __init__(self, x_channels: int, g_channels: int, inter_channels: int) -> None:
+    def __init__(
+        self, x_channels: int, g_channels: int, inter_channels: int,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.w_x = nn.Conv3d(x_channels, inter_channels, 1, bias=False)
         self.w_g = nn.Conv3d(g_channels, inter_channels, 1)

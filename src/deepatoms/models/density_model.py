@@ -150,14 +150,9 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def joint_loss(
-    out: Mapping[str, torch.Tensor],
-    density: torch.Tensor,
-    classes: torch.Tensor,
-    beta: float,
-    class_weights: torch.Tensor | None = None,
-    seg_loss: str = "ce",
-    recon_reduction: str = "mean",
-) -> dict[str, torch.Tensor]:
+    out: Mapping[str, torch.Tensor], density: torch.Tensor, classes: torch.Tensor, beta: float,
+    class_weights: torch.Tensor | None = None, seg_loss: str = "ce", recon_reduction: str = "mean",
+) -> dict[str, torch.Tensor]:  # fmt: skip
     """Eq. 2 terms: ``total``, ``recon_mse`` (always the voxel mean), ``kl``, ``seg_ce``.
 
     ``out`` is :meth:`DensityVAEModel.forward`'s dict, ``density`` [B, 1, n, n, n] the target M,

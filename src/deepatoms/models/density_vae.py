@@ -122,15 +122,10 @@ class DensityEncoder(nn.Module):
     """Density [B, 1, n, n, n] → (μ, log σ²), each [B, latent] (§3 encoder table)."""
 
     def __init__(
-        self,
-        n: int,
-        latent: int = 300,
-        widths: Sequence[int] = (16, 32, 64, 128),
-        kernels: Sequence[int] = (5, 3, 3, 3),
-        strides: Sequence[int] = (2, 1, 1, 2),
-        padding: str = "none",
-        leaky_slope: float = 0.01,
-    ) -> None:
+        self, n: int, latent: int = 300, widths: Sequence[int] = (16, 32, 64, 128),
+        kernels: Sequence[int] = (5, 3, 3, 3), strides: Sequence[int] = (2, 1, 1, 2),
+        padding: str = "none", leaky_slope: float = 0.01,
+    ) -> None:  # fmt: skip
         super().__init__()
         _check_lengths("model.encoder", widths=widths, kernels=kernels, strides=strides)
         self.sizes = encoder_sizes(n, kernels, strides, padding)
@@ -159,18 +154,11 @@ class DensityDecoder(nn.Module):
     """Latent [B, latent] → density [B, 1, n, n, n] ≥ 0 (§3 decoder table)."""
 
     def __init__(
-        self,
-        n: int,
-        latent: int = 300,
-        start: int = 5,
-        widths: Sequence[int] = (128, 64, 32, 16),
-        kernels: Sequence[int] = (5, 5, 4, 4),
-        paddings: Sequence[int] = (2, 1, 0, 0),
-        batchnorm: bool = False,
-        resize: bool = False,
-        out_bias: float = 0.1,
+        self, n: int, latent: int = 300, start: int = 5, widths: Sequence[int] = (128, 64, 32, 16),
+        kernels: Sequence[int] = (5, 5, 4, 4), paddings: Sequence[int] = (2, 1, 0, 0),
+        batchnorm: bool = False, resize: bool = False, out_bias: float = 0.1,
         leaky_slope: float = 0.01,
-    ) -> None:
+    ) -> None:  # fmt: skip
         super().__init__()
         _check_lengths("model.decoder", widths=widths, kernels=kernels, paddings=paddings)
         self.sizes = decoder_sizes(start, kernels, paddings)

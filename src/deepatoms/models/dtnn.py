@@ -40,7 +40,9 @@ from deepatoms.nn.scatter import check_aggregation, scatter_reduce, segment_coun
 class DTNNInteraction(nn.Module):
     """The factorised tensor interaction of Eq. 3.7, shared by all passes."""
 
-    def __init__(self, n_atom_basis: int, n_rbf: int, n_factors: int) -> None:
+    def __init__(
+        self, n_atom_basis: int, n_rbf: int, n_factors: int,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.in2fac = Dense(n_atom_basis, n_factors, bias=True)  # W^{fx}, b^{f1}
         self.dist2fac = Dense(n_rbf, n_factors, bias=True)  # W^{fd}, b^{f2}

@@ -106,16 +106,10 @@ def scaling_probability(scale: torch.Tensor, sigma: float = 0.1) -> torch.Tensor
 
 
 def auxiliary_targets(
-    numbers: torch.Tensor,
-    batch: torch.Tensor,
-    n_systems: int,
-    scale: torch.Tensor | None = None,
-    *,
-    elements: Sequence[int] = (1, 6, 7, 8, 9, 13, 29),
-    heads: Sequence[str] = AUX_HEADS,
-    orbitals: str = "subshell",
-    scaling_sigma: float = 0.1,
-) -> dict[str, torch.Tensor]:
+    numbers: torch.Tensor, batch: torch.Tensor, n_systems: int, scale: torch.Tensor | None = None,
+    *, elements: Sequence[int] = (1, 6, 7, 8, 9, 13, 29), heads: Sequence[str] = AUX_HEADS,
+    orbitals: str = "subshell", scaling_sigma: float = 0.1,
+) -> dict[str, torch.Tensor]:  # fmt: skip
     """Per-system auxiliary targets {head: [B, k] float64} (§4).
 
     ``numbers`` [N] atomic numbers, ``batch`` [N] system index of each atom, ``scale`` [B] the

@@ -134,17 +134,10 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def vae_loss(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    mu: torch.Tensor,
-    logvar: torch.Tensor,
-    alpha: float = 1.0,
-    *,
-    null_index: int | None = None,
-    exclude_padding: bool = False,
-    allowed: torch.Tensor | None = None,
-    free_bits: float = 0.0,
-) -> dict[str, torch.Tensor]:
+    logits: torch.Tensor, targets: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+    alpha: float = 1.0, *, null_index: int | None = None, exclude_padding: bool = False,
+    allowed: torch.Tensor | None = None, free_bits: float = 0.0,
+) -> dict[str, torch.Tensor]:  # fmt: skip
     """The α-weighted negative ELBO (module docstring; Paper D Eq. B2), averaged over the batch.
 
     ``logits [B, T, R]``, ``targets [B, T]`` production indices, ``mu``/``logvar [B, d]``.

@@ -129,19 +129,11 @@ class GSchNet(nn.Module):
     """
 
     def __init__(
-        self,
-        n_atom_basis: int = 128,
-        n_interactions: int = 9,
-        n_filters: int | None = None,
-        rbf: dict | None = None,
-        cutoff_fn: str | None = "cosine",
-        cutoff: float | None = 10.0,
-        type_head: list[int] | None = None,
-        distance_head: list[int] | None = None,
-        n_bins: int = 300,
-        max_distance: float = 15.0,
-        config: dict | None = None,
-    ) -> None:
+        self, n_atom_basis: int = 128, n_interactions: int = 9, n_filters: int | None = None,
+        rbf: dict | None = None, cutoff_fn: str | None = "cosine", cutoff: float | None = 10.0,
+        type_head: list[int] | None = None, distance_head: list[int] | None = None,
+        n_bins: int = 300, max_distance: float = 15.0, config: dict | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.representation = SchNet(
             n_atom_basis=n_atom_basis,
@@ -183,16 +175,10 @@ class GSchNet(nn.Module):
 
 
 def gschnet_loss(
-    out: dict[str, torch.Tensor],
-    type_class: torch.Tensor,
-    distances: torch.Tensor,
-    batch: torch.Tensor,
-    placement: torch.Tensor,
-    bins: torch.Tensor,
-    width_factor: float = 0.1,
-    weighting: str = "default",
-    n_placed: torch.Tensor | None = None,
-) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor], type_class: torch.Tensor, distances: torch.Tensor,
+    batch: torch.Tensor, placement: torch.Tensor, bins: torch.Tensor, width_factor: float = 0.1,
+    weighting: str = "default", n_placed: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:  # fmt: skip
     """G-SchNet loss of one flat batch of steps (§5; module docstring).
 
     ``type_class`` [S] class index (stop = 5), ``distances`` [N] (Å) from every node to the

@@ -47,14 +47,10 @@ def predict_packed(
 
 
 def predict_potential(
-    model: torch.nn.Module,
-    graph: GraphSpec,
-    data: PackedSystems,
-    indices: Sequence[int] | np.ndarray | None = None,
-    batch_size: int = 50,
-    stress: bool = False,
+    model: torch.nn.Module, graph: GraphSpec, data: PackedSystems,
+    indices: Sequence[int] | np.ndarray | None = None, batch_size: int = 50, stress: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray]:  # fmt: skip
     """Energies [M] (eV), forces [N_sel,3] (eV/Å) and optionally Voigt stress [M,6] (eV/Å³).
 
     ``model`` is an energy model (``model.property`` names the energy); forces are −∂E/∂R of the

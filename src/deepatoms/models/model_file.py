@@ -76,18 +76,12 @@ class ModelFile:
 
 
 def write_model_file(
-    path: str | os.PathLike,
-    model: nn.Module,
-    family: str,
-    *,
-    extras: Mapping[str, Any] | None = None,
-    units: Mapping[str, str] | None = None,
-    target: Mapping[str, Any] | None = None,
-    normalisation: Mapping[str, Any] | None = None,
-    training_data: Mapping[str, Any] | None = None,
-    run_config: Mapping[str, Any] | None = None,
+    path: str | os.PathLike, model: nn.Module, family: str, *,
+    extras: Mapping[str, Any] | None = None, units: Mapping[str, str] | None = None,
+    target: Mapping[str, Any] | None = None, normalisation: Mapping[str, Any] | None = None,
+    training_data: Mapping[str, Any] | None = None, run_config: Mapping[str, Any] | None = None,
     meta: Mapping[str, Any] | None = None,
-) -> Path:
+) -> Path:  # fmt: skip
     """Write ``model`` (its ``config`` and weights, dtype as it is) to ``path`` atomically.
 
     ``family``: the registry family of the model; the model's ``config["name"]`` names the

@@ -63,17 +63,11 @@ class MPNNRepresentation(nn.Module):
     """Batch → x = [h⁽ᵀ⁾ ‖ h⁰] [N, 2·d_h] (module docstring; options as in :func:`build_mpnn`)."""
 
     def __init__(
-        self,
-        n_hidden: int = 73,
-        n_steps: int = 3,
-        elements: Sequence[int] = DEFAULT_ELEMENTS,
-        n_bond_types: int = 1,
-        channels: str = "none",
-        edge_features: str = "distance",
-        distance_expansion: dict | None = None,
-        edge_net: Sequence[int] = (128, 256, 128),
+        self, n_hidden: int = 73, n_steps: int = 3, elements: Sequence[int] = DEFAULT_ELEMENTS,
+        n_bond_types: int = 1, channels: str = "none", edge_features: str = "distance",
+        distance_expansion: dict | None = None, edge_net: Sequence[int] = (128, 256, 128),
         z_scale: float = 1.0,
-    ) -> None:
+    ) -> None:  # fmt: skip
         super().__init__()
         if not (isinstance(z_scale, (int, float)) and z_scale > 0):
             raise ValueError(f"z_scale must be a number > 0, got {z_scale!r}")
@@ -259,25 +253,11 @@ class MPNNModel(AtomisticModel):
 
 
 def build_mpnn(
-    *,
-    property: str,
-    readout: str,
-    config: dict,
-    n_hidden: int,
-    n_steps: int,
-    elements: Sequence[int],
-    n_bond_types: int,
-    channels: str,
-    edge_features: str,
-    distance_expansion: dict | None,
-    edge_net: Sequence[int],
-    readout_hidden: Sequence[int],
-    aux: Sequence[str],
-    aux_weight: float,
-    orbitals: str,
-    scaling_sigma: float,
-    z_scale: float,
-) -> MPNNModel:
+    *, property: str, readout: str, config: dict, n_hidden: int, n_steps: int,
+    elements: Sequence[int], n_bond_types: int, channels: str, edge_features: str,
+    distance_expansion: dict | None, edge_net: Sequence[int], readout_hidden: Sequence[int],
+    aux: Sequence[str], aux_weight: float, orbitals: str, scaling_sigma: float, z_scale: float,
+) -> MPNNModel:  # fmt: skip
     """Build an MPNN/VIMPNN model (options and defaults: :data:`MPNN_DEFAULTS`, §1–§5).
 
     n_hidden d_msg (= d_h outside the b variants); n_steps T; elements the node-feature vocabulary

@@ -70,8 +70,8 @@ class EdgeUpdate(nn.Module):
     """
 
     def __init__(
-        self, n_node: int, n_edge_in: int, n_edge_out: int, out_activation: str | None
-    ) -> None:
+        self, n_node: int, n_edge_in: int, n_edge_out: int, out_activation: str | None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.n_node = n_node
         self.l1 = Dense(2 * n_node + n_edge_in, n_node)  # W_E1, b_E1 (hidden width C)

@@ -35,12 +35,16 @@ from deepatoms.nn.scatter import check_aggregation, scatter_reduce, segment_coun
 class FilterNetwork(nn.Module):
     """RBF expansion → dense F + ssp → dense F (+ ssp in the paper preset)."""
 
-    def __init__(self, n_rbf: int, n_filters: int, last_activation: str | None) -> None:
+    def __init__(
+        self, n_rbf: int, n_filters: int, last_activation: str | None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.l1 = Dense(n_rbf, n_filters, activation="ssp")
         self.l2 = Dense(n_filters, n_filters, activation=last_activation)
 
-    def forward(self, rbf: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, rbf: torch.Tensor,
+    ) -> torch.Tensor:  # fmt: skip
         return self.l2(self.l1(rbf))
 
 

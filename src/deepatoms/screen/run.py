@@ -90,19 +90,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def run_screen(
-    space: CandidateSpace,
-    out_dir: str | Path,
-    predictor: Predictor,
-    *,
-    model_info: dict[str, Any] | None = None,
-    window: float = DEFAULT_WINDOW,
-    top: int = 3,
-    chunk: int = 10_000,
-    reference: str | Path | None = None,
-    reference_column: str = "formation_energy_per_atom",
-    overwrite: bool = False,
+    space: CandidateSpace, out_dir: str | Path, predictor: Predictor, *,
+    model_info: dict[str, Any] | None = None, window: float = DEFAULT_WINDOW, top: int = 3,
+    chunk: int = 10_000, reference: str | Path | None = None,
+    reference_column: str = "formation_energy_per_atom", overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     """Predict, rank and write the files of :data:`OUTPUT_FILES` into ``out_dir``.
 
     Args:

@@ -122,16 +122,10 @@ class Calculator(AseCalculator):
     implemented_properties = ("energy", "free_energy", "energies", "forces", "stress")
 
     def __init__(
-        self,
-        model: ModelLike,
-        *,
-        force_model: ModelLike | None = None,
-        skin: float = 0.5,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype | None = None,
-        keep_memory: bool = True,
-        **kwargs,
-    ) -> None:
+        self, model: ModelLike, *, force_model: ModelLike | None = None, skin: float = 0.5,
+        device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+        keep_memory: bool = True, **kwargs,
+    ) -> None:  # fmt: skip
         super().__init__(**kwargs)
         if keep_memory:
             keep_freed_memory()

@@ -80,20 +80,11 @@ def initial_velocities(atoms: Atoms, temperature_K: float, rng: np.random.Genera
 
 
 def run_md(
-    atoms: Atoms,
-    calculator: Calculator,
-    *,
-    ensemble: str = "nvt",
-    temperature_K: float = 300.0,
-    timestep_fs: float = 0.5,
-    steps: int = 1000,
-    friction: float = 0.01,
-    seed: int = 0,
-    trajectory: str | Path | None = None,
-    log: str | Path | None = None,
-    interval: int = 10,
+    atoms: Atoms, calculator: Calculator, *, ensemble: str = "nvt", temperature_K: float = 300.0,
+    timestep_fs: float = 0.5, steps: int = 1000, friction: float = 0.01, seed: int = 0,
+    trajectory: str | Path | None = None, log: str | Path | None = None, interval: int = 10,
     progress: Progress | None = None,
-) -> dict:
+) -> dict:  # fmt: skip
     """Run MD from ``atoms`` (not modified) with ``calculator``.
 
     Args:

@@ -53,16 +53,10 @@ def frozen_copy(atoms: Atoms, calculator: Calculator) -> Atoms:
 
 
 def relax(
-    atoms: Atoms,
-    calculator: Calculator,
-    *,
-    fmax: float = 0.05,
-    optimizer: str = "bfgs",
-    steps: int = 1000,
-    relax_cell: bool = False,
-    trajectory: str | Path | None = None,
+    atoms: Atoms, calculator: Calculator, *, fmax: float = 0.05, optimizer: str = "bfgs",
+    steps: int = 1000, relax_cell: bool = False, trajectory: str | Path | None = None,
     logfile: str | Path | None = None,
-) -> dict:
+) -> dict:  # fmt: skip
     """Relax ``atoms`` (not modified) with ``calculator`` until the max force is below ``fmax``.
 
     Args:

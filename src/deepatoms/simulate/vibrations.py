@@ -263,15 +263,9 @@ def compare_frequencies(model_freqs: Sequence[float], ref_freqs: Sequence[float]
 
 
 def _analyse(
-    atoms: Atoms,
-    calc: AseCalculator,
-    hessian_of: Callable[[Atoms], np.ndarray],
-    relax_first: bool,
-    fmax: float,
-    optimizer: str,
-    steps: int,
-    project: bool,
-) -> tuple[HarmonicModes, Atoms]:
+    atoms: Atoms, calc: AseCalculator, hessian_of: Callable[[Atoms], np.ndarray], relax_first: bool,
+    fmax: float, optimizer: str, steps: int, project: bool,
+) -> tuple[HarmonicModes, Atoms]:  # fmt: skip
     relaxed = None
     if relax_first:
         relaxed = relax(atoms, calc, fmax=fmax, optimizer=optimizer, steps=steps)
@@ -283,18 +277,10 @@ def _analyse(
 
 
 def vibrational_analysis(
-    atoms: Atoms,
-    calculator: Calculator,
-    *,
-    reference: AseCalculator | None = None,
-    relax_first: bool = True,
-    fmax: float = 1e-3,
-    method: str = "autograd",
-    delta: float = 0.005,
-    optimizer: str = "bfgs",
-    steps: int = 2000,
-    project: bool = True,
-) -> dict:
+    atoms: Atoms, calculator: Calculator, *, reference: AseCalculator | None = None,
+    relax_first: bool = True, fmax: float = 1e-3, method: str = "autograd", delta: float = 0.005,
+    optimizer: str = "bfgs", steps: int = 2000, project: bool = True,
+) -> dict:  # fmt: skip
     """Harmonic frequencies of a deepatoms model and, optionally, of a reference calculator.
 
     Args:

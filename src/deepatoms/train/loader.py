@@ -103,16 +103,10 @@ class _IndexArrays(torch.utils.data.Dataset):
 
 
 def make_loader(
-    data: PackedSystems,
-    indices: Sequence[int],
-    graph: GraphSpec,
-    targets: Sequence[str],
-    batch_size: int,
-    shuffle: bool,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float32,
+    data: PackedSystems, indices: Sequence[int], graph: GraphSpec, targets: Sequence[str],
+    batch_size: int, shuffle: bool, seed: int = 0, dtype: torch.dtype = torch.float32,
     num_workers: int = 0,
-) -> DataLoader:
+) -> DataLoader:  # fmt: skip
     """DataLoader of :class:`Batch` objects over ``indices`` of ``data``."""
     sampler = EpochBatchSampler(indices, batch_size, shuffle, seed)
     # Each "sample" the DataLoader fetches is a whole index array (sampler=batch sampler,

@@ -41,15 +41,10 @@ def per_system_force_error(
 
 
 def energy_force_loss(
-    energy: torch.Tensor,
-    energy_ref: torch.Tensor,
-    forces: torch.Tensor | None,
-    forces_ref: torch.Tensor | None,
-    batch_index: torch.Tensor,
-    n_atoms: torch.Tensor,
-    rho: float = 0.01,
-    force_weight: str = "1",
-) -> torch.Tensor:
+    energy: torch.Tensor, energy_ref: torch.Tensor, forces: torch.Tensor | None,
+    forces_ref: torch.Tensor | None, batch_index: torch.Tensor, n_atoms: torch.Tensor,
+    rho: float = 0.01, force_weight: str = "1",
+) -> torch.Tensor:  # fmt: skip
     """Eq. 5.7 averaged over the batch; energy-only MSE when ``forces`` is None."""
     e_sq = (energy - energy_ref.to(energy.dtype)) ** 2
     if forces is None:

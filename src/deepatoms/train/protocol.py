@@ -54,16 +54,10 @@ class TrainResult(Result):
 
 
 def fit(
-    config: Mapping[str, Any],
-    data: Any,
-    out_dir: str | os.PathLike,
-    *,
-    split: Mapping[str, Any] | None = None,
-    init: str | os.PathLike | None = None,
-    init_part: str = "all",
-    progress: bool = True,
-    model_file: str | os.PathLike | None = None,
-) -> TrainResult:
+    config: Mapping[str, Any], data: Any, out_dir: str | os.PathLike, *,
+    split: Mapping[str, Any] | None = None, init: str | os.PathLike | None = None,
+    init_part: str = "all", progress: bool = True, model_file: str | os.PathLike | None = None,
+) -> TrainResult:  # fmt: skip
     """Train (or resume) the model of ``config`` on ``data`` in the run folder ``out_dir``.
 
     ``data``: a dataset file (property models, potentials, G-SchNet), a CSV of strings (grammar
@@ -143,14 +137,9 @@ def fit(
 
 
 def _summary(
-    config: dict,
-    family: str,
-    run: RunFolder,
-    trainer: L.Trainer,
-    task: TrainingTask,
-    resume: bool,
+    config: dict, family: str, run: RunFolder, trainer: L.Trainer, task: TrainingTask, resume: bool,
     model_file: str | os.PathLike | None,
-) -> TrainResult:
+) -> TrainResult:  # fmt: skip
     score = trainer.checkpoint_callback.best_model_score
     best_key = f"best_val_{task.monitor.removeprefix('val_')}"
     return TrainResult(

@@ -189,18 +189,11 @@ def _write_predictions(path: Path, columns: dict[str, np.ndarray]) -> None:
 
 
 def cross_validate(
-    config: dict,
-    data_path: str | Path,
-    out_dir: str | Path,
-    k: int = 5,
-    seed: int = 0,
-    stratify_column: str | None = None,
-    n_val: int | float = 0.1,
-    progress: bool = True,
-    n_bootstrap: int = 10**6,
-    init: str | Path | None = None,
+    config: dict, data_path: str | Path, out_dir: str | Path, k: int = 5, seed: int = 0,
+    stratify_column: str | None = None, n_val: int | float = 0.1, progress: bool = True,
+    n_bootstrap: int = 10**6, init: str | Path | None = None,
     on_fold: Callable[[dict], None] | None = None,
-) -> dict:
+) -> dict:  # fmt: skip
     """k-fold cross-validation of ``config`` on the dataset ``data_path``; results in ``out_dir``.
 
     ``seed`` draws the folds and each fold's validation subset (the config's ``train.seed``

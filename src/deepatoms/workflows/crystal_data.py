@@ -213,18 +213,11 @@ def _merge_csv_parts(
 
 
 def import_cif_csv(
-    csvs: Sequence[str | os.PathLike],
-    out: str | os.PathLike,
-    *,
-    cif_column: str = "cif",
-    id_column: str | None = None,
-    targets: Sequence[str] | None = None,
-    limit: int | None = None,
-    skip_bad_rows: bool = False,
-    filters: CrystalFilters = CrystalFilters(),
-    overwrite: bool = False,
-    progress: bool = True,
-) -> CrystalImport:
+    csvs: Sequence[str | os.PathLike], out: str | os.PathLike, *, cif_column: str = "cif",
+    id_column: str | None = None, targets: Sequence[str] | None = None, limit: int | None = None,
+    skip_bad_rows: bool = False, filters: CrystalFilters = CrystalFilters(),
+    overwrite: bool = False, progress: bool = True,
+) -> CrystalImport:  # fmt: skip
     """Crystals from CSV files of CIFs (MP-20, Perov-5, carbon sets) into one dataset.
 
     Each crystal records its file in the string columns ``source_file`` and ``split_hint``
@@ -258,18 +251,11 @@ def import_cif_csv(
 
 
 def import_cif_folder(
-    folder: str | os.PathLike,
-    labels: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    id_column: str = "id",
-    targets: Sequence[str] | None = None,
-    limit: int | None = None,
-    skip_bad_rows: bool = False,
-    filters: CrystalFilters = CrystalFilters(),
-    overwrite: bool = False,
-    progress: bool = True,
-) -> CrystalImport:
+    folder: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike, *,
+    id_column: str = "id", targets: Sequence[str] | None = None, limit: int | None = None,
+    skip_bad_rows: bool = False, filters: CrystalFilters = CrystalFilters(),
+    overwrite: bool = False, progress: bool = True,
+) -> CrystalImport:  # fmt: skip
     """A folder of CIF files with their labels from a CSV (file stem → labels)."""
     from deepatoms.data.sources.crystals import load_cif_folder
 
@@ -282,15 +268,10 @@ def import_cif_folder(
 
 
 def import_mp_json(
-    json_file: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    limit: int | None = None,
-    skip_bad_rows: bool = False,
-    filters: CrystalFilters = CrystalFilters(),
-    overwrite: bool = False,
-    progress: bool = True,
-) -> CrystalImport:
+    json_file: str | os.PathLike, out: str | os.PathLike, *, limit: int | None = None,
+    skip_bad_rows: bool = False, filters: CrystalFilters = CrystalFilters(),
+    overwrite: bool = False, progress: bool = True,
+) -> CrystalImport:  # fmt: skip
     """A Materials Project / OQMD JSON export (structure, formation energy, prototype, ICSD).
 
     Records need a structure (pymatgen dict under ``structure`` or CIF under ``cif``) and a

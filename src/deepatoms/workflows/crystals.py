@@ -64,8 +64,10 @@ def _model_for_structures(model: str | os.PathLike, device: str, out_file: Path,
     return _load_model(model, device)
 
 
-def _decode_to_file(loaded, z, scale, out_file: Path, labels: list[str], overwrite: bool,
-                    progress: bool, **decode_kw) -> tuple[Any, dict]:  # fmt: skip
+def _decode_to_file(
+    loaded, z, scale, out_file: Path, labels: list[str], overwrite: bool, progress: bool,
+    **decode_kw,
+) -> tuple[Any, dict]:  # fmt: skip
     """Decode latents ``z`` (with ``scale`` for a conditioned model) under a progress bar and
     write the structures in the box frame with ``labels``: (Decoded, written-file summary)."""
     from deepatoms.density.latent_tools import decode_latents
@@ -244,8 +246,10 @@ def _grid_for(preset: str | None, model: Path | None, n: int | None, box: float 
     return GridSpec.from_dict(base)
 
 
-def _encode_input(loaded, sources: Sequence[str], rotations: int, seed: int, regime: str | None,
-                  rotate: bool, batch_size: int, skip_large: bool, progress: bool):  # fmt: skip
+def _encode_input(
+    loaded, sources: Sequence[str], rotations: int, seed: int, regime: str | None, rotate: bool,
+    batch_size: int, skip_large: bool, progress: bool,
+):  # fmt: skip
     """(Encoded, ids per sample, notes) of crystal sources or of a voxelised .npz (grids must match)."""
     from deepatoms.density.latent_tools import encode_crystals, encode_samples
 
@@ -370,22 +374,11 @@ def _notes(crystals: Any) -> list[str]:
 
 
 def voxelize(
-    inputs: Sequence[str],
-    out: str | os.PathLike,
-    *,
-    model: str | os.PathLike | None = None,
-    preset: str | None = None,
-    n: int | None = None,
-    box: float | None = None,
-    sigma: float | None = None,
-    regime: str = "single",
-    rotations: int = 1,
-    rotate: bool = True,
-    seed: int = 0,
-    skip_large: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> CrystalsResult:
+    inputs: Sequence[str], out: str | os.PathLike, *, model: str | os.PathLike | None = None,
+    preset: str | None = None, n: int | None = None, box: float | None = None,
+    sigma: float | None = None, regime: str = "single", rotations: int = 1, rotate: bool = True,
+    seed: int = 0, skip_large: bool = False, overwrite: bool = False, progress: bool = True,
+) -> CrystalsResult:  # fmt: skip
     """Density M (Eq. 1 of the paper, Å⁻³) and species matrix S (Z per voxel) of ``rotations``
     samples per crystal → ``out`` (.npz), on the grid of ``model``, of ``preset`` or the default
     30³ over 10 Å (σ 1 Å), with ``n``, ``box``, ``sigma`` overriding it. Arrays: density,
@@ -428,20 +421,10 @@ def voxelize(
 
 
 def encode(
-    model: str | os.PathLike,
-    inputs: Sequence[str],
-    out: str | os.PathLike,
-    *,
-    rotations: int = 1,
-    rotate: bool = True,
-    regime: str | None = None,
-    seed: int = 0,
-    batch_size: int = 16,
-    skip_large: bool = False,
-    device: str = "cpu",
-    overwrite: bool = False,
-    progress: bool = True,
-) -> CrystalsResult:
+    model: str | os.PathLike, inputs: Sequence[str], out: str | os.PathLike, *, rotations: int = 1,
+    rotate: bool = True, regime: str | None = None, seed: int = 0, batch_size: int = 16,
+    skip_large: bool = False, device: str = "cpu", overwrite: bool = False, progress: bool = True,
+) -> CrystalsResult:  # fmt: skip
     """μ and log σ² of ``rotations`` samples per crystal of ``inputs`` (crystal sources, or one
     .npz from :func:`voxelize`) → ``out`` (.npz, with ids, rotation, translation, cell and the
     target m of conditioned models)."""
@@ -461,20 +444,11 @@ def encode(
 
 
 def decode_file(
-    model: str | os.PathLike,
-    latents: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    key: str = "mu",
-    frame: str = "box",
-    images: str | os.PathLike | None = None,
-    max_images: int = 8,
-    connectivity: int = 6,
-    batch_size: int = 8,
-    device: str = "cpu",
-    overwrite: bool = False,
-    progress: bool = True,
-) -> CrystalsResult:
+    model: str | os.PathLike, latents: str | os.PathLike, out: str | os.PathLike, *,
+    key: str = "mu", frame: str = "box", images: str | os.PathLike | None = None,
+    max_images: int = 8, connectivity: int = 6, batch_size: int = 8, device: str = "cpu",
+    overwrite: bool = False, progress: bool = True,
+) -> CrystalsResult:  # fmt: skip
     """Decode the latents ``key`` of an .npz (e.g. from :func:`encode`): densities → U-Net →
     atoms (connected components, ``connectivity`` 6 or 26) → structures in ``out`` (extended
     XYZ or CIF), in the box or (``frame="crystal"``) back in the encoded crystal's cell; PNG
@@ -517,20 +491,11 @@ def _in_cells(decoded: Any, data: dict, latents: Any) -> list:
 
 
 def sample_crystals(
-    model: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    n: int = 10,
-    seed: int = 0,
-    alpha: float | None = None,
-    images: str | os.PathLike | None = None,
-    max_images: int = 8,
-    compare: Sequence[str] | None = None,
-    batch_size: int = 8,
-    device: str = "cpu",
-    overwrite: bool = False,
-    progress: bool = True,
-) -> CrystalsResult:
+    model: str | os.PathLike, out: str | os.PathLike, *, n: int = 10, seed: int = 0,
+    alpha: float | None = None, images: str | os.PathLike | None = None, max_images: int = 8,
+    compare: Sequence[str] | None = None, batch_size: int = 8, device: str = "cpu",
+    overwrite: bool = False, progress: bool = True,
+) -> CrystalsResult:  # fmt: skip
     """Decode ``n`` random latents z ~ N(0, I) into structures (§4.3 of the paper); ``alpha``:
     a conditioned model decodes with m = α, otherwise z is scaled to α·z. ``compare``: real
     crystals whose nearest-neighbour distances are compared with the samples'. Keys: counts of
@@ -574,19 +539,10 @@ def sample_crystals(
 
 
 def interpolate_crystals(
-    model: str | os.PathLike,
-    a: str,
-    b: str,
-    out: str | os.PathLike,
-    *,
-    steps: int = 3,
-    image: str | os.PathLike | None = None,
-    rotate: bool = True,
-    seed: int = 0,
-    device: str = "cpu",
-    overwrite: bool = False,
-    progress: bool = True,
-) -> CrystalsResult:
+    model: str | os.PathLike, a: str, b: str, out: str | os.PathLike, *, steps: int = 3,
+    image: str | os.PathLike | None = None, rotate: bool = True, seed: int = 0, device: str = "cpu",
+    overwrite: bool = False, progress: bool = True,
+) -> CrystalsResult:  # fmt: skip
     """Encode the crystals ``a`` and ``b``, then decode A, ``steps`` equally spaced
     intermediates and B (§4.4 of the paper) into ``out``; a PNG strip of the path to
     ``image``. Keys: ``a``, ``b`` (ids), ``t``, ``atoms`` (per structure), ``written``."""
@@ -619,20 +575,11 @@ def interpolate_crystals(
 
 
 def alter_latents(
-    model: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    source: str | None = None,
-    dim: int | None = None,
-    values: str = "-3:3:7",
-    alpha: str | None = None,
-    image: str | os.PathLike | None = None,
-    rotate: bool = True,
-    seed: int = 0,
-    device: str = "cpu",
-    overwrite: bool = False,
-    progress: bool = True,
-) -> CrystalsResult:
+    model: str | os.PathLike, out: str | os.PathLike, *, source: str | None = None,
+    dim: int | None = None, values: str = "-3:3:7", alpha: str | None = None,
+    image: str | os.PathLike | None = None, rotate: bool = True, seed: int = 0, device: str = "cpu",
+    overwrite: bool = False, progress: bool = True,
+) -> CrystalsResult:  # fmt: skip
     """Sweep latent dimension ``dim`` of the encoding of ``source`` (or of a prior draw) over
     ``values`` (START:STOP:COUNT or a,b,c), or decode α·z for the ``alpha`` values (a
     conditioned model: m = α), with the differences to the unaltered decode (§4.5 of the
@@ -690,23 +637,11 @@ def _start_latent(loaded: Any, source: str | None, seed: int, rotate: bool, prog
 
 
 def evaluate_crystals(
-    model: str | os.PathLike,
-    data: Sequence[str],
-    out_dir: str | os.PathLike,
-    *,
-    split: str = "all",
-    rotations: int = 3,
-    regime: str | None = None,
-    seed: int = 0,
-    connectivity: int = 6,
-    hungarian: bool = False,
-    batch_size: int = 8,
-    plots: bool = True,
-    skip_large: bool = False,
-    device: str = "cpu",
-    overwrite: bool = False,
-    progress: bool = True,
-) -> CrystalsResult:
+    model: str | os.PathLike, data: Sequence[str], out_dir: str | os.PathLike, *,
+    split: str = "all", rotations: int = 3, regime: str | None = None, seed: int = 0,
+    connectivity: int = 6, hungarian: bool = False, batch_size: int = 8, plots: bool = True,
+    skip_large: bool = False, device: str = "cpu", overwrite: bool = False, progress: bool = True,
+) -> CrystalsResult:  # fmt: skip
     """The paper's metrics (§4.1–4.2: atoms within 0.5 Å, exact atom counts, species) of the
     decoded samples of held-out crystals, beside its numbers, plus an oracle row (atoms from
     the true species matrix). ``split``: all crystals of ``data``, or train/val/test of the run's

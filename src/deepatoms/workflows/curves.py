@@ -158,24 +158,13 @@ def _contributions_csv(path: Path, res: dict) -> Path:
 
 
 def curves_report(
-    models: Sequence[str | Path],
-    data_path: str | Path | None,
-    out_dir: str | Path,
-    split: str = "test",
-    run_dir: str | Path | None = None,
-    systems: Sequence[int] | None = None,
-    plot_curves: int | None = None,
-    step: float = 0.005,
-    s_range: tuple[float, float] = (0.9, 1.5),
-    s_eq: str = "one",
-    batch_size: int = 100,
-    displace_cluster: str | Path | None = None,
-    atom: int | None = None,
-    factors: Sequence[float] | np.ndarray = DEFAULT_FACTORS,
-    normalise: str = "sum_abs",
-    progress: bool = True,
-    overwrite: bool = False,
-) -> dict:
+    models: Sequence[str | Path], data_path: str | Path | None, out_dir: str | Path,
+    split: str = "test", run_dir: str | Path | None = None, systems: Sequence[int] | None = None,
+    plot_curves: int | None = None, step: float = 0.005, s_range: tuple[float, float] = (0.9, 1.5),
+    s_eq: str = "one", batch_size: int = 100, displace_cluster: str | Path | None = None,
+    atom: int | None = None, factors: Sequence[float] | np.ndarray = DEFAULT_FACTORS,
+    normalise: str = "sum_abs", progress: bool = True, overwrite: bool = False,
+) -> dict:  # fmt: skip
     """Evaluate ``models`` (model files or run folders) on energy curves; write OUT files.
 
     See the module docstring for what is computed. ``s_eq``: ``"one"`` (s_eq = 1) or
@@ -275,21 +264,10 @@ def _plan_groups(
 
 
 def _curves_on_data(
-    result: dict,
-    loaded: list,
-    names: list[str],
-    data_path: Path,
-    out_dir: Path,
-    *,
-    split: str,
-    run_dir: str | Path | None,
-    systems: Sequence[int] | None,
-    plot_curves: int | None,
-    grid: np.ndarray,
-    s_eq: str,
-    batch_size: int,
-    progress: Callable[[str], Any],
-) -> dict:
+    result: dict, loaded: list, names: list[str], data_path: Path, out_dir: Path, *, split: str,
+    run_dir: str | Path | None, systems: Sequence[int] | None, plot_curves: int | None,
+    grid: np.ndarray, s_eq: str, batch_size: int, progress: Callable[[str], Any],
+) -> dict:  # fmt: skip
     """Score every model on the labelled points and dense curves; write plots and curves.csv.
     Fills ``result`` and returns the dataset metadata."""
     from deepatoms.analysis.energy_curves import model_curves
@@ -364,7 +342,9 @@ def _curves_on_data(
     return meta
 
 
-def _plot_all(data, plan, grid, curves, by_size, out_dir, first) -> list[str]:
+def _plot_all(
+    data, plan, grid, curves, by_size, out_dir, first,
+) -> list[str]:  # fmt: skip
     """error_vs_size.png and one curves_<group>.png per plotted group."""
     from deepatoms.analysis.curve_plots import plot_energy_curves, plot_error_vs_size
     from deepatoms.analysis.energy_curves import reference_curves
@@ -400,7 +380,9 @@ def _plot_all(data, plan, grid, curves, by_size, out_dir, first) -> list[str]:
     return plots
 
 
-def _displaced(result, loaded, names, cluster_path, atom, factors, normalise, meta, out_dir):
+def _displaced(
+    result, loaded, names, cluster_path, atom, factors, normalise, meta, out_dir,
+):  # fmt: skip
     import ase.io
 
     from deepatoms.analysis.curve_plots import plot_contributions

@@ -80,28 +80,13 @@ def _calculator(name: str, atoms: Any, method: str | None, threads: int) -> tupl
 
 
 def reference_md(
-    out: str | os.PathLike,
-    *,
-    molecule: str | None = None,
-    bulk: str | None = None,
-    structure: str | None = None,
-    size: int | None = None,
-    lattice_constant: float | None = None,
-    calculator: str | None = None,
-    method: str | None = None,
-    threads: int = 1,
-    temperature: float = 500.0,
-    timestep: float = 0.5,
-    frames: int = 1000,
-    stride: int = 10,
-    equilibration: int = 1000,
-    friction: float = 0.01,
-    seed: int = 0,
-    rattle: float = 0.0,
-    strain: float | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> DatagenResult:
+    out: str | os.PathLike, *, molecule: str | None = None, bulk: str | None = None,
+    structure: str | None = None, size: int | None = None, lattice_constant: float | None = None,
+    calculator: str | None = None, method: str | None = None, threads: int = 1,
+    temperature: float = 500.0, timestep: float = 0.5, frames: int = 1000, stride: int = 10,
+    equilibration: int = 1000, friction: float = 0.01, seed: int = 0, rattle: float = 0.0,
+    strain: float | None = None, overwrite: bool = False, progress: bool = True,
+) -> DatagenResult:  # fmt: skip
     """Langevin MD of a ``molecule`` (ASE name, alias or SMILES; GFN2-xTB) or ``bulk`` metal or
     alloy (EMT) at ``temperature`` K; ``frames`` frames every ``stride`` steps after
     ``equilibration`` steps, written with energies (eV), forces (eV/Å) and, for bulk cells,

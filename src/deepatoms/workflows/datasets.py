@@ -119,21 +119,12 @@ def dataset_summary(path: str | os.PathLike) -> Result:
 
 
 def build_qm9_generative(
-    out: str | os.PathLike,
-    *,
-    limit: int | None = None,
-    first: int | None = None,
-    max_gap: float | None = None,
-    where: str | None = None,
-    no_small_rings: bool = False,
-    n_train: int | float | None = None,
-    n_val: int | float | None = None,
-    n_test: int | float | None = None,
-    split_seed: int = 0,
-    seed: int = 0,
-    overwrite: bool = False,
+    out: str | os.PathLike, *, limit: int | None = None, first: int | None = None,
+    max_gap: float | None = None, where: str | None = None, no_small_rings: bool = False,
+    n_train: int | float | None = None, n_val: int | float | None = None,
+    n_test: int | float | None = None, split_seed: int = 0, seed: int = 0, overwrite: bool = False,
     progress: bool = True,
-) -> DatasetResult:
+) -> DatasetResult:  # fmt: skip
     """QM9 prepared for G-SchNet: centred on the centre of mass, atoms sorted by distance to it,
     bonds perceived, invalid molecules dropped and counted, canonical SMILES, and a seeded
     train/val/test ``split`` column (``deepatoms.generate.qm9_prep``)."""

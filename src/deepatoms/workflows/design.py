@@ -109,25 +109,13 @@ def _training_strings(
 
 
 def design_run(
-    run: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    targets: Mapping[str, float] | None = None,
-    windows: Windows | None = None,
-    regressors: str | os.PathLike | None = None,
-    training: str | os.PathLike | None = None,
-    samples: int = 1_000_000,
-    iterations: int = 20,
-    top: int = 100,
-    seed: int = 0,
-    chunk: int = 10_000,
-    batch_size: int = 1024,
-    xyz: str | os.PathLike | None = None,
-    device: str = "cpu",
-    overwrite: bool = False,
-    progress: bool = True,
-    on_iteration: Callable[[Any], None] | None = None,
-) -> DesignResult:
+    run: str | os.PathLike, out: str | os.PathLike, *, targets: Mapping[str, float] | None = None,
+    windows: Windows | None = None, regressors: str | os.PathLike | None = None,
+    training: str | os.PathLike | None = None, samples: int = 1_000_000, iterations: int = 20,
+    top: int = 100, seed: int = 0, chunk: int = 10_000, batch_size: int = 1024,
+    xyz: str | os.PathLike | None = None, device: str = "cpu", overwrite: bool = False,
+    progress: bool = True, on_iteration: Callable[[Any], None] | None = None,
+) -> DesignResult:  # fmt: skip
     """Propose new strings whose predicted properties hit ``targets`` (eV; default: the
     midpoints of ``windows``), by ICM from ``samples`` prior draws over ``iterations``
     iterations, keeping ``top`` candidates (Paper D: 10⁶, 20, 100). ``regressors``: the latent
@@ -239,21 +227,12 @@ def _counts(values: Sequence[str]) -> dict[str, int]:
 
 
 def design_check(
-    candidates: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    models: Mapping[str, str | os.PathLike] | None = None,
-    windows: Windows | None = None,
-    reference: str | os.PathLike | None = None,
-    reference_sample: int = 500,
-    reference_split: str | None = "train",
-    top: int | None = None,
-    xtb_relax: bool = False,
-    xtb_orbitals: bool = False,
-    seed: int = 0,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> DesignResult:
+    candidates: str | os.PathLike, out_dir: str | os.PathLike, *,
+    models: Mapping[str, str | os.PathLike] | None = None, windows: Windows | None = None,
+    reference: str | os.PathLike | None = None, reference_sample: int = 500,
+    reference_split: str | None = "train", top: int | None = None, xtb_relax: bool = False,
+    xtb_orbitals: bool = False, seed: int = 0, overwrite: bool = False, progress: bool = True,
+) -> DesignResult:  # fmt: skip
     """Hit rates of SMILES ``candidates`` (the first ``top``) and of a seeded sample of the
     ``reference`` table under one evaluator: RDKit validity → ETKDG + MMFF → (``xtb_relax``)
     GFN2-xTB → property ``models`` {name: model file} and/or raw xTB orbital energies. Default
@@ -345,21 +324,11 @@ def _check_evaluator(windows: Windows, models: Mapping[str, Any], xtb_orbitals: 
 
 
 def fingerprint_baselines(
-    data: str | os.PathLike,
-    properties: Sequence[str],
-    *,
-    features: str = "morgan",
-    models: Sequence[str] | None = None,
-    folds: int = 5,
-    limit: int | None = None,
-    seed: int = 0,
-    mlp_solver: str = "lbfgs",
-    n_jobs: int = 1,
-    rf_max_features: float | str = 1.0,
-    out: str | os.PathLike | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> DesignResult:
+    data: str | os.PathLike, properties: Sequence[str], *, features: str = "morgan",
+    models: Sequence[str] | None = None, folds: int = 5, limit: int | None = None, seed: int = 0,
+    mlp_solver: str = "lbfgs", n_jobs: int = 1, rf_max_features: float | str = 1.0,
+    out: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True,
+) -> DesignResult:  # fmt: skip
     """k-fold CV of ridge / MLP / random forest on fixed-length ``features`` (Morgan
     fingerprints of SMILES, or polymer features) of the CSV ``data`` (a seeded subset of
     ``limit`` rows); MAE in meV in the layout of Paper D Table III. ``rf_max_features``: the

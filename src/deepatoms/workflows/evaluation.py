@@ -100,14 +100,10 @@ def _errors(pred: np.ndarray, ref: np.ndarray, unit: str, prefix: str = "") -> d
 
 
 def evaluate(
-    run_or_model: str | os.PathLike,
-    data_path: str | os.PathLike,
-    split: str = "test",
-    plot: str | os.PathLike | None = None,
-    batch_size: int = 100,
-    progress: bool = True,
+    run_or_model: str | os.PathLike, data_path: str | os.PathLike, split: str = "test",
+    plot: str | os.PathLike | None = None, batch_size: int = 100, progress: bool = True,
     forces: str | None = "auto",
-) -> Evaluation:
+) -> Evaluation:  # fmt: skip
     """Errors of a model (run folder or model file) on ``split`` (train/val/test of the run's
     split, or ``all``) of the dataset ``data_path``, with parity plots (default
     ``RUN/plots/parity_<split>.png``). For an energy model on data with force labels

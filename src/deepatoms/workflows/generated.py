@@ -215,16 +215,10 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
 
 # -- the report -----------------------------------------------------------------------------------
 def evaluate_report(
-    generated: Path,
-    reference: Path,
-    train_splits: Sequence[Path] = (),
-    relax: str = "xtb",
-    relax_sample: int = 100,
-    gap_model: Path | None = None,
-    xtb_gaps: bool = False,
-    seed: int = 0,
+    generated: Path, reference: Path, train_splits: Sequence[Path] = (), relax: str = "xtb",
+    relax_sample: int = 100, gap_model: Path | None = None, xtb_gaps: bool = False, seed: int = 0,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     """Evaluate generated molecules against a prepared QM9 reference (module docstring).
 
     Returns a dict: ``metrics`` (JSON-ready: counts, Table 1 rows, statistics, distribution

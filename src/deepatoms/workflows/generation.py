@@ -21,18 +21,10 @@ class GenerationResult(Result):
 
 
 def generate_gschnet(
-    model: str | os.PathLike,
-    n: int,
-    out: str | os.PathLike,
-    *,
-    temperature: float = 0.1,
-    seed: int = 0,
-    max_atoms: int = 35,
-    chunk: int = 1000,
-    device: str = "cpu",
-    overwrite: bool = False,
-    progress: bool = True,
-) -> GenerationResult:
+    model: str | os.PathLike, n: int, out: str | os.PathLike, *, temperature: float = 0.1,
+    seed: int = 0, max_atoms: int = 35, chunk: int = 1000, device: str = "cpu",
+    overwrite: bool = False, progress: bool = True,
+) -> GenerationResult:  # fmt: skip
     """Generate ``n`` molecules atom by atom in 3-D with a G-SchNet (run folder or model file)
     at ``temperature`` (Eq. 5 of the paper) and write the finished ones to ``out`` (ASE
     database .db or extended XYZ). Molecules that reach ``max_atoms`` atoms or whose densities

@@ -35,15 +35,10 @@ class RegressionResult(Result):
 
 
 def regress(
-    run: str | os.PathLike,
-    data: str | os.PathLike,
-    properties: Sequence[str],
-    *,
-    out: str | os.PathLike | None = None,
-    overrides: Sequence[str] = (),
-    overwrite: bool = False,
+    run: str | os.PathLike, data: str | os.PathLike, properties: Sequence[str], *,
+    out: str | os.PathLike | None = None, overrides: Sequence[str] = (), overwrite: bool = False,
     progress: bool = True,
-) -> RegressionResult:
+) -> RegressionResult:  # fmt: skip
     """Fit one latent regressor per property (eV) of the CSV ``data`` on the latent space of
     the grammar VAE ``run`` (a run folder or model file), through the training protocol.
 
@@ -109,16 +104,9 @@ class VAESamples(Result):
 
 
 def evaluate_vae(
-    run: str | os.PathLike,
-    data: str | os.PathLike,
-    *,
-    split: str = "test",
-    samples: int = 1000,
-    iw_samples: int = 0,
-    seed: int = 0,
-    out: str | os.PathLike | None = None,
-    progress: bool = True,
-) -> VAEEvaluation:
+    run: str | os.PathLike, data: str | os.PathLike, *, split: str = "test", samples: int = 1000,
+    iw_samples: int = 0, seed: int = 0, out: str | os.PathLike | None = None, progress: bool = True,
+) -> VAEEvaluation:  # fmt: skip
     """Reconstruction, ELBO, active dimensions and prior validity of the grammar VAE ``run``
     on the CSV rows of ``split`` (all rows without a split column); novelty against the run's
     training strings. Writes ``out`` (default ``RUN/metrics.json``)."""
@@ -152,15 +140,9 @@ def evaluate_vae(
 
 
 def sample_vae(
-    run: str | os.PathLike,
-    n: int,
-    *,
-    seed: int = 0,
-    sample_rules: bool = False,
-    out: str | os.PathLike | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> VAESamples:
+    run: str | os.PathLike, n: int, *, seed: int = 0, sample_rules: bool = False,
+    out: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True,
+) -> VAESamples:  # fmt: skip
     """Decode ``n`` prior samples z ~ N(0, I) of the grammar VAE ``run`` into strings (greedy
     masked decoding, or each production sampled from the masked softmax with
     ``sample_rules``); validity, uniqueness and novelty against the run's training strings.

@@ -26,27 +26,14 @@ class ScreenResult(Result):
 
 
 def screen(
-    model: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    elements: str | None = None,
-    arity: Sequence[int] | None = None,
-    stoichiometry: str | None = None,
-    formula: Sequence[str] | None = None,
-    prototypes: Sequence[str] = ("aflow",),
-    max_atoms: int = 8,
-    rescale: str = "volume",
-    window: float = 0.05,
-    top: int = 3,
-    chunk: int = 10_000,
-    batch_size: int = 100,
-    per_atom: str = "auto",
-    reference: str | os.PathLike | None = None,
-    reference_column: str = "formation_energy_per_atom",
-    threads: int | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> ScreenResult:
+    model: str | os.PathLike, out_dir: str | os.PathLike, *, elements: str | None = None,
+    arity: Sequence[int] | None = None, stoichiometry: str | None = None,
+    formula: Sequence[str] | None = None, prototypes: Sequence[str] = ("aflow",),
+    max_atoms: int = 8, rescale: str = "volume", window: float = 0.05, top: int = 3,
+    chunk: int = 10_000, batch_size: int = 100, per_atom: str = "auto",
+    reference: str | os.PathLike | None = None, reference_column: str = "formation_energy_per_atom",
+    threads: int | None = None, overwrite: bool = False, progress: bool = True,
+) -> ScreenResult:  # fmt: skip
     """Rank the candidates (prototype × elements) of the requested compositions with ``model``
     (a run folder or model file) and write the files of the run into ``out_dir``.
 

@@ -106,20 +106,12 @@ def _outputs(overwrite: bool, *paths: str | os.PathLike | None) -> None:
 
 
 def relax_structure(
-    model: str | os.PathLike,
-    structure: str,
-    *,
-    fmax: float = 0.05,
-    optimizer: str = "bfgs",
-    steps: int = 1000,
-    cell: bool = False,
-    out: str | os.PathLike | None = None,
-    trajectory: str | os.PathLike | None = None,
-    dtype: str | None = "float64",
-    force_model: str | os.PathLike | None = None,
-    threads: int | None = None,
+    model: str | os.PathLike, structure: str, *, fmax: float = 0.05, optimizer: str = "bfgs",
+    steps: int = 1000, cell: bool = False, out: str | os.PathLike | None = None,
+    trajectory: str | os.PathLike | None = None, dtype: str | None = "float64",
+    force_model: str | os.PathLike | None = None, threads: int | None = None,
     overwrite: bool = False,
-) -> SimulationResult:
+) -> SimulationResult:  # fmt: skip
     """Relax ``structure`` with the model until the largest force is below ``fmax`` (eV/Å);
     ``cell`` relaxes the cell of a periodic structure too. Writes ``out`` (any ASE format) and
     the ``trajectory`` of every step when given. Keys: ``converged``, ``steps``,
@@ -144,24 +136,12 @@ def relax_structure(
 
 
 def molecular_dynamics(
-    model: str | os.PathLike,
-    structure: str,
-    out: str | os.PathLike,
-    *,
-    ensemble: str = "nvt",
-    temperature: float = 300.0,
-    timestep: float = 0.5,
-    steps: int = 1000,
-    friction: float = 0.01,
-    interval: int = 10,
-    seed: int = 0,
-    log: str | os.PathLike | None = None,
-    dtype: str | None = None,
-    force_model: str | os.PathLike | None = None,
-    threads: int | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> SimulationResult:
+    model: str | os.PathLike, structure: str, out: str | os.PathLike, *, ensemble: str = "nvt",
+    temperature: float = 300.0, timestep: float = 0.5, steps: int = 1000, friction: float = 0.01,
+    interval: int = 10, seed: int = 0, log: str | os.PathLike | None = None,
+    dtype: str | None = None, force_model: str | os.PathLike | None = None,
+    threads: int | None = None, overwrite: bool = False, progress: bool = True,
+) -> SimulationResult:  # fmt: skip
     """MD with the model (Langevin NVT at ``temperature`` K, or NVE), ``timestep`` fs, a frame
     and a log line every ``interval`` steps to the ASE trajectory ``out`` (.traj) and ``log``
     (default: ``out`` with .log). Keys: ``n_atoms``, ``duration_ps``, ``wall_time_s``,
@@ -189,20 +169,12 @@ def molecular_dynamics(
 
 
 def vibrations(
-    model: str | os.PathLike,
-    structure: str,
-    *,
-    reference: str | None = None,
-    relax_first: bool = True,
-    fmax: float = 1e-3,
-    method: str = "autograd",
-    delta: float = 0.005,
-    out: str | os.PathLike | None = None,
-    dtype: str | None = "float64",
-    force_model: str | os.PathLike | None = None,
-    threads: int | None = None,
+    model: str | os.PathLike, structure: str, *, reference: str | None = None,
+    relax_first: bool = True, fmax: float = 1e-3, method: str = "autograd", delta: float = 0.005,
+    out: str | os.PathLike | None = None, dtype: str | None = "float64",
+    force_model: str | os.PathLike | None = None, threads: int | None = None,
     overwrite: bool = False,
-) -> SimulationResult:
+) -> SimulationResult:  # fmt: skip
     """Harmonic frequencies (cm⁻¹) from the mass-weighted Hessian of the model (``method``:
     autograd, exact, or fd: finite differences of step ``delta`` Å), optionally beside those of
     a ``reference`` calculator (xtb or emt), each at its own minimum when ``relax_first``.
@@ -246,18 +218,11 @@ def _frequency_rows(res: dict) -> tuple[list[str], list[list]]:
 
 
 def scan_structure(
-    model: str | os.PathLike,
-    structure: str,
-    scale: str,
-    *,
-    reference: str | None = None,
-    plot: str | os.PathLike | None = None,
-    out: str | os.PathLike | None = None,
-    dtype: str | None = None,
-    force_model: str | os.PathLike | None = None,
-    threads: int | None = None,
-    overwrite: bool = False,
-) -> SimulationResult:
+    model: str | os.PathLike, structure: str, scale: str, *, reference: str | None = None,
+    plot: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+    dtype: str | None = None, force_model: str | os.PathLike | None = None,
+    threads: int | None = None, overwrite: bool = False,
+) -> SimulationResult:  # fmt: skip
     """Energy (and pressure of crystals) of ``structure`` scaled uniformly by the factors
     ``scale`` (``START:STOP:N`` or ``a,b,c``), beside a ``reference`` calculator (xtb or emt).
     Writes the table to ``out`` (CSV) and a ``plot`` (PNG). Keys: ``scales``, ``energy`` (eV),

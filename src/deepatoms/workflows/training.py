@@ -59,18 +59,11 @@ def training_config(
 
 
 def train(
-    preset: str | Mapping[str, Any],
-    data: Any,
-    out: str | os.PathLike,
-    *,
-    overrides: Sequence[str] = (),
-    init: str | os.PathLike | None = None,
-    init_part: str = "all",
-    split: Mapping[str, Any] | None = None,
-    progress: bool = True,
-    command: str | None = None,
+    preset: str | Mapping[str, Any], data: Any, out: str | os.PathLike, *,
+    overrides: Sequence[str] = (), init: str | os.PathLike | None = None, init_part: str = "all",
+    split: Mapping[str, Any] | None = None, progress: bool = True, command: str | None = None,
     **options: Any,
-) -> TrainResult:
+) -> TrainResult:  # fmt: skip
     """Train (or resume) the model of ``preset`` on ``data`` in the run folder ``out``.
 
     ``data``: a dataset file (property models, potentials, G-SchNet), a CSV of strings (grammar

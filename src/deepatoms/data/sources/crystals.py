@@ -191,14 +191,10 @@ class _Parsed:
 
 
 def _parse_all(
-    n: int,
-    parse: Callable[[int, list[str]], _Crystal],
-    describe: Callable[[int], tuple[str, dict[str, Any]]],
-    pre_bad: dict[int, str],
-    on_error: OnError,
-    progress: bool,
-    label: str,
-) -> _Parsed:
+    n: int, parse: Callable[[int, list[str]], _Crystal],
+    describe: Callable[[int], tuple[str, dict[str, Any]]], pre_bad: dict[int, str],
+    on_error: OnError, progress: bool, label: str,
+) -> _Parsed:  # fmt: skip
     """Parse items ``0..n-1``; bad ones raise (naming the item) or are recorded as skipped."""
     out = _Parsed({}, [], [])
 
@@ -384,15 +380,10 @@ def _auto_id(header: list[str], id_column: str | None, path: Path) -> str | None
 
 # -- public loaders -----------------------------------------------------------------------------
 def load_cif_csv(
-    path: str | os.PathLike,
-    *,
-    cif_column: str = "cif",
-    id_column: str | None = None,
-    targets: Sequence[str] | None = None,
-    limit: int | None = None,
-    on_error: OnError = "raise",
+    path: str | os.PathLike, *, cif_column: str = "cif", id_column: str | None = None,
+    targets: Sequence[str] | None = None, limit: int | None = None, on_error: OnError = "raise",
     progress: bool = True,
-) -> tuple[PackedSystems, dict[str, Any]]:
+) -> tuple[PackedSystems, dict[str, Any]]:  # fmt: skip
     """Read a CSV with one crystal per row (a CIF in ``cif_column``) and its labels.
 
     Args:
@@ -448,8 +439,10 @@ def load_cif_csv(
                                  limit)  # fmt: skip
 
 
-def _table_metadata(source: str, provenance: dict[str, Any], table: CsvTable, cols: _Columns,
-                    parsed: _Parsed, data: PackedSystems, limit: int | None) -> dict[str, Any]:  # fmt: skip
+def _table_metadata(
+    source: str, provenance: dict[str, Any], table: CsvTable, cols: _Columns, parsed: _Parsed,
+    data: PackedSystems, limit: int | None,
+) -> dict[str, Any]:  # fmt: skip
     """The metadata of crystals read from a table: units, the source's ``provenance`` with the
     counts, skipped rows, column notes and CIF parser warnings."""
     return {
@@ -497,15 +490,10 @@ def _match_cifs(cifs: dict[str, Path], ids: list[str], d: Path, lp: Path, id_col
 
 
 def load_cif_folder(
-    folder: str | os.PathLike,
-    labels_csv: str | os.PathLike,
-    *,
-    id_column: str = "id",
-    targets: Sequence[str] | None = None,
-    limit: int | None = None,
-    on_error: OnError = "raise",
+    folder: str | os.PathLike, labels_csv: str | os.PathLike, *, id_column: str = "id",
+    targets: Sequence[str] | None = None, limit: int | None = None, on_error: OnError = "raise",
     progress: bool = True,
-) -> tuple[PackedSystems, dict[str, Any]]:
+) -> tuple[PackedSystems, dict[str, Any]]:  # fmt: skip
     """Read ``<id>.cif`` files of ``folder`` with their labels from ``labels_csv``.
 
     The labels CSV has one row per crystal; ``id_column`` holds the CIF file stem (``mp-1`` for

@@ -52,7 +52,9 @@ class ClassMap:
     Build with :meth:`full`, :meth:`compact`, :meth:`from_mode` or :meth:`from_list`.
     """
 
-    def __init__(self, elements: Sequence[int]) -> None:
+    def __init__(
+        self, elements: Sequence[int],
+    ) -> None:  # fmt: skip
         els = [int(z) for z in elements]
         if not els or els[0] != 0:
             raise ValueError(f"class map must start with 0 (no atom), got {els[:5]}")

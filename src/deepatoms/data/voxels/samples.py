@@ -183,14 +183,9 @@ def _rotation(rng: np.random.Generator | None, rotate: bool, where: str) -> np.n
 
 
 def _tile(
-    frac_pos: np.ndarray,
-    numbers: np.ndarray,
-    cell: np.ndarray,
-    rot: np.ndarray,
-    t: np.ndarray,
-    lo: float,
-    hi: float,
-) -> tuple[np.ndarray, np.ndarray]:
+    frac_pos: np.ndarray, numbers: np.ndarray, cell: np.ndarray, rot: np.ndarray, t: np.ndarray,
+    lo: float, hi: float,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """All lattice images (box frame) whose positions can fall in the cube [lo, hi]³.
 
     The cube's corners are mapped back to fractional coordinates; the integer range of their

@@ -79,14 +79,9 @@ class _TraceCollate:
 
 
 def make_trace_loader(
-    mols: Molecules,
-    indices: Sequence[int] | np.ndarray,
-    batch_size: int,
-    train: bool,
-    seed: int = 0,
-    draw_random_samples: int = 0,
-    dtype: torch.dtype = torch.float32,
-) -> DataLoader:
+    mols: Molecules, indices: Sequence[int] | np.ndarray, batch_size: int, train: bool,
+    seed: int = 0, draw_random_samples: int = 0, dtype: torch.dtype = torch.float32,
+) -> DataLoader:  # fmt: skip
     """DataLoader of flat step batches of ``batch_size`` molecules each.
 
     ``train``: shuffled molecules and new traces every epoch (Lightning calls ``set_epoch``);

@@ -289,7 +289,9 @@ class PropertyTask(TrainingTask):
         )
 
 
-def _init(model, path, mode: str, mean: float, std: float, atomrefs: dict, tr: Any) -> dict:
+def _init(
+    model, path, mode: str, mean: float, std: float, atomrefs: dict, tr: Any,
+) -> dict:  # fmt: skip
     """Fine-tuning: weights from ``path``; output statistics kept or refitted (``mode``)."""
     info = setup.init_from(model, path, exclude=("property", "readout"))
     if mode == "refit":  # new target statistics (e.g. another energy reference)
