@@ -233,33 +233,8 @@ def cross_validate(
     fold_of = np.full(n, -1, dtype=np.int64)
     records = []
     for i, split in enumerate(splits):
-        run = RunFolder(out / f"fold{i}")
-        if run.split.is_file() and not _same_split(load_split(run.split), split):
-            raise ValueError(
-                f"{run.root} was trained on a different split than fold {i} of this "
-                "cross-validation; use a new --out folder"
-            )
-        previous = read_json(run.summary) if run.summary.is_file() else {}
-        done = run.model.is_file() and not previous.get("interrupted", False)
-        if done:
-            diff = (
-                config_diff(load_config(run.config), config, schema_of(config).resumable_keys())
-                if run.config.is_file()
-                else []
-            )
-            if diff:
-                raise ConfigError(
-                    f"{run.root} was trained with a different config, so it cannot be reused:\n  "
-                    + "\n  ".join(diff)
-                    + "\nUse a new --out folder for a different cross-validation."
-                )
-            log.info("fold %d: reusing the finished run %s", i, run.root)
-            run_summary = previous
-        else:
-            log.info("fold %d: training in %s", i, run.root)
-            run_summary = fit(
-                config, data_path, run.root, progress=progress, split=split, init=init
-            )
+        run, run_summary, trained = _fold_run(out / f"fold{i}", i, split, config, data_path,
+                                              progress, init)  # fmt: skip
         loaded = load_model(run.model, expect=PROPERTY_FAMILIES)
         if loaded.property != target:
             raise ValueError(
@@ -267,34 +242,20 @@ def cross_validate(
                 "use a new --out folder"
             )
         test = split["test"]
-        y_pred[test] = predict_packed(
-            loaded, data, test, batch_size=config["train"]["eval_batch_size"]
-        )
+        batch = config["train"]["eval_batch_size"]
+        y_pred[test] = predict_packed(loaded, data, test, batch_size=batch)
         fold_of[test] = i
+        errors = error_stats(y_true[test], y_pred[test], scale)
         record = {
-            "fold": i,
-            "n_train": len(split["train"]),
-            "n_val": len(split["val"]),
-            "n_test": len(test),
-            **{
-                key: v
-                for key, v in error_stats(y_true[test], y_pred[test], scale).items()
-                if key != "n"
-            },
-            "unit": unit,
-            "best_val_mae": run_summary.get("best_val_mae"),
-            "epochs": run_summary.get("epochs"),
-            "trained_now": not done,
-            "run": str(run.root),
-        }
+            "fold": i, "n_train": len(split["train"]), "n_val": len(split["val"]),
+            "n_test": len(test), **{key: v for key, v in errors.items() if key != "n"},
+            "unit": unit, "best_val_mae": run_summary.get("best_val_mae"),
+            "epochs": run_summary.get("epochs"), "trained_now": trained, "run": str(run.root),
+        }  # fmt: skip
         records.append(record)
         if on_fold is not None:
             on_fold(record)
-
-    if "n_elements" in data.system_props and data.system_props["n_elements"].ndim == 1:
-        n_elements = np.asarray(data.system_props["n_elements"]).astype(np.int64)
-    else:
-        n_elements = n_elements_per_system(data.numbers, data.offsets)
+    n_elements = _n_elements(data)
     columns: dict[str, np.ndarray] = {"index": np.arange(n), "fold": fold_of}
     columns.update(
         {name: col for name, col in _id_columns(data).items() if name != stratify_column}
@@ -303,41 +264,69 @@ def cross_validate(
     if strat is not None:
         columns[stratify_column] = strat
     _write_predictions(out / "predictions.csv", columns)
-
-    errors = (y_pred - y_true) * scale
-    pooled = error_stats(y_true, y_pred, scale)
-    maes = np.array([r["mae"] for r in records])
     subsets = {
         "n_elements": subset_errors(y_true, y_pred, arity_labels(n_elements), scale)["subsets"]
     }
     if strat is not None:
         subsets[stratify_column] = subset_errors(y_true, y_pred, strat, scale)["subsets"]
+    maes = np.array([r["mae"] for r in records])
     summary = {
-        "format": "deepatoms-cv",
-        "dataset": str(data_path.resolve()),
-        "preset": config.get("name"),
-        "model": config["model"].get("name"),
-        "target": target,
-        "target_unit": target_unit,
-        "unit": unit,
-        "unit_scale": scale,
-        "n_systems": n,
-        "k": k,
-        "seed": seed,
-        "n_val": n_val,
-        "stratify_column": stratify_column,
+        "format": "deepatoms-cv", "dataset": str(data_path.resolve()),
+        "preset": config.get("name"), "model": config["model"].get("name"), "target": target,
+        "target_unit": target_unit, "unit": unit, "unit_scale": scale, "n_systems": n, "k": k,
+        "seed": seed, "n_val": n_val, "stratify_column": stratify_column,
         "init": str(init) if init is not None else None,
         "note": "config data.n_train/n_val/n_test are ignored: the folds set the split",
-        "folds": records,
-        "fold_mae_mean": float(maes.mean()),
+        "folds": records, "fold_mae_mean": float(maes.mean()),
         "fold_mae_std": float(maes.std(ddof=1)) if k > 1 else 0.0,
-        "pooled": {
-            **pooled,
-            "mae_bootstrap_p95": bootstrap_mae_percentile(errors, n_bootstrap, 95.0, seed),
-            "bootstrap": {"n_resamples": int(n_bootstrap), "q": 95.0, "seed": seed},
-        },
-        "subsets": subsets,
+        "pooled": _pooled(y_true, y_pred, scale, n_bootstrap, seed), "subsets": subsets,
         "predictions": str(out / "predictions.csv"),
-    }
+    }  # fmt: skip
     write_json(out / "cv_summary.json", summary)
     return summary
+
+
+def _fold_run(folder: Path, i: int, split: dict, config: dict, data_path: Path, progress: bool,
+              init: str | Path | None) -> tuple[RunFolder, dict, bool]:  # fmt: skip
+    """The run of fold ``i``: reused when it finished with the same config and split, else
+    trained (or resumed) through the training protocol. (run, its summary, trained now)."""
+    run = RunFolder(folder)
+    if run.split.is_file() and not _same_split(load_split(run.split), split):
+        raise ValueError(
+            f"{run.root} was trained on a different split than fold {i} of this "
+            "cross-validation; use a new --out folder"
+        )
+    previous = read_json(run.summary) if run.summary.is_file() else {}
+    if run.model.is_file() and not previous.get("interrupted", False):
+        resumable = schema_of(config).resumable_keys()
+        diff = (
+            config_diff(load_config(run.config), config, resumable) if run.config.is_file() else []
+        )
+        if diff:
+            raise ConfigError(
+                f"{run.root} was trained with a different config, so it cannot be reused:\n  "
+                + "\n  ".join(diff)
+                + "\nUse a new --out folder for a different cross-validation."
+            )
+        log.info("fold %d: reusing the finished run %s", i, run.root)
+        return run, previous, False
+    log.info("fold %d: training in %s", i, run.root)
+    return run, fit(config, data_path, run.root, progress=progress, split=split, init=init), True
+
+
+def _n_elements(data: PackedSystems) -> np.ndarray:
+    """Distinct elements per system (the stored column when there is one)."""
+    if "n_elements" in data.system_props and data.system_props["n_elements"].ndim == 1:
+        return np.asarray(data.system_props["n_elements"]).astype(np.int64)
+    return n_elements_per_system(data.numbers, data.offsets)
+
+
+def _pooled(y_true: np.ndarray, y_pred: np.ndarray, scale: float, n_bootstrap: int,
+            seed: int) -> dict:  # fmt: skip
+    """Errors over all folds' predictions with a bootstrap 95th percentile of the MAE."""
+    errors = (y_pred - y_true) * scale
+    return {
+        **error_stats(y_true, y_pred, scale),
+        "mae_bootstrap_p95": bootstrap_mae_percentile(errors, n_bootstrap, 95.0, seed),
+        "bootstrap": {"n_resamples": int(n_bootstrap), "q": 95.0, "seed": seed},
+    }

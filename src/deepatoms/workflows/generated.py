@@ -225,270 +225,319 @@ def evaluate_report(
     distances, RMSDs, gaps, timings), ``molecules`` (per-molecule rows) and ``plots`` (arrays
     for :mod:`deepatoms.analysis.generated_plots`).
     """
-    from deepatoms.data.dataset import read_dataset
-
     if not Path(reference).is_file():
         raise FileNotFoundError(f"reference dataset '{reference}' does not exist")
     if relax not in RELAX_METHODS:
         raise ValueError(f"unknown --relax {relax!r}; choose one of {', '.join(RELAX_METHODS)}")
     if relax_sample < 0:
         raise ValueError(f"--relax-sample must be ≥ 0, got {relax_sample}")
-    bar = lambda label: ProgressBar(label, quiet=not progress)  # noqa: E731
-    timing: dict[str, float] = {}
-    t_all = t0 = time.perf_counter()
-    atoms, provenance = read_generated(generated)
-    ref, ref_meta = read_dataset(reference)
-    loaded = None
-    if gap_model is not None:
-        from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
+    ev = _Evaluation(Path(generated), Path(reference), gap_model, progress)
+    ev.check_and_compare(train_splits)
+    ev.relax_sample(relax, relax_sample, seed, xtb_gaps)
+    return {"metrics": ev.metrics(), "molecules": ev.molecules(), "plots": ev.plots()}
 
-        loaded = load_model(_model_file(gap_model), expect=PROPERTY_FAMILIES)
-        if loaded.unit != "eV":
-            raise ValueError(
-                f"--gap-model predicts {loaded.property!r} in {loaded.unit!r}; pass a model of "
-                "the HOMO-LUMO gap in eV"
-            )
-    timing["read"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    with bar("checking molecules") as cb:
-        checks = check_all(atoms, cb)
-    valid = np.array([c.valid for c in checks], bool)
-    keys = [c.key for c in checks]
-    timing["check"] = time.perf_counter() - t0
+class _Evaluation:
+    """The stages of :func:`evaluate_report`, each timed: read, check, reference, match,
+    statistics, distributions, gap model, relaxation of a sample, xTB gaps."""
 
-    # reference side: keys by split, statistics and distribution samples (a fixed cost)
-    t0 = time.perf_counter()
-    seen, notes = training_labels(ref, Path(reference), train_splits)
-    ref_pairs, ref_orders = _reference_bonds(ref, ref_meta)
-    if "rings" in ref.system_props:
-        ref_rings = np.asarray(ref.system_props["rings"], np.int64)
-    else:
-        ref_rings = np.array([ring_counts(s) for s in ref.system_props["canonical_smiles"]])
-    ref_stats = molecule_statistics(np.split(ref.numbers, ref.offsets[1:-1]), ref_orders, ref_rings)
-    ref_samples = _samples(ref.numbers, ref.positions, ref.offsets, ref_pairs)
-    timing["reference"] = time.perf_counter() - t0
+    def __init__(self, generated: Path, reference: Path, gap_model: Path | None,
+                 progress: bool) -> None:  # fmt: skip
+        from deepatoms.data.dataset import read_dataset
 
-    t0 = time.perf_counter()
-    unique, duplicate_of = first_occurrence(keys, valid)
-    tags = tag_molecules(keys, valid, seen)
-    n_heavy = np.array([int(np.sum(a.numbers != 1)) for a in atoms], np.int64)
-    timing["match"] = time.perf_counter() - t0
+        self.generated, self.reference, self.gap_model = generated, reference, gap_model
+        self.progress = progress
+        self.timing: dict[str, float] = {}
+        self.t_all = t0 = time.perf_counter()
+        self.atoms, self.provenance = read_generated(generated)
+        self.ref, self.ref_meta = read_dataset(reference)
+        self.loaded = None
+        if gap_model is not None:
+            from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 
-    t0 = time.perf_counter()
-    uidx = np.flatnonzero(unique)
-    if len(uidx) == 0:
-        raise ValueError(
-            f"none of the {len(atoms)} molecules in '{generated}' is valid "
-            f"({dict(Counter(c.reason for c in checks))}); nothing to compare"
-        )
-    gen_rings = np.array([ring_counts(checks[k].smiles) for k in uidx]).reshape(-1, 4)
-    gen_stats = molecule_statistics(
-        [atoms[k].numbers for k in uidx], [checks[k].orders for k in uidx], gen_rings
-    )
-    timing["statistics"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    gen_pack = PackedSystems.from_atoms([atoms[k] for k in uidx])
-    gen_pairs = np.concatenate(
-        [checks[k].bonds + gen_pack.offsets[n] for n, k in enumerate(uidx)]
-    ).reshape(-1, 2)
-    dists = _distributions(
-        _samples(gen_pack.numbers, gen_pack.positions, gen_pack.offsets, gen_pairs), ref_samples
-    )
-    timing["distributions"] = time.perf_counter() - t0
-
-    gap_raw = np.full(len(atoms), np.nan)
-    t0 = time.perf_counter()
-    if loaded is not None:
-        from deepatoms.models.inference import predict_packed
-
-        with bar("gap model") as cb:
-            gap_raw[uidx] = predict_packed(loaded, gen_pack, progress=cb)
-    timing["gap_model"] = time.perf_counter() - t0
-
-    # -- sample: relaxation, RMSD, gaps on relaxed geometries --------------------------------
-    rng = np.random.default_rng(seed)
-    n_sample = min(int(relax_sample), len(uidx))
-    sample = np.sort(rng.choice(uidx, size=n_sample, replace=False)) if n_sample else uidx[:0]
-    rmsd_all = np.full(len(atoms), np.nan)
-    rmsd_heavy = np.full(len(atoms), np.nan)
-    gap_relaxed = np.full(len(atoms), np.nan)
-    gap_xtb = np.full(len(atoms), np.nan)
-    failures: Counter = Counter()
-    relaxed: dict[int, np.ndarray] = {}
-    t0 = time.perf_counter()
-    if relax != "none" and n_sample:
-        with bar(f"relaxing ({relax})") as cb:
-            for n, k in enumerate(sample):
-                try:
-                    pos, _ = relax_molecule(atoms[k], relax, checks[k].mol)
-                except Exception as exc:  # SCF failures, missing MMFF parameters …
-                    failures[type(exc).__name__] += 1
-                    continue
-                relaxed[int(k)] = pos
-                rmsd_all[k] = kabsch_rmsd(atoms[k].positions, pos)
-                rmsd_heavy[k] = kabsch_rmsd(atoms[k].positions, pos, atoms[k].numbers != 1)
-                if cb is not None:
-                    cb(n + 1, n_sample)
-    timing["relax"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if loaded is not None and relaxed:
-        from deepatoms.models.inference import predict_packed
-
-        done = np.array(sorted(relaxed), np.int64)
-        pack = PackedSystems.from_atoms(
-            [Atoms(numbers=atoms[k].numbers, positions=relaxed[int(k)]) for k in done]
-        )
-        gap_relaxed[done] = predict_packed(loaded, pack)
-    timing["gap_model"] += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if xtb_gaps and n_sample:
-        with bar("GFN2-xTB gaps") as cb:
-            for n, k in enumerate(sample):
-                pos = relaxed.get(int(k), atoms[k].positions)
-                try:
-                    gap_xtb[k] = xtb_gap(atoms[k].numbers, pos)
-                except Exception as exc:  # reported as a failure count
-                    failures[f"xtb_gap:{type(exc).__name__}"] += 1
-                if cb is not None:
-                    cb(n + 1, n_sample)
-    timing["xtb_gap"] = time.perf_counter() - t0
-
-    # -- Table 1 ----------------------------------------------------------------------------
-    all_relaxed = relax != "none" and len(relaxed) == len(uidx)
-    gap_row, gap_source = None, None
-    if loaded is not None:
-        gap_row = gap_relaxed if all_relaxed else gap_raw
-        gap_source = (
-            f"model {loaded.property!r} on {'relaxed (' + relax + ')' if all_relaxed else 'generated'}"
-            " geometries (substitute for the paper's B3LYP gap)"
-        )
-    rows = table1(valid, unique, tags, n_heavy, gap_row, GAP_THRESHOLD)
-    for row in rows:
-        row["paper_gschnet_50k"] = PAPER_TABLE1.get(row["row"])
-    timing["total"] = time.perf_counter() - t_all
-
-    n = len(atoms)
-    dropped = ref_meta.get("dropped", {})
-    checker_rate = (
-        dropped["n_valid"] / dropped["n_checked"] if dropped.get("n_checked") else math.nan
-    )
-    ref_gap = np.asarray(ref.system_props.get("gap", np.zeros(0)), float)
-    groups = {}
-    for tag in ("train", "val", "test", "novel"):
-        sel = sample[tags[sample] == tag] if n_sample else sample
-        groups[tag] = {
-            "all_atoms": _summary(rmsd_all[sel]),
-            "heavy_atoms": _summary(rmsd_heavy[sel]),
-        }
-    per_molecule = ("check", "match", "statistics", "distributions", "gap_model")
-    metrics: dict[str, Any] = {
-        "generated": str(generated),
-        "reference": str(reference),
-        "provenance": provenance,
-        "training_set": notes,
-        "n_generated": n,
-        "n_valid": int(valid.sum()),
-        "validity": float(valid.mean()),
-        "invalid_reasons": dict(Counter(c.reason for c in checks if not c.valid)),
-        "n_unique": int(unique.sum()),
-        "n_duplicates": int(valid.sum() - unique.sum()),
-        "tags_unique": {
-            t: int(np.sum(tags[unique] == t)) for t in ("train", "val", "test", "novel")
-        },
-        "table1": rows,
-        "table1_percent_of": "valid molecules",
-        "gap_source": gap_source,
-        "qm9_reference": {
-            "checker_validity": checker_rate,
-            "checker_dropped": {k: v for k, v in dropped.items() if k != "qm9_index"},
-            "n_molecules": len(ref),
-            "gap_le_5eV_percent": float(100 * np.mean(ref_gap <= GAP_THRESHOLD))
-            if len(ref_gap)
-            else None,
-            "gap_source": "QM9 labels (B3LYP/6-31G(2df,p))",
-        },
-        "statistics": {"generated_unique": gen_stats, "qm9": ref_stats},
-        "distributions": {
-            name: {k: d[k] for k in ("w1", "tv", "n_generated", "n_reference", "unit")}
-            for name, d in dists.items()
-        },
-        "relaxation": {
-            "method": relax,
-            "method_label": {
-                "xtb": "GFN2-xTB (tblite), BFGS to fmax 0.05 eV/Å — substitute for the paper's DFT",
-                "mmff": "RDKit MMFF94 — substitute for the paper's DFT",
-                "none": "not relaxed",
-            }[relax],
-            "sample_size": n_sample if relax != "none" or xtb_gaps else 0,
-            "n_relaxed": len(relaxed),
-            "failures": dict(failures),
-            "rmsd_by_tag": groups,
-            "rmsd_all": {"all_atoms": _summary(rmsd_all), "heavy_atoms": _summary(rmsd_heavy)},
-        },
-        "gaps": {
-            "model": str(gap_model) if gap_model is not None else None,
-            "model_generated_geometry": _summary(gap_raw),
-            "model_relaxed_geometry": _summary(gap_relaxed),
-            "xtb": {
-                **_summary(gap_xtb),
-                "geometry": "relaxed" if relaxed else "generated",
-                "label": "GFN2-xTB orbital gap (tblite) — cross-check, not B3LYP",
-                "le_5eV_percent_of_sample": float(
-                    100 * np.mean(gap_xtb[np.isfinite(gap_xtb)] <= GAP_THRESHOLD)
+            self.loaded = load_model(_model_file(gap_model), expect=PROPERTY_FAMILIES)
+            if self.loaded.unit != "eV":
+                raise ValueError(
+                    f"--gap-model predicts {self.loaded.property!r} in {self.loaded.unit!r}; "
+                    "pass a model of the HOMO-LUMO gap in eV"
                 )
-                if np.isfinite(gap_xtb).any()
-                else None,
+        n = len(self.atoms)
+        self.gap_raw, self.gap_relaxed, self.gap_xtb = (np.full(n, np.nan) for _ in range(3))
+        self.rmsd_all, self.rmsd_heavy = np.full(n, np.nan), np.full(n, np.nan)
+        self.relaxed: dict[int, np.ndarray] = {}
+        self.failures: Counter = Counter()
+        self.timing["read"] = time.perf_counter() - t0
+
+    def _bar(self, label: str) -> ProgressBar:
+        return ProgressBar(label, quiet=not self.progress)
+
+    def check_and_compare(self, train_splits: Sequence[Path]) -> None:
+        """Validity, uniqueness and novelty; statistics, distributions, model gaps."""
+        atoms, ref = self.atoms, self.ref
+        t0 = time.perf_counter()
+        with self._bar("checking molecules") as cb:
+            self.checks = check_all(atoms, cb)
+        self.valid = np.array([c.valid for c in self.checks], bool)
+        self.keys = [c.key for c in self.checks]
+        self.timing["check"] = time.perf_counter() - t0
+        t0 = time.perf_counter()  # the reference side: a fixed cost
+        seen, self.notes = training_labels(ref, self.reference, train_splits)
+        ref_pairs, ref_orders = _reference_bonds(ref, self.ref_meta)
+        if "rings" in ref.system_props:
+            ref_rings = np.asarray(ref.system_props["rings"], np.int64)
+        else:
+            ref_rings = np.array([ring_counts(s) for s in ref.system_props["canonical_smiles"]])
+        ref_numbers = np.split(ref.numbers, ref.offsets[1:-1])
+        self.ref_stats = molecule_statistics(ref_numbers, ref_orders, ref_rings)
+        ref_samples = _samples(ref.numbers, ref.positions, ref.offsets, ref_pairs)
+        self.timing["reference"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.unique, self.duplicate_of = first_occurrence(self.keys, self.valid)
+        self.tags = tag_molecules(self.keys, self.valid, seen)
+        self.n_heavy = np.array([int(np.sum(a.numbers != 1)) for a in atoms], np.int64)
+        self.timing["match"] = time.perf_counter() - t0
+        self._statistics()
+        t0 = time.perf_counter()
+        gen_pack = PackedSystems.from_atoms([atoms[k] for k in self.uidx])
+        gen_pairs = np.concatenate(
+            [self.checks[k].bonds + gen_pack.offsets[n] for n, k in enumerate(self.uidx)]
+        ).reshape(-1, 2)
+        gen_samples = _samples(gen_pack.numbers, gen_pack.positions, gen_pack.offsets, gen_pairs)
+        self.dists = _distributions(gen_samples, ref_samples)
+        self.timing["distributions"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if self.loaded is not None:
+            from deepatoms.models.inference import predict_packed
+
+            with self._bar("gap model") as cb:
+                self.gap_raw[self.uidx] = predict_packed(self.loaded, gen_pack, progress=cb)
+        self.timing["gap_model"] = time.perf_counter() - t0
+
+    def _statistics(self) -> None:
+        t0 = time.perf_counter()
+        self.uidx = uidx = np.flatnonzero(self.unique)
+        if len(uidx) == 0:
+            reasons = dict(Counter(c.reason for c in self.checks))
+            raise ValueError(
+                f"none of the {len(self.atoms)} molecules in '{self.generated}' is valid "
+                f"({reasons}); nothing to compare"
+            )
+        gen_rings = np.array([ring_counts(self.checks[k].smiles) for k in uidx]).reshape(-1, 4)
+        self.gen_stats = molecule_statistics(
+            [self.atoms[k].numbers for k in uidx], [self.checks[k].orders for k in uidx], gen_rings
+        )
+        self.timing["statistics"] = time.perf_counter() - t0
+
+    def relax_sample(self, relax: str, size: int, seed: int, xtb_gaps: bool) -> None:
+        """Relax a random sample of the unique molecules (RMSD to the generated geometry),
+        model gaps on the relaxed geometries, GFN2-xTB gaps when asked."""
+        self.relax, self.xtb_gaps = relax, xtb_gaps
+        rng = np.random.default_rng(seed)
+        self.n_sample = n_sample = min(int(size), len(self.uidx))
+        self.sample = (np.sort(rng.choice(self.uidx, size=n_sample, replace=False)) if n_sample
+                       else self.uidx[:0])  # fmt: skip
+        t0 = time.perf_counter()
+        if relax != "none" and n_sample:
+            with self._bar(f"relaxing ({relax})") as cb:
+                for n, k in enumerate(self.sample):
+                    self._relax_one(int(k), relax)
+                    if cb is not None:
+                        cb(n + 1, n_sample)
+        self.timing["relax"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if self.loaded is not None and self.relaxed:
+            from deepatoms.models.inference import predict_packed
+
+            done = np.array(sorted(self.relaxed), np.int64)
+            pack = PackedSystems.from_atoms(
+                [Atoms(numbers=self.atoms[k].numbers, positions=self.relaxed[int(k)]) for k in done]
+            )
+            self.gap_relaxed[done] = predict_packed(self.loaded, pack)
+        self.timing["gap_model"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if xtb_gaps and n_sample:
+            with self._bar("GFN2-xTB gaps") as cb:
+                for n, k in enumerate(self.sample):
+                    pos = self.relaxed.get(int(k), self.atoms[k].positions)
+                    try:
+                        self.gap_xtb[k] = xtb_gap(self.atoms[k].numbers, pos)
+                    except Exception as exc:  # reported as a failure count
+                        self.failures[f"xtb_gap:{type(exc).__name__}"] += 1
+                    if cb is not None:
+                        cb(n + 1, n_sample)
+        self.timing["xtb_gap"] = time.perf_counter() - t0
+
+    def _relax_one(self, k: int, relax: str) -> None:
+        a = self.atoms[k]
+        try:
+            pos, _ = relax_molecule(a, relax, self.checks[k].mol)
+        except Exception as exc:  # SCF failures, missing MMFF parameters …
+            self.failures[type(exc).__name__] += 1
+            return
+        self.relaxed[k] = pos
+        self.rmsd_all[k] = kabsch_rmsd(a.positions, pos)
+        self.rmsd_heavy[k] = kabsch_rmsd(a.positions, pos, a.numbers != 1)
+
+    def _table1(self) -> tuple[list[dict[str, Any]], str | None]:
+        """Table 1 rows (with the paper's numbers) and where the gap column comes from."""
+        all_relaxed = self.relax != "none" and len(self.relaxed) == len(self.uidx)
+        gap_row, gap_source = None, None
+        if self.loaded is not None:
+            gap_row = self.gap_relaxed if all_relaxed else self.gap_raw
+            where = f"relaxed ({self.relax})" if all_relaxed else "generated"
+            gap_source = (f"model {self.loaded.property!r} on {where} geometries (substitute for "
+                          "the paper's B3LYP gap)")  # fmt: skip
+        rows = table1(self.valid, self.unique, self.tags, self.n_heavy, gap_row, GAP_THRESHOLD)
+        for row in rows:
+            row["paper_gschnet_50k"] = PAPER_TABLE1.get(row["row"])
+        return rows, gap_source
+
+    def metrics(self) -> dict[str, Any]:
+        """The JSON-ready metrics (``metrics.json``)."""
+        rows, gap_source = self._table1()
+        self.timing["total"] = time.perf_counter() - self.t_all
+        valid, unique, tags = self.valid, self.unique, self.tags
+        return {
+            "generated": str(self.generated),
+            "reference": str(self.reference),
+            "provenance": self.provenance,
+            "training_set": self.notes,
+            "n_generated": len(self.atoms),
+            "n_valid": int(valid.sum()),
+            "validity": float(valid.mean()),
+            "invalid_reasons": dict(Counter(c.reason for c in self.checks if not c.valid)),
+            "n_unique": int(unique.sum()),
+            "n_duplicates": int(valid.sum() - unique.sum()),
+            "tags_unique": {t: int(np.sum(tags[unique] == t)) for t in _TAGS},
+            "table1": rows,
+            "table1_percent_of": "valid molecules",
+            "gap_source": gap_source,
+            "qm9_reference": self._reference_summary(),
+            "statistics": {"generated_unique": self.gen_stats, "qm9": self.ref_stats},
+            "distributions": {
+                name: {k: d[k] for k in ("w1", "tv", "n_generated", "n_reference", "unit")}
+                for name, d in self.dists.items()
             },
-        },
-        "timing_s": {
-            **{k: round(v, 3) for k, v in timing.items()},
-            "fixed_reference_cost": round(timing["read"] + timing["reference"], 3),
-            "per_1000_without_relaxation": round(
-                1000 * sum(timing[k] for k in per_molecule) / n, 3
-            ),
-            "per_relaxed_molecule": round(timing["relax"] / len(relaxed), 3) if relaxed else None,
-        },
-    }
-    molecules = [
-        {
-            "index": k,
-            "valid": bool(valid[k]),
-            "reason": checks[k].reason,
-            "smiles": checks[k].smiles,
-            "key": keys[k],
-            "unique": bool(unique[k]),
-            "duplicate_of": int(duplicate_of[k]),
-            "tag": str(tags[k]),
-            "n_atoms": len(atoms[k]),
-            "n_heavy": int(n_heavy[k]),
-            "gap_model": gap_raw[k],
-            "gap_model_relaxed": gap_relaxed[k],
-            "gap_xtb": gap_xtb[k],
-            "rmsd": rmsd_all[k],
-            "rmsd_heavy": rmsd_heavy[k],
+            "relaxation": self._relaxation_summary(),
+            "gaps": self._gap_summary(),
+            "timing_s": self._timing_summary(),
         }
-        for k in range(n)
-    ]
-    plots = {
-        "distributions": dists,
-        "statistics": (gen_stats, ref_stats),
-        "gaps": {
-            "QM9 (B3LYP labels)": ref_gap,
-            "generated (model)": gap_raw[np.isfinite(gap_raw)],
-            "relaxed (model)": gap_relaxed[np.isfinite(gap_relaxed)],
-            "relaxed (GFN2-xTB)" if relaxed else "generated (GFN2-xTB)": gap_xtb[
-                np.isfinite(gap_xtb)
-            ],
-        },
-        "rmsd": {
-            f"{tag} ({kind})": arr[sample[(tags[sample] == tag) & np.isfinite(arr[sample])]]
-            for tag in ("train", "val", "test", "novel")
-            for kind, arr in (("all", rmsd_all), ("heavy", rmsd_heavy))
-        },
-    }
-    return {"metrics": metrics, "molecules": molecules, "plots": plots}
+
+    def _reference_summary(self) -> dict[str, Any]:
+        dropped = self.ref_meta.get("dropped", {})
+        checked = dropped.get("n_checked")
+        ref_gap = self._ref_gap()
+        return {
+            "checker_validity": dropped["n_valid"] / checked if checked else math.nan,
+            "checker_dropped": {k: v for k, v in dropped.items() if k != "qm9_index"},
+            "n_molecules": len(self.ref),
+            "gap_le_5eV_percent": (
+                float(100 * np.mean(ref_gap <= GAP_THRESHOLD)) if len(ref_gap) else None
+            ),
+            "gap_source": "QM9 labels (B3LYP/6-31G(2df,p))",
+        }
+
+    def _ref_gap(self) -> np.ndarray:
+        return np.asarray(self.ref.system_props.get("gap", np.zeros(0)), float)
+
+    def _relaxation_summary(self) -> dict[str, Any]:
+        sample, tags = self.sample, self.tags
+        groups = {}
+        for tag in _TAGS:
+            sel = sample[tags[sample] == tag] if self.n_sample else sample
+            groups[tag] = {"all_atoms": _summary(self.rmsd_all[sel]),
+                           "heavy_atoms": _summary(self.rmsd_heavy[sel])}  # fmt: skip
+        return {
+            "method": self.relax,
+            "method_label": _RELAX_LABELS[self.relax],
+            "sample_size": self.n_sample if self.relax != "none" or self.xtb_gaps else 0,
+            "n_relaxed": len(self.relaxed),
+            "failures": dict(self.failures),
+            "rmsd_by_tag": groups,
+            "rmsd_all": {
+                "all_atoms": _summary(self.rmsd_all),
+                "heavy_atoms": _summary(self.rmsd_heavy),
+            },
+        }
+
+    def _gap_summary(self) -> dict[str, Any]:
+        xtb = self.gap_xtb[np.isfinite(self.gap_xtb)]
+        return {
+            "model": str(self.gap_model) if self.gap_model is not None else None,
+            "model_generated_geometry": _summary(self.gap_raw),
+            "model_relaxed_geometry": _summary(self.gap_relaxed),
+            "xtb": {
+                **_summary(self.gap_xtb),
+                "geometry": "relaxed" if self.relaxed else "generated",
+                "label": "GFN2-xTB orbital gap (tblite) — cross-check, not B3LYP",
+                "le_5eV_percent_of_sample": (
+                    float(100 * np.mean(xtb <= GAP_THRESHOLD)) if len(xtb) else None
+                ),
+            },
+        }
+
+    def _timing_summary(self) -> dict[str, Any]:
+        t, n_relaxed = self.timing, len(self.relaxed)
+        per_molecule = ("check", "match", "statistics", "distributions", "gap_model")
+        return {
+            **{k: round(v, 3) for k, v in t.items()},
+            "fixed_reference_cost": round(t["read"] + t["reference"], 3),
+            "per_1000_without_relaxation": round(
+                1000 * sum(t[k] for k in per_molecule) / len(self.atoms), 3
+            ),
+            "per_relaxed_molecule": round(t["relax"] / n_relaxed, 3) if n_relaxed else None,
+        }
+
+    def molecules(self) -> list[dict[str, Any]]:
+        """One row per generated molecule (``molecules.csv``)."""
+        return [
+            {
+                "index": k,
+                "valid": bool(self.valid[k]),
+                "reason": c.reason,
+                "smiles": c.smiles,
+                "key": self.keys[k],
+                "unique": bool(self.unique[k]),
+                "duplicate_of": int(self.duplicate_of[k]),
+                "tag": str(self.tags[k]),
+                "n_atoms": len(self.atoms[k]),
+                "n_heavy": int(self.n_heavy[k]),
+                "gap_model": self.gap_raw[k],
+                "gap_model_relaxed": self.gap_relaxed[k],
+                "gap_xtb": self.gap_xtb[k],
+                "rmsd": self.rmsd_all[k],
+                "rmsd_heavy": self.rmsd_heavy[k],
+            }
+            for k, c in enumerate(self.checks)
+        ]
+
+    def plots(self) -> dict[str, Any]:
+        """The arrays the report's plots draw."""
+        sample, tags = self.sample, self.tags
+        xtb_label = "relaxed (GFN2-xTB)" if self.relaxed else "generated (GFN2-xTB)"
+        return {
+            "distributions": self.dists,
+            "statistics": (self.gen_stats, self.ref_stats),
+            "gaps": {
+                "QM9 (B3LYP labels)": self._ref_gap(),
+                "generated (model)": self.gap_raw[np.isfinite(self.gap_raw)],
+                "relaxed (model)": self.gap_relaxed[np.isfinite(self.gap_relaxed)],
+                xtb_label: self.gap_xtb[np.isfinite(self.gap_xtb)],
+            },
+            "rmsd": {
+                f"{tag} ({kind})": arr[sample[(tags[sample] == tag) & np.isfinite(arr[sample])]]
+                for tag in _TAGS
+                for kind, arr in (("all", self.rmsd_all), ("heavy", self.rmsd_heavy))
+            },
+        }
+
+
+_TAGS = ("train", "val", "test", "novel")
+_RELAX_LABELS = {
+    "xtb": "GFN2-xTB (tblite), BFGS to fmax 0.05 eV/Å — substitute for the paper's DFT",
+    "mmff": "RDKit MMFF94 — substitute for the paper's DFT",
+    "none": "not relaxed",
+}
 
 
 # -- output ---------------------------------------------------------------------------------------
