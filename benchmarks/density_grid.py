@@ -5,7 +5,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/density_grid.py --data ../shared/data/perov_5/val.csv --limit 500
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/density_grid.py --grids 30 20 --skip-speed
 
-specs/crystal-density-vae.md §1, §2, §6 and its acceptance ideas. Crystals: pymatgen's bundled
+docs/density_vae.md §1, §2, §6. Crystals: pymatgen's bundled
 AFLOW prototypes with all lattice vectors < 10 Å (243), or ``--data`` (anything
 ``deepatoms.density.crystal_sets.load_crystals`` reads), filtered the same way.
 

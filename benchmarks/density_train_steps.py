@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Density VAE training speed: optimiser steps per second for the paper and fast presets.
 
-specs/crystal-density-vae.md §10, issue 8 benchmark.
+docs/density_vae.md §10, issue 8 benchmark.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/density_train_steps.py
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/density_train_steps.py --paper-batch 24 --steps 5

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Density VAE + attention U-Net report at CPU scale (specs/crystal-density-vae.md §7, §10;
+# Density VAE + attention U-Net report at CPU scale (docs/density_vae.md §7, §10;
 # issue 8). Not run in CI.
 #
 #   bash benchmarks/density_vae_report.sh [WORKDIR]      (default runs/density)

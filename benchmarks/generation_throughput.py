@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""G-SchNet generation throughput in molecules per minute (specs/gschnet.md §8, issue 6).
+"""G-SchNet generation throughput in molecules per minute (docs/gschnet.md §8, issue 6).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generation_throughput.py          # both sizes
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generation_throughput.py -n 100 --chunk 100

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Grammar VAE + latent regressors + ICM inverse design on QM9 at CPU scale
-# (specs/grammar-vae.md §4-§7, §9; issue 7). Not run in CI.
+# (docs/grammar_vae.md §4-§7, §9; issue 7). Not run in CI.
 #
 #   bash benchmarks/grammar_vae_report.sh [WORKDIR]      (default runs/gvae)
 #

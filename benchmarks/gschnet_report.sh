@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# G-SchNet reproduction at CPU scale (specs/gschnet.md Table 1; issue 6). Not run in CI.
+# G-SchNet reproduction at CPU scale (docs/gschnet.md Table 1; issue 6). Not run in CI.
 #
 #   bash benchmarks/gschnet_report.sh [WORKDIR]      (default runs/gschnet)
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""VIMPNN reproduction report (``specs/vimpnn.md`` Tables 2 and 3) at CPU scale.
+"""VIMPNN reproduction report (docs/vimpnn.md Tables 2 and 3) at CPU scale.
 
     .venv/bin/python benchmarks/vimpnn_report.py data                 # datasets (xTB, EMT)
     .venv/bin/python benchmarks/vimpnn_report.py train --jobs 2       # every model run

@@ -68,3 +68,23 @@ def test_a_name_that_never_existed_is_a_plain_import_error():
         with pytest.raises(ImportError, match=r"deepatoms.density.grid \(now deepatoms.data."
                            r"voxels.grid\) has no name 'nope'"):  # fmt: skip
             from deepatoms.density.grid import nope  # noqa: F401
+
+
+def test_no_public_name_is_also_a_sub_package_or_module():
+    """``deepatoms.X`` must mean one thing: a function named like a sub-package would be
+    replaced by the package as soon as the package is imported."""
+    from pathlib import Path
+
+    root = Path(deepatoms.__file__).parent
+    modules = {p.stem for p in root.glob("*.py")} | {p.name for p in root.iterdir() if p.is_dir()}
+    assert not (set(deepatoms.__all__) & modules)
+    importlib.import_module("deepatoms.train")  # the package of the training protocol
+    assert callable(deepatoms.fit) and deepatoms.fit.__module__ == "deepatoms.workflows.training"
+
+
+def test_results_refuse_keys_that_shadow_dict_methods():
+    from deepatoms.core.results import Result
+
+    assert Result(mae=1.0).mae == 1.0
+    with pytest.raises(ValueError, match=r"keys \['items', 'values'\] shadow dict methods"):
+        Result(values=[1], items=[2])

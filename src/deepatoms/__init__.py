@@ -4,8 +4,8 @@ The Python API (docs/python-api.md): the functions behind every command live in
 :mod:`deepatoms.workflows`; the most used are importable from here, e.g. ::
 
     import deepatoms
-    deepatoms.build_qm9("qm9.h5", n=1000)
-    deepatoms.train("schnet-qm9-fast", "qm9.h5", "runs/u0", target="U0")
+    deepatoms.build_qm9("qm9.h5", limit=1000)
+    deepatoms.fit("schnet-fast", "qm9.h5", "runs/u0", target="U0")
     model = deepatoms.load_model("runs/u0")
     atoms.calc = deepatoms.Calculator("runs/u0")
 
@@ -32,11 +32,11 @@ _API: dict[str, str] = {
     "import_structures": "deepatoms.workflows.datasets",
     "import_md17": "deepatoms.workflows.datasets",
     "dataset_summary": "deepatoms.workflows.datasets",
+    "reference_md": "deepatoms.workflows.datagen",
     "read_dataset": "deepatoms.data.dataset",
     "write_dataset": "deepatoms.data.dataset",
-    # training
-    "fit": "deepatoms.train.protocol",
-    "train": "deepatoms.workflows.training",
+    # training (``fit`` is ``deepatoms.workflows.training.train``: a preset name or a config)
+    "fit": "deepatoms.workflows.training:train",
     "training_config": "deepatoms.workflows.training",
     "list_presets": "deepatoms.workflows.training",
     "cross_validate": "deepatoms.workflows.crossval",
@@ -52,7 +52,6 @@ _API: dict[str, str] = {
     "molecular_dynamics": "deepatoms.workflows.simulation",
     "vibrations": "deepatoms.workflows.simulation",
     "scan_structure": "deepatoms.workflows.simulation",
-    "screen": "deepatoms.workflows.screening",
     "generate_gschnet": "deepatoms.workflows.generation",
     "design_run": "deepatoms.workflows.design",
     # errors
@@ -65,10 +64,11 @@ __all__ = ["__version__", *sorted(_API)]
 
 
 def __getattr__(name: str) -> Any:
-    module = _API.get(name)
-    if module is None:
+    where = _API.get(name)
+    if where is None:
         raise AttributeError(f"module 'deepatoms' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attr = where.partition(":")
+    value = getattr(importlib.import_module(module), attr or name)
     globals()[name] = value
     return value
 

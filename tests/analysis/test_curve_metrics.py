@@ -1,4 +1,4 @@
-"""Energy-curve metrics on hand-made arrays (specs/vimpnn.md §7 and its acceptance ideas)."""
+"""Energy-curve metrics on hand-made arrays (docs/vimpnn.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scaled packs, model curves and displaced-atom contributions (specs/vimpnn.md §1, §7, §9)."""
+"""Scaled packs, model curves and displaced-atom contributions (docs/vimpnn.md §1, §7, §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metrics of generated molecules on hand-made sets (specs/gschnet.md §11): exact values."""
+"""Metrics of generated molecules on hand-made sets (docs/gschnet.md §11): exact values."""
 
 from __future__ import annotations
 

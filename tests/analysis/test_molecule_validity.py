@@ -1,4 +1,4 @@
-"""Validity and identity of molecules from 3-D geometry (specs/gschnet.md §11, acceptance ideas)."""
+"""Validity and identity of molecules from 3-D geometry (docs/gschnet.md §11)."""
 
 from __future__ import annotations
 

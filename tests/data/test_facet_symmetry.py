@@ -56,7 +56,7 @@ def with_symmetry(rng: np.random.Generator, kind: str) -> np.ndarray:
     raise ValueError(kind)
 
 
-# -- exact shapes: spec "Acceptance ideas" table --------------------------------------------------
+# -- exact shapes --------------------------------------------------------------------------------
 RECT = np.array([[0, 0], [2, 0], [2, 1], [0, 1.0]])
 RHOMBUS = np.array([[np.sqrt(2) / 2, 0], [0, 0.5], [-np.sqrt(2) / 2, 0], [0, -0.5]])
 SCALENE = np.array([[0, 0], [3, 0], [1, 2.0]])
@@ -120,7 +120,7 @@ def test_regular_ngon_groups(n):
 
 # -- independent brute-force reference -------------------------------------------------------------
 def reference_measures(poly: np.ndarray) -> np.ndarray:
-    """Direct implementation of spec §2 with scipy hulls and explicit 2×2 matrices."""
+    """Direct implementation of docs/position_free_crystals.md §2 with scipy hulls and explicit 2×2 matrices."""
     p = hull_of(np.asarray(poly, float))  # counter-clockwise
     x, y = p[:, 0], p[:, 1]
     x1, y1 = np.roll(x, -1), np.roll(y, -1)
@@ -176,7 +176,7 @@ def test_matches_brute_force_reference_on_random_polygons():
     np.testing.assert_allclose(got, ref, atol=1e-9)
 
 
-# -- identities (spec "Acceptance ideas") ----------------------------------------------------------
+# -- identities ----------------------------------------------------------------------------------
 def check_identities(m: np.ndarray, tol: float = 1e-9) -> None:
     assert m[C1] == 1.0
     assert np.all((m > 0) & (m <= 1 + tol))

@@ -1,4 +1,4 @@
-"""k-nearest-neighbour crystal graphs (Paper A, K = 24; specs/property-models.md §7)."""
+"""k-nearest-neighbour crystal graphs (Paper A, K = 24; docs/property_models.md §7)."""
 
 from __future__ import annotations
 

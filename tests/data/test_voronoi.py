@@ -1,4 +1,4 @@
-"""Voronoi quotient graphs (spec position-free-crystals.md §1 and "Acceptance ideas")."""
+"""Voronoi quotient graphs (docs/position_free_crystals.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bond typing (specs/vimpnn.md §1): RDKit orders, electronegativity classes, metallic shells,
+"""Bond typing (docs/vimpnn.md §1): RDKit orders, electronegativity classes, metallic shells,
 non-bonded pairs, the stored mirrored graph and its round trip through a dataset file."""
 
 from __future__ import annotations

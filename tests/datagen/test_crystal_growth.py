@@ -1,4 +1,4 @@
-"""Infinite Crystal and Crystal Growth generators (specs/vimpnn.md §8): EMT minimum at s = 1,
+"""Infinite Crystal and Crystal Growth generators (docs/vimpnn.md §8): EMT minimum at s = 1,
 training points, 12 metallic edges per atom, growth on vacant fcc sites, stable vs unstable."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Geometry scaling and the Augmented-QM9 generator (specs/vimpnn.md §8): exact scaling, fixed
+"""Geometry scaling and the Augmented-QM9 generator (docs/vimpnn.md §8): exact scaling, fixed
 bonds, xTB labels with electronic-temperature retries, failures, resume."""
 
 from __future__ import annotations

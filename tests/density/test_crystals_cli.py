@@ -1,4 +1,4 @@
-"""``deepatoms crystals …`` as a user calls it (specs/crystal-density-vae.md §8 tools, §7 metrics).
+"""``deepatoms crystals …`` as a user calls it (docs/density_vae.md §8 tools, §7 metrics).
 
 The model is the fast preset
 shrunk to widths 2–4 and a latent of 8, trained for 2 steps on 8 ASE bulk crystals.

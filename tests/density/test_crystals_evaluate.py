@@ -1,4 +1,4 @@
-"""Evaluation of a density model on held-out crystals (specs/crystal-density-vae.md §7)."""
+"""Evaluation of a density model on held-out crystals (docs/density_vae.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Density figures (specs/crystal-density-vae.md §1 plot scale, §8 strips and sweeps)."""
+"""Density figures (docs/density_vae.md §1 plot scale, §8 strips and sweeps)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Crystal sources, max-side filter and group splits (specs/crystal-density-vae.md §9)."""
+"""Crystal sources, max-side filter and group splits (docs/density_vae.md §9)."""
 
 import csv
 

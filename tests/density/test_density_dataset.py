@@ -1,4 +1,4 @@
-"""Class map, on-the-fly dataset and collate (specs/crystal-density-vae.md §2, §4)."""
+"""Class map, on-the-fly dataset and collate (docs/density_vae.md §2, §4)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Density M and species matrix S on the voxel grid (specs/crystal-density-vae.md §1)."""
+"""Density M and species matrix S on the voxel grid (docs/density_vae.md §1)."""
 
 import math
 

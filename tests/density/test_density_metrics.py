@@ -1,4 +1,4 @@
-"""Atom, species and voxel metrics on hand-made cases (specs/crystal-density-vae.md §7)."""
+"""Atom, species and voxel metrics on hand-made cases (docs/density_vae.md §7)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Atom recovery from class maps and densities (specs/crystal-density-vae.md §6)."""
+"""Atom recovery from class maps and densities (docs/density_vae.md §6)."""
 
 import numpy as np
 import pytest

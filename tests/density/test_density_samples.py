@@ -1,4 +1,4 @@
-"""Single-cell and repeated-lattice samples (specs/crystal-density-vae.md §2)."""
+"""Single-cell and repeated-lattice samples (docs/density_vae.md §2)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""gradscale and the joint loss (specs/crystal-density-vae.md §5, Eq. 2): exact values."""
+"""gradscale and the joint loss (docs/density_vae.md §5, Eq. 2): exact values."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Density VAE networks (specs/crystal-density-vae.md §3–4): shapes, parameter counts, options."""
+"""Density VAE networks (docs/density_vae.md §3–4): shapes, parameter counts, options."""
 
 from __future__ import annotations
 

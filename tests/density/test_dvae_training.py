@@ -1,4 +1,4 @@
-"""Training the density VAE (specs/crystal-density-vae.md §5, §10): overfitting, run folder,
+"""Training the density VAE (docs/density_vae.md §5, §10): overfitting, run folder,
 resume, presets, model files."""
 
 from __future__ import annotations

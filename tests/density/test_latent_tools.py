@@ -1,4 +1,4 @@
-"""Latent-space tools of the density VAE (specs/crystal-density-vae.md §8): exact values."""
+"""Latent-space tools of the density VAE (docs/density_vae.md §8): exact values."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fixed-length-feature baselines (specs/grammar-vae.md §9) on tiny synthetic sets."""
+"""Fixed-length-feature baselines (docs/grammar_vae.md §9) on tiny synthetic sets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Candidate evaluation (specs/grammar-vae.md §7): RDKit → ETKDG + MMFF → (xTB) → models."""
+"""Candidate evaluation (docs/grammar_vae.md §7): RDKit → ETKDG + MMFF → (xTB) → models."""
 
 from __future__ import annotations
 

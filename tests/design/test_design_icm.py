@@ -1,4 +1,4 @@
-"""ICM inverse design (specs/grammar-vae.md §6) on hand-made latent models with known answers.
+"""ICM inverse design (docs/grammar_vae.md §6) on hand-made latent models with known answers.
 
 The latent model: 2-D latent points, strings ``"p{a}_{b}"`` for the integer lattice point
 (a, b) nearest to z (decodes outside |a|, |b| ≤ 4 are "unfinished"), an encoder that maps a

@@ -1,4 +1,4 @@
-"""QM9 SMILES table, string-table CSV writing and design windows (specs/grammar-vae.md §7)."""
+"""QM9 SMILES table, string-table CSV writing and design windows (docs/grammar_vae.md §7)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def qm9_table() -> dict[str, np.ndarray]:
 
 
 def test_qm9_window_fractions_of_the_spec(qm9_table):
-    """25.0 % LUMO in [-1, 0] eV, 27.6 % gap in [4, 6] eV, 12.3 % both (spec §7)."""
+    """25.0 % LUMO in [-1, 0] eV, 27.6 % gap in [4, 6] eV, 12.3 % both (docs/grammar_vae.md §7)."""
     fr = window_fractions(qm9_table, QM9_DESIGN_WINDOWS)
     assert fr["n"] == 130_831
     assert round(100 * fr["lumo"], 1) == 25.0

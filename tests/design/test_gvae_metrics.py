@@ -1,4 +1,4 @@
-"""Generative-model metrics (design.vae_metrics, specs/grammar-vae.md §4)."""
+"""Generative-model metrics (design.vae_metrics, docs/grammar_vae.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A small grammar VAE overfits QM9 SMILES to 100 % reconstruction (specs/grammar-vae.md §4).
+"""A small grammar VAE overfits QM9 SMILES to 100 % reconstruction (docs/grammar_vae.md §4).
 
 Reconstruction = encoder mean, greedy masked decode, exact string match.
 """

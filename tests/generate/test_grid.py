@@ -1,4 +1,4 @@
-"""Generation grids and their log-densities (specs/gschnet.md §8; Gebauer et al. 2019 Eqs. 3, 5)."""
+"""Generation grids and their log-densities (docs/gschnet.md §8; Gebauer et al. 2019 Eqs. 3, 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""QM9 preparation for G-SchNet (specs/gschnet.md §6, §10): centring, order, bonds, filters,
+"""QM9 preparation for G-SchNet (docs/gschnet.md §6, §10): centring, order, bonds, filters,
 splits, and the ``deepatoms data qm9-generative`` command."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Batched G-SchNet generation (specs/gschnet.md §8) with a hand-written stand-in model and with
+"""Batched G-SchNet generation (docs/gschnet.md §8) with a hand-written stand-in model and with
 the real model at tiny widths."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""G-SchNet training traces and partial-molecule batches (specs/gschnet.md §6)."""
+"""G-SchNet training traces and partial-molecule batches (docs/gschnet.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Building blocks (spec §2) and the DTNN equations (spec §3), checked against written-out formulas."""
+"""Building blocks (docs/property_models.md §2) and the DTNN equations (docs/property_models.md §3), checked against written-out formulas."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_scatter_mean_empty_bin_is_zero_without_nan():
     assert empty.shape == (3, 2) and not torch.isnan(empty).any() and (empty == 0).all()
 
 
-# -- DTNN (spec §3) -----------------------------------------------------------------------------
+# -- DTNN (docs/property_models.md §3) -----------------------------------------------------------------------------
 def _three_atoms() -> Atoms:
     return Atoms("CHO", positions=[[0.0, 0.0, 0.0], [1.09, 0.1, -0.05], [-0.4, 1.15, 0.2]])
 

@@ -1,4 +1,4 @@
-"""G-SchNet model: bins, smoothed labels, invariances, loss and model files (specs/gschnet.md)."""
+"""G-SchNet model: bins, smoothed labels, invariances, loss and model files (docs/gschnet.md)."""
 
 from __future__ import annotations
 

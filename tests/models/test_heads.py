@@ -1,4 +1,4 @@
-"""Output head algebra (spec §2 and Paper A §5 normalisation), registry and model-file round trips."""
+"""Output head algebra (docs/property_models.md §2 and Paper A §5 normalisation), registry and model-file round trips."""
 
 from __future__ import annotations
 

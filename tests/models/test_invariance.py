@@ -1,4 +1,4 @@
-"""Physics checks for every energy model (DESIGN.md principles; spec "Acceptance ideas"), float64.
+"""Physics checks for every energy model (docs/architecture.md: invariances, finite-difference forces), float64.
 
 Rotation/translation/permutation invariance, force equivariance, batching, supercell
 consistency, self-pair exclusion, isolated atoms and forces = finite differences of the energy.

@@ -1,7 +1,7 @@
-"""MPNN / VIMPNN representation (specs/vimpnn.md §1–§3, §5 and "Acceptance ideas"), float64.
+"""MPNN / VIMPNN representation (docs/vimpnn.md §1–§3, §5), float64.
 
 Node features, invariances, Σ c_v = E, the channel variants against a loop-by-loop reference of
-the spec equations, the reductions between variants, bond-type handling, periodic crystals,
+the equations of docs/vimpnn.md, the reductions between variants, bond-type handling, periodic crystals,
 forces = finite differences and option errors.
 """
 
@@ -106,7 +106,7 @@ def test_node_features_paper_layout():
         build_model({"name": "vimpnn", "z_scale": 0})
 
 
-# -- invariances (spec "Acceptance ideas") ------------------------------------------------------------
+# -- invariances ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("channels", ["none", "a.i", "a.ii", "b.i", "b.ii", "c"])
 def test_rotation_translation_permutation_invariance(channels):
     model = make(channels=channels, n_bond_types=3)
@@ -141,7 +141,7 @@ def test_contributions_sum_to_energy_and_batching():
         torch.testing.assert_close(out["energy"][k : k + 1], alone, rtol=1e-13, atol=1e-13)
 
 
-# -- the variants against the spec equations (§2–§3) ----------------------------------------------
+# -- the variants against the equations (docs/vimpnn.md §2–§3) ----------------------------------------------
 def reference_states(rep, batch: Batch) -> torch.Tensor:
     """h⁽ᵀ⁾ by loops over directed edges, one edge-network call per edge (§2–§3)."""
     h0 = rep.node_features(batch.numbers)
@@ -211,7 +211,7 @@ def test_b_i_concatenates_the_typed_messages():
     torch.testing.assert_close(rep.update(h, m), rep.gru(cat, h), rtol=0, atol=0)
 
 
-# -- reductions (spec "Acceptance ideas") -----------------------------------------------------------
+# -- reductions -----------------------------------------------------------------------------------
 def _copy_weights(src, dst) -> None:
     """Load src's weights into dst; GRU weights go to every per-type GRU of variant c."""
     state = src.state_dict()

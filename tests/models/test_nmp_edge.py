@@ -1,4 +1,4 @@
-"""NMP-edge (spec §6, Paper A Eqs. 5–10): equations against a written-out reference computation."""
+"""NMP-edge (docs/property_models.md §6, Paper A Eqs. 5–10): equations against a written-out reference computation."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The autograd potential wrapper: forces and stress against finite differences (float64).
 
-Spec "Acceptance ideas": autograd forces equal central differences of the energy; stress equals
+Checks: autograd forces equal central differences of the energy; stress equals
 the derivative of the energy under strain divided by the volume (ASE convention).
 """
 

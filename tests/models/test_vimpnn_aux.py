@@ -1,4 +1,4 @@
-"""VIMPNN gated readout and auxiliary heads (specs/vimpnn.md §4 and "Acceptance ideas"), float64.
+"""VIMPNN gated readout and auxiliary heads (docs/vimpnn.md §4), float64.
 
 Auxiliary targets on ethanol, the orbital tables, z-score statistics, the auxiliary loss on a
 hand-made case, the gated-readout algebra, model-file round trips and a tiny overfit run.

@@ -1,4 +1,4 @@
-"""G-SchNet training runs: end to end, resume, fine-tuning, stopping (specs/gschnet.md §6–7, §9)."""
+"""G-SchNet training runs: end to end, resume, fine-tuning, stopping (docs/gschnet.md §6–7, §9)."""
 
 from __future__ import annotations
 

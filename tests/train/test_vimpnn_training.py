@@ -54,7 +54,7 @@ def test_aux_heads_need_the_scale_label(scaled_set, tmp_path):
 
 @pytest.mark.slow
 def test_vimpnn_learns_curves_with_their_minimum_near_s1(tmp_path):
-    """Training sanity (specs/vimpnn.md acceptance): on Morse bond energies over the paper's
+    """Training sanity (docs/vimpnn.md acceptance): on Morse bond energies over the paper's
     10-point grid, the trained VIMPNN's dense curves of the training molecules have their
     minimum inside the grid and within 1.5 data-grid spacings (0.1) of the true s = 1, which is
     not itself a labelled point (measured: DSC 0.015–0.095, mean 0.054)."""

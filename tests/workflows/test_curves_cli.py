@@ -1,4 +1,4 @@
-"""``deepatoms curves`` as a user calls it: tables, files, and clear errors (specs/vimpnn.md §7)."""
+"""``deepatoms curves`` as a user calls it: tables, files, and clear errors (docs/vimpnn.md §7)."""
 
 from __future__ import annotations
 

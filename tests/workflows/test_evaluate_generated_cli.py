@@ -1,5 +1,5 @@
 """``deepatoms evaluate-generated`` as a user calls it: exact Table 1 rows on a hand-made set,
-statistics, files and clear errors (specs/gschnet.md §11)."""
+statistics, files and clear errors (docs/gschnet.md §11)."""
 
 from __future__ import annotations
 

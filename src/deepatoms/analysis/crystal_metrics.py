@@ -1,4 +1,4 @@
-"""Error metrics for crystal property models (position-free-crystals spec §5, §8).
+"""Error metrics for crystal property models (docs/position_free_crystals.md §5, §8).
 
 * :func:`subset_errors` — MAE and RMSE overall and per subset (unary/binary/ternary, ICSD-derived,
   …); :func:`arity_labels` names the subsets by the number of distinct elements.
@@ -175,7 +175,7 @@ def ground_state_ranking(
     e_ref: Sequence[float] | np.ndarray,
     gs_energy_error: str = "min",
 ) -> dict:
-    """Ground-state ranking of candidate structures per composition (spec §5), energies in eV/atom.
+    """Ground-state ranking of candidate structures per composition (docs/position_free_crystals.md §5), energies in eV/atom.
 
     One row per candidate: its ``composition`` label, ``candidate_id``, predicted energy ``e_ml``
     and reference (DFT) energy ``e_ref``. For each composition c with candidate set S_c:

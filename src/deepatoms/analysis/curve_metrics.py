@@ -1,4 +1,4 @@
-"""Energy-curve metrics for models of unstable systems (``specs/vimpnn.md`` §7).
+"""Energy-curve metrics for models of unstable systems (docs/vimpnn.md §7).
 
 Per-sample errors of a predicted energy ŷ against the label y (eV), each reported as
 "mean (std)" over the samples (population std, ddof = 0):
@@ -78,7 +78,7 @@ def error_summary(
 def dense_grid(start: float = 0.9, stop: float = 1.5, step: float = 0.005) -> np.ndarray:
     """Scaling grid start, start + step, … up to ``stop`` (included when on the grid).
 
-    Default: 121 points over [0.9, 1.5] with step 0.005 (spec §7). Values are rounded to 12
+    Default: 121 points over [0.9, 1.5] with step 0.005 (docs/vimpnn.md §7). Values are rounded to 12
     decimals so that e.g. s = 1 is exactly 1.0.
     """
     if not step > 0:
@@ -135,7 +135,7 @@ def reference_minima(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per group, the scale of its lowest labelled energy: ``(group_ids sorted, s_min)``.
 
-    The "reference" choice of s_eq for the DSC (spec §7 option). Ties take the smallest s.
+    The "reference" choice of s_eq for the DSC (docs/vimpnn.md §7 option). Ties take the smallest s.
     """
     g = np.asarray(groups).reshape(-1)
     s, e = _pair(scales, energies)

@@ -1,4 +1,4 @@
-"""Figures of the energy-curve analysis (``specs/vimpnn.md`` §9), PNG via matplotlib Agg.
+"""Figures of the energy-curve analysis (docs/vimpnn.md §9), PNG via matplotlib Agg.
 
 * :func:`plot_energy_curves` — reference labels E(s) against the dense model curves Ê(s) of one
   base structure, each model's argmin s* marked, s_eq as a dashed line;

@@ -1,4 +1,4 @@
-"""Model energies along compression/dilation paths (``specs/vimpnn.md`` §7, §9).
+"""Model energies along compression/dilation paths (docs/vimpnn.md §7, §9).
 
 Every sample of a scaled dataset carries ``group`` (its base structure) and ``scale`` s, the
 scaling relative to the stable (s = 1) structure. Geometry scaling follows
@@ -53,7 +53,7 @@ __all__ = [
     "timed",
 ]
 
-#: Displacement factors of the moving atom (spec §9: 0.8 to 1.6 times its stable distance).
+#: Displacement factors of the moving atom (docs/vimpnn.md §9: 0.8 to 1.6 times its stable distance).
 DEFAULT_FACTORS = np.linspace(0.8, 1.6, 50)
 #: Systems per scaled pack built at once by :func:`model_curves` (bounds memory).
 CHUNK_SYSTEMS = 20_000

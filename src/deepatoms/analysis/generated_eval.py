@@ -1,4 +1,4 @@
-"""Metrics of generated 3-D molecules against QM9 (specs/gschnet.md §11; Gebauer et al. 2019,
+"""Metrics of generated 3-D molecules against QM9 (docs/gschnet.md §11; Gebauer et al. 2019,
 Table 1, Sec. 5 and supplementary material; statistics after Liu et al.'s CGVAE evaluation).
 
 Every molecule is checked with :func:`deepatoms.analysis.molecule_validity.check_molecule`;

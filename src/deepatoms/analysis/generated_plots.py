@@ -1,4 +1,4 @@
-"""Figures of the generated-molecule evaluation (specs/gschnet.md §11), PNG via matplotlib Agg.
+"""Figures of the generated-molecule evaluation (docs/gschnet.md §11), PNG via matplotlib Agg.
 
 * :func:`plot_distributions` — pair-distance and bonded-angle densities, generated vs QM9, one
   panel per distribution with its W₁ and total-variation distance;

@@ -1,4 +1,4 @@
-"""Validity and identity of a molecule from its 3-D geometry alone (specs/gschnet.md §6, §11).
+"""Validity and identity of a molecule from its 3-D geometry alone (docs/gschnet.md §6, §11).
 
 One pipeline serves the QM9 preparation and the evaluation of generated molecules, so that
 generated and reference molecules are compared on equal terms (Gebauer et al. 2019, Sec. 4 and

@@ -1,4 +1,5 @@
-"""Published test errors to compare a trained model with (``specs/property-models.md``).
+"""Published test errors to compare a trained model with (the Schütt 2018 thesis and Paper A;
+each entry names its table; docs/references.md).
 
 MAE values as published, converted to the product's units (eV for energies; 1 kcal/mol =
 0.0433641 eV). Each entry names the table and the training-set size it was obtained with.

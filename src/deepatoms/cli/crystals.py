@@ -32,7 +32,8 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", help="Samples per model b
 RotateOpt = Annotated[
     bool,
     typer.Option(
-        "--rotate/--no-rotate", help="Random SO(3) rotation of each single-cell sample (§2)."
+        "--rotate/--no-rotate",
+        help="Random SO(3) rotation of each single-cell sample (docs/density_vae.md §2).",
     ),
 ]
 SkipLargeOpt = Annotated[
@@ -180,7 +181,7 @@ def decode_command(
         frame: box: positions in the box; crystal: back in the encoded crystal's cell (needs
             rotation, translation and cell from `encode`).
         max_images: At most this many images.
-        connectivity: 6 or 26-connected components (§6).
+        connectivity: 6 or 26-connected components (docs/density_vae.md §6).
     """
     from deepatoms.workflows.crystals import decode_file
 
@@ -201,14 +202,16 @@ def sample_command(
     compare: Annotated[list[str] | None, typer.Option(metavar="PATH")] = None,
     batch_size: BatchOpt = 8, *, run: Run,
 ) -> None:  # fmt: skip
-    """Decode random latents z ~ N(0, I) into structures (§8), optionally α-conditioned.
+    """Decode random latents z ~ N(0, I) into structures, optionally α-conditioned.
+
+    Method: docs/density_vae.md §8.
 
     Args:
         n: Number of draws z ~ N(0, I).
         alpha: Target α: a conditioned model decodes with m = α; otherwise z is scaled to α·z.
         max_images: At most this many structure images.
         compare: Real crystals (source, repeatable) whose nearest-neighbour distances are
-            compared with the samples' (§7).
+            compared with the samples' (docs/density_vae.md §7).
     """
     from deepatoms.workflows.crystals import sample_crystals
 
@@ -229,7 +232,9 @@ def interpolate_command(
     image: Annotated[Path | None, typer.Option(metavar="FILE.png")] = None,
     rotate: RotateOpt = True, seed: SeedOpt = 0, *, run: Run,
 ) -> None:  # fmt: skip
-    """Encode A and B, decode A, STEPS equally spaced intermediates and B (§8).
+    """Encode A and B, decode A, STEPS equally spaced intermediates and B.
+
+    Method: docs/density_vae.md §8.
 
     Args:
         a: First crystal (source or SOURCE@K).
@@ -257,7 +262,9 @@ def alter_command(
     image: Annotated[Path | None, typer.Option(metavar="FILE.png")] = None,
     rotate: RotateOpt = True, seed: SeedOpt = 0, *, run: Run,
 ) -> None:  # fmt: skip
-    """Sweep one latent dimension, or scale the latent by α, with difference maps (§8).
+    """Sweep one latent dimension, or scale the latent by α, with difference maps.
+
+    Method: docs/density_vae.md §8.
 
     --dim K --values -3:3:7 sets dimension K of the encoding of INPUT (or of a prior draw) to
     each value; --alpha VALUES decodes α·z (a conditioned model: m = α). The image shows the
@@ -277,10 +284,11 @@ def alter_command(
                         overwrite=run.overwrite, progress=run.progress)  # fmt: skip
     out.print(
         f"{res.mode} of {res.input} over {res.label} = "
-        f"{', '.join(f'{v:.3g}' for v in res['values'])}: atoms {res.atoms} (unaltered "
+        f"{', '.join(f'{v:.3g}' for v in res.swept)}: atoms {res.atoms} (unaltered "
         f"{res.reference_atoms}); wrote {res.written} structures to {out_file}"
     )
-    run.emit(res, drop=("label",))
+    # ``values`` is the JSON key of the swept values (the name of the option)
+    run.emit({("values" if k == "swept" else k): v for k, v in res.items() if k != "label"})
 
 
 @command(app, "evaluate", run_options(device=True))
@@ -292,7 +300,9 @@ def evaluate_command(
     batch_size: BatchOpt = 8, plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
     skip_large: SkipLargeOpt = False, *, run: Run,
 ) -> None:  # fmt: skip
-    """The paper's metrics on held-out crystals (§7), beside its numbers, plus an oracle row.
+    """The paper's metrics on held-out crystals, beside its numbers, plus an oracle row.
+
+    Metrics: docs/density_vae.md §7.
 
     Args:
         model: Run folder or model.pt.
@@ -302,7 +312,7 @@ def evaluate_command(
             --data the training sources).
         rotations: Samples per crystal (the paper: 3).
         regime: single or repeated (default: model's).
-        connectivity: 6 or 26-connected components (§6).
+        connectivity: 6 or 26-connected components (docs/density_vae.md §6).
         hungarian: One-to-one (Hungarian) atom matching.
         plots: Write plots/ too.
     """

@@ -17,7 +17,7 @@ app = commands("Inverse design with a grammar VAE: ICM search, candidate checks,
 __all__ = ["app", "parse_models", "parse_targets", "parse_windows"]
 
 
-#: CPU-friendly sample count of ``design run`` (specs/grammar-vae.md §6: "a CPU preset uses 10⁴").
+#: CPU-friendly sample count of ``design run`` (Paper D samples 10⁶; docs/grammar_vae.md §6).
 CPU_SAMPLES = 10_000
 
 WindowOpt = Annotated[

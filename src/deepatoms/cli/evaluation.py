@@ -90,7 +90,7 @@ def predict_command(
         out.print(f"… {len(res['rows']) - len(shown)} more")
     if out_file is not None:
         out.print(f"wrote {res['n']} predictions to {out_file}")
-    run.emit({k: v for k, v in res.items() if k != "rows" or res["n"] <= 1000})
+    run.emit({k: v for k, v in res.items() if k not in ("rows", "predicted") or res["n"] <= 1000})
 
 
 CurvesOverwriteOpt = Annotated[

@@ -13,7 +13,19 @@ __all__ = ["Result"]
 
 
 class Result(dict):
-    """A result: a dict with attribute access to its keys (see the subclass for the keys)."""
+    """A result: a dict with attribute access to its keys (see the subclass for the keys).
+
+    A key may not be the name of a dict method (``values``, ``items``…): the attribute would be
+    the method, not the value.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        clash = sorted(k for k in self if isinstance(k, str) and hasattr(dict, k))
+        if clash:
+            raise ValueError(
+                f"{type(self).__name__}: keys {clash} shadow dict methods; rename them"
+            )
 
     def __getattr__(self, name: str) -> Any:
         try:

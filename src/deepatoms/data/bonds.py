@@ -1,4 +1,4 @@
-"""Typed bond graphs for VIMPNN: perceived once at the stable structure (specs/vimpnn.md §1).
+"""Typed bond graphs for VIMPNN: perceived once at the stable structure (docs/vimpnn.md §1).
 
 A bond list holds one direction of every bonded pair: atoms i ≤ j and an integer cell shift S
 with bond vector r_ij = r_j − r_i + S·L (rows of L = lattice vectors; S = 0 for molecules), and
@@ -416,7 +416,7 @@ def perceive_bonds(
 
 def replicate_bonds(bonds: Bonds, n_copies: int) -> list[Bonds]:
     """The bonds of the stable (s = 1) structure for each of ``n_copies`` scaled copies: the
-    topology and types are fixed under scaling (specs/vimpnn.md §1), only distances change."""
+    topology and types are fixed under scaling (docs/vimpnn.md §1), only distances change."""
     return [bonds] * int(n_copies)
 
 

@@ -1,4 +1,4 @@
-"""Datasets on disk: one HDF5 file of packed, columnar arrays (DESIGN.md, "Storage and files").
+"""Datasets on disk: one HDF5 file of packed, columnar arrays (docs/architecture.md).
 
 Layout (format ``deepatoms-dataset``, version :data:`FORMAT_VERSION`)::
 

@@ -1,13 +1,13 @@
 """Point-group symmetry measures and 9-bit labels of convex polygons (Voronoi facets).
 
-Spec ``position-free-crystals.md`` §2 (Paper B §II.A; Jørgensen 2019 thesis §3.2), adapted from the
+docs/position_free_crystals.md §2 (Paper B §II.A; Jørgensen 2019 thesis §3.2), adapted from the
 Heijmans–Tuzikov symmetry measure: for a 2-D point group G acting about the polygon's area centroid,
 
-    m(G) = area(P) / area(conv(∪_{g∈G} g·P)),                                   (spec §2, step 3)
+    m(G) = area(P) / area(conv(∪_{g∈G} g·P)),                                   (docs/position_free_crystals.md §2, step 3)
 
 so m(G) = 1 exactly when P has the symmetry G and m(G) < 1 otherwise. Ten groups are measured, in the
 order ``GROUPS`` = C1, C2, C3, C4, C6, D1, D2, D3, D4, D6; the binary label drops the trivial C1 and
-keeps [C2, C3, C4, C6, D1, D2, D3, D4, D6] (bit = m ≥ 0.99, spec §2 step 6).
+keeps [C2, C3, C4, C6, D1, D2, D3, D4, D6] (bit = m ≥ 0.99, docs/position_free_crystals.md §2 step 6).
 
 Everything is batched: a crystal has hundreds of facets, so the facets of one structure are
 measured together and all convex hulls of one group come from one vectorised pass
@@ -28,8 +28,8 @@ AXIS_RULES: tuple[str, ...] = ("max", "first")
 
 _ORDERS = (2, 3, 4, 6)  # C_n and D_n orders measured (C1 ≡ 1)
 _D_ORDERS = (1, 2, 3, 4, 6)
-_DEGENERACY_TOL = 0.10  # relative eigenvalue gap of the second moment (spec "Decisions on gaps")
-_FIRST_AXIS_D1 = 0.9999  # authors' acceptance level for the "first" axis rule (spec §2 step 4)
+_DEGENERACY_TOL = 0.10  # relative eigenvalue gap of the second moment (Decisions)
+_FIRST_AXIS_D1 = 0.9999  # authors' acceptance level for the "first" axis rule (§2 step 4)
 _ANGLE_EPS = 1e-9  # rad; points closer in angle than this are one ray of the hull
 _CROSS_TOL = 1e-12  # relative to the squared radius of a point set
 
@@ -195,7 +195,7 @@ def facet_polygon_2d(vertices3d: np.ndarray, normal: np.ndarray) -> np.ndarray:
 
     The plane basis (u, w) is orthonormal and perpendicular to ``normal``, so (u, w, normal) is
     right-handed and the returned polygon [n, 2] (Å, centred on the vertex mean) runs
-    counter-clockwise seen from the tip of ``normal`` (spec §2, step 1).
+    counter-clockwise seen from the tip of ``normal`` (docs/position_free_crystals.md §2, step 1).
     """
     v = np.asarray(vertices3d, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != 3 or len(v) < 3:
@@ -232,12 +232,12 @@ def _prepare(polygons: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.n
             f"polygon(s) {bad[:5].tolist()} have (near) zero area; symmetry measures need "
             "non-degenerate convex polygons with at least 3 vertices"
         )
-    centroid = (cr * (q + nxt)).sum(axis=1) / (6 * area)  # spec §2 step 2
+    centroid = (cr * (q + nxt)).sum(axis=1) / (6 * area)  # §2 step 2
     return q - centroid[:, None], area
 
 
 def _candidate_axes(q: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Mirror-axis candidates (spec §2 step 4), flattened as (facet index, angle, principal).
+    """Mirror-axis candidates (docs/position_free_crystals.md §2 step 4), flattened as (facet index, angle, principal).
 
     Second moment of area J = ∫ r rᵀ dA about the centroid; if its eigenvalues differ by more than
     10 % (relative to the larger) the candidates are the two principal axes, otherwise the axes
@@ -272,7 +272,7 @@ def _group_measure(
     """m(C_n) (``theta`` None) or m(D_n aligned at ``theta``) for the facets ``f_idx`` [P].
 
     D_n = rotations by 2πk/n plus reflections across θ₀ + kπ/n; a reflection across the axis at
-    angle α maps z → e^{2iα}·conj(z) (spec §2).
+    angle α maps z → e^{2iα}·conj(z) (docs/position_free_crystals.md §2).
     """
     if len(f_idx) == 0:
         return np.zeros(0)
@@ -371,7 +371,7 @@ def symmetry_measures_batch(
         return out
     q, area = _prepare(p, counts)
     facets = np.arange(n_f)
-    for col, n in enumerate(_ORDERS, start=1):  # C_n need no alignment (spec §2 step 5)
+    for col, n in enumerate(_ORDERS, start=1):  # C_n need no alignment (§2 step 5)
         out[:, col] = _group_measure(q, area, facets, n, None)
     upper = dict(zip(_D_ORDERS, [np.ones(n_f), *(out[:, c] for c in range(1, 5))], strict=True))
 
@@ -402,10 +402,10 @@ def symmetry_measures(polygon: np.ndarray, axis_rule: str = "max") -> np.ndarray
     """The 10 symmetry measures (order C1, C2, C3, C4, C6, D1, D2, D3, D4, D6) of a convex polygon.
 
     ``polygon`` [n, 2] in its plane (any length unit; any vertex order, orientation or start).
-    Centred on the area centroid, m(G) = area(P) / area(conv(∪_{g∈G} g·P)) (spec §2 steps 2–3;
+    Centred on the area centroid, m(G) = area(P) / area(conv(∪_{g∈G} g·P)) (docs/position_free_crystals.md §2 steps 2–3;
     Paper B §II.A; Jørgensen 2019 thesis §3.2). D_n is aligned to candidate mirror axes: the two
     principal axes of the second moment of area if its eigenvalues differ by more than 10 %, else
-    every axis through the centroid and an edge midpoint or a vertex (spec §2 step 4).
+    every axis through the centroid and an edge midpoint or a vertex (docs/position_free_crystals.md §2 step 4).
     ``axis_rule="max"`` takes each m(D_n) as the maximum over candidates; ``"first"`` follows the
     authors' code and uses, for degenerate polygons, the first candidate axis with m(D1) ≥ 0.9999
     (the best D1 axis if none reaches it) for all D groups. Values are dimensionless in (0, 1].
@@ -419,7 +419,7 @@ def symmetry_measures(polygon: np.ndarray, axis_rule: str = "max") -> np.ndarray
 def symmetry_bits(measures: np.ndarray, threshold: float = 0.99) -> np.ndarray:
     """9-bit labels [C2, C3, C4, C6, D1, D2, D3, D4, D6] as float 0/1 from measures [..., 10].
 
-    bit = 1 where m(G) ≥ ``threshold`` (0.99 per the authors' public code; spec §2 step 6).
+    bit = 1 where m(G) ≥ ``threshold`` (0.99 per the authors' public code; docs/position_free_crystals.md §2 step 6).
     """
     m = np.asarray(measures, dtype=np.float64)
     if m.shape[-1] != 10:

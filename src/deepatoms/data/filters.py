@@ -1,4 +1,5 @@
-"""Dataset filters of the crystal papers (position-free-crystals spec §7, property-models §8.3).
+"""Dataset filters of the crystal papers (Paper A and Paper B: noble gases, formation
+energies above 5 eV/atom, duplicates).
 
 Each filter gives a :class:`FilterMask`: a boolean keep-mask over the systems plus the reason
 the others are removed. :func:`apply_filters` applies several *in order*, each to what the

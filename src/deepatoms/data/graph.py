@@ -1,4 +1,4 @@
-"""The ``Batch``: flat tensors for many systems, without padding (DESIGN.md, core types)."""
+"""The ``Batch``: flat tensors for many systems, without padding (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,16 +1,16 @@
 """Neighbour lists for batches of systems.
 
 Edges are directed (receiver i, sender j): messages flow j → i and the edge vector is
-r_ij = r_j − r_i + S·cell with an integer cell shift S (DESIGN.md, core types).
+r_ij = r_j − r_i + S·cell with an integer cell shift S (docs/architecture.md).
 
-Builders (``specs/property-models.md`` §7):
+Builders (cutoff and k-nearest graphs: Schütt 2018 thesis Ch. 4, Paper A; Voronoi: Paper B):
 
 * molecules (no periodic axis): all ordered pairs i ≠ j, optionally within a cutoff;
 * periodic systems: all pairs and images within a cutoff, through ``vesin``;
 * k nearest neighbours (molecules and crystals; Paper A), through ``vesin`` with a growing radius;
 * Voronoi facets of periodic crystals (Paper B; ``deepatoms.data.voronoi``), with per-edge
   attributes (``EdgeList.attrs``);
-* ``bonds``: a fixed bond graph stored with the data (VIMPNN; ``specs/vimpnn.md`` §1), perceived
+* ``bonds``: a fixed bond graph stored with the data (VIMPNN, Morgan et al. 2020), perceived
   once at the equilibrium geometry and kept under scaling. It cannot be built from positions
   here: datasets carry it (``PackedSystems.edges``), written by ``deepatoms.data.bonds``.
 

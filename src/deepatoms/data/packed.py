@@ -1,4 +1,4 @@
-"""In-memory columnar storage of many atomic systems (the packed layout of DESIGN.md).
+"""In-memory columnar storage of many atomic systems (the packed layout of docs/architecture.md).
 
 Atoms of all systems are concatenated; ``offsets[k]:offsets[k+1]`` are the atoms of system k.
 Positions are in Å, cells are row vectors (l1, l2, l3) in Å. Properties are either per system

@@ -1,4 +1,4 @@
-"""Uniform geometry scaling about the stable structure (specs/vimpnn.md §8).
+"""Uniform geometry scaling about the stable structure (docs/vimpnn.md §8).
 
 A sample at scaling factor s is the stable (s = 1) structure with every interatomic distance
 multiplied by s:

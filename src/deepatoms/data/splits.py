@@ -1,4 +1,4 @@
-"""Seeded train/validation/test splits, saved as JSON with the run (DESIGN.md, "Reproducible").
+"""Seeded train/validation/test splits, saved as JSON with the run (docs/architecture.md).
 
 A split is a dict ``{"train", "val", "test"}`` of sorted int64 system indices. It is drawn from one
 seeded permutation (``numpy.random.default_rng(seed).permutation(n_total)``): the first ``n_train``

@@ -1,6 +1,6 @@
 """Training statistics: atom reference energies and target standardisation (vectorised numpy).
 
-Conventions (specs/property-models.md §2 and §6):
+Conventions (Schütt 2018 thesis Ch. 3–4; Paper A §5):
 
 - An *atom reference* ``ref(Z)`` is a per-element constant; a system's reference is
   ``Σ_i ref(Z_i)`` over its atoms (:func:`atomref_sum`). References come from a table (e.g. the QM9
@@ -177,7 +177,7 @@ def target_statistics(
     atomref_per_system: Any = None,
     ddof: int = 0,
 ) -> tuple[float, float]:
-    """Mean and standard deviation for target standardisation (spec §2 and §6).
+    """Mean and standard deviation for target standardisation (Schütt 2018 thesis Ch. 3–4; Paper A §5).
 
     - ``readout="sum"``: ``x = (t − ref)/n``; returns ``(mean(x), std(x))`` (per-atom statistics).
     - ``readout="mean"``: ``r = t − ref/n``; returns ``(mean(r), std(r))``.

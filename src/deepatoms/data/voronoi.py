@@ -1,4 +1,4 @@
-"""Voronoi quotient graphs of periodic structures (spec ``position-free-crystals.md`` §1).
+"""Voronoi quotient graphs of periodic structures (docs/position_free_crystals.md §1).
 
 One vertex per atom of the unit cell; every facet of atom i's Voronoi cell is shared with an atom j
 at integer cell shift n (j = i allowed for n ≠ 0) and gives the directed edge i ← (j, n); the same
@@ -7,7 +7,7 @@ follow ``neighbors.py``: ``edge_index`` rows are (receiver i, sender j), the edg
 r_ij = r_j − r_i + n·cell (cell rows are lattice vectors), and the list is *mirrored*: edge e + E/2
 is edge e with receiver and sender swapped and the shift negated.
 
-Tessellation (spec §1, Default): scipy's Qhull Voronoi over the atoms plus their periodic images
+Tessellation (docs/position_free_crystals.md §1, Default): scipy's Qhull Voronoi over the atoms plus their periodic images
 within a radius R of some atom, grown until every central cell is bounded and certified complete:
 when all vertices of atom i's cell lie within R/2 of atom i, no point farther than R can cut the
 cell (a point q cuts it only if |q − r_i| < 2·max|v − r_i|), so its facet set can no longer change.
@@ -28,14 +28,14 @@ from scipy.spatial import QhullError, Voronoi, cKDTree
 
 from deepatoms.data.facet_symmetry import facet_polygons_2d, symmetry_bits, symmetry_measures_batch
 
-_MERGE_REL = 1e-6  # vertex merge distance relative to the nearest-neighbour distance (spec §1)
-_MIN_AREA = 1e-8  # Å²; facets below are discarded before the Ω filter (spec §1)
+_MERGE_REL = 1e-6  # vertex merge distance relative to the nearest-neighbour distance (§1)
+_MIN_AREA = 1e-8  # Å²; facets below are discarded before the Ω filter (§1)
 _MAX_DOUBLINGS = 8
 
 
 @dataclass(frozen=True)
 class VoronoiEdges:
-    """Mirrored directed Voronoi edges of one periodic structure (spec §1).
+    """Mirrored directed Voronoi edges of one periodic structure (docs/position_free_crystals.md §1).
 
     ``edge_index`` [2, E] int64 (receiver, sender; local atom indices), ``edge_shift`` [E, 3] int64
     (r_ij = r_j − r_i + shift·cell), ``distance`` [E] Å, ``area`` [E] Å² (facet area),
@@ -177,7 +177,7 @@ def _central_facets(vor: Voronoi, n: int, nn: float) -> tuple:
     flat = np.fromiter((v for r in ridges for v in r), np.int64, int(lengths.sum()))
     if np.any(flat < 0):  # cannot happen for certified bounded cells
         raise RuntimeError("an unbounded ridge touches a central Voronoi cell")
-    # merge vertices closer than 1e-6 × the nearest-neighbour distance (spec §1)
+    # merge vertices closer than 1e-6 × the nearest-neighbour distance (§1)
     used, inverse = np.unique(flat, return_inverse=True)
     pairs = cKDTree(vor.vertices[used]).query_pairs(_MERGE_REL * nn, output_type="ndarray")
     graph = coo_matrix(
@@ -229,7 +229,7 @@ def voronoi_edges(
     axis_rule: str = "max",
     threshold: float = 0.99,
 ) -> VoronoiEdges:
-    """Mirrored Voronoi quotient-graph edges of one periodic structure (spec §1–2).
+    """Mirrored Voronoi quotient-graph edges of one periodic structure (docs/position_free_crystals.md §1–2).
 
     ``positions`` [n, 3] Cartesian Å (not wrapped: shifts refer to the given positions), ``cell``
     [3, 3] rows = lattice vectors (Å). Facets with solid angle Ω < ``omega_cut`` (sr, seen from

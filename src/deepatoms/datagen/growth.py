@@ -1,4 +1,4 @@
-"""Crystal Growth: fcc metal clusters grown atom by atom, EMT labels (specs/vimpnn.md §8).
+"""Crystal Growth: fcc metal clusters grown atom by atom, EMT labels (docs/vimpnn.md §8).
 
 fcc sites are integer triples n (units of a/2) with n_x + n_y + n_z even; the 12 nearest
 neighbours of a site are n + (±1, ±1, 0) and permutations, at distance a/√2. A run starts from

@@ -1,4 +1,4 @@
-"""Infinite Crystal: isotropically scaled fcc metals with EMT labels (specs/vimpnn.md §8).
+"""Infinite Crystal: isotropically scaled fcc metals with EMT labels (docs/vimpnn.md §8).
 
 For each element (Default Al, Cu) the stable lattice constant a₀ is the one minimising the EMT
 energy per atom of the fcc crystal (Default; found once by a bounded Brent minimisation of

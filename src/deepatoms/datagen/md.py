@@ -1,4 +1,4 @@
-"""Labelled MD trajectories from a reference calculator (specs/property-models.md §8.2).
+"""Labelled MD trajectories from a reference calculator (docs/property_models.md §8; docs/decisions.md).
 
 Sampling: Maxwell–Boltzmann velocities at the target temperature (seeded), centre-of-mass
 momentum removed (and rotation for molecules), then ASE Langevin dynamics with the centre of mass

@@ -1,5 +1,5 @@
 """Shared machinery of the VIMPNN data generators (Morgan et al. 2020, the Augmented QM9,
-Infinite Crystal and Crystal Growth sets; docs/decisions.md): resumable writing, recommended
+Infinite Crystal and Crystal Growth sets; docs/vimpnn.md §8): resumable writing, recommended
 splits by group, argument checks and provenance.
 
 A generator walks through its base structures (molecules, crystal curves, grown clusters) in a

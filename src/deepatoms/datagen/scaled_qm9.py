@@ -1,4 +1,4 @@
-"""Augmented QM9: scaled QM9 molecules with GFN2-xTB labels (specs/vimpnn.md §8).
+"""Augmented QM9: scaled QM9 molecules with GFN2-xTB labels (docs/vimpnn.md §8).
 
 The molecules are the first N of ``qm9pack`` in QM9-index order (after skipping ``first``); the
 stable (s = 1) geometry is the QM9 B3LYP/6-31G(2df,p) geometry. Each molecule is scaled about

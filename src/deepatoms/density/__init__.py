@@ -1,6 +1,6 @@
 """Crystals as 3-D densities: voxel grids, augmentation, datasets, density VAE, atom recovery.
 
-specs/crystal-density-vae.md (Hoffmann et al., *Data-driven approach to encoding and decoding
+docs/density_vae.md (Hoffmann et al., *Data-driven approach to encoding and decoding
 3-D crystal structures*). Modules:
 
 - ``grid``: the Z-weighted Gaussian density M and the species matrix S on a cubic grid (§1);

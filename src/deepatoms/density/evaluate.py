@@ -1,6 +1,6 @@
 """Evaluate a trained density VAE on held-out crystals: the paper's metrics beside its numbers.
 
-specs/crystal-density-vae.md §7 (metrics) and "Reference results" (Hoffmann et al. §4.1–4.2,
+docs/density_vae.md §7 (metrics) and "Reference results" (Hoffmann et al. §4.1–4.2,
 Figs. 3–5). Every crystal gives ``rotations`` seeded samples in the model's regime (§2; single
 cell by Default). For each sample, in eval mode (z = μ):
 

@@ -1,6 +1,6 @@
 """Figures of crystal densities: projections or slices with atoms, strips, sweeps, histograms.
 
-specs/crystal-density-vae.md §1 (plot scaling), §7 (nearest-neighbour histogram) and §8
+docs/density_vae.md §1 (plot scaling), §7 (nearest-neighbour histogram) and §8
 (interpolation strips, single-dimension sweeps with difference maps); Hoffmann et al. Figs. 6–12.
 
 A density M [n,n,n] (raw Eq. 1 values, Å⁻³ weighted by Z) is shown either as

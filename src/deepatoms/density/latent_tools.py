@@ -1,6 +1,6 @@
 """Latent-space tools of the crystal density VAE: encode, decode, sample, interpolate, sweep.
 
-specs/crystal-density-vae.md §8 (Hoffmann et al. §4.3–4.5, App. 9).
+docs/density_vae.md §8 (Hoffmann et al. §4.3–4.5, App. 9).
 
 - **Encode**: a crystal → single-cell voxel sample M (§2, seeded rotation) → encoder → μ, log σ².
 - **Decode**: z → decoder M̂ = D(z) → U-Net logits Ŝ → atoms by connected components (§6).

@@ -1,6 +1,6 @@
 """Reconstruction metrics of the density VAE: atoms, counts, species, voxels, NN distances.
 
-specs/crystal-density-vae.md §7 (Hoffmann et al. §4.1–4.2, Figs. 3–5). Per sample s with true
+docs/density_vae.md §7 (Hoffmann et al. §4.1–4.2, Figs. 3–5). Per sample s with true
 atoms T_s and predicted atoms P_s (box frame, Å):
 
 - counts: exact n(P_s) = n(T_s); |Δn| ≤ 1 (the paper's "less than 2 atoms extra or missing");

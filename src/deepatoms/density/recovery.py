@@ -1,6 +1,6 @@
 """Atoms from a segmented density: connected components of the per-voxel classes.
 
-specs/crystal-density-vae.md §6 (Hoffmann et al. §4.2.2):
+docs/density_vae.md §6 (Hoffmann et al. §4.2.2):
 
 1. S̃ = argmax_c logits[c] per voxel (or given class indices);
 2. connected components of the voxels with S̃ ≠ 0 (any class), 6-connectivity (faces) by

@@ -1,1 +1,1 @@
-"""Inverse design with grammar VAEs: latent spaces, regressors, ICM (specs/grammar-vae.md)."""
+"""Inverse design with grammar VAEs: latent spaces, regressors, ICM (Paper D)."""

@@ -1,4 +1,4 @@
-"""Fixed-length-feature baselines for the latent regressors (specs/grammar-vae.md §9; Paper D
+"""Fixed-length-feature baselines for the latent regressors (Paper D
 Tables II and III), with scikit-learn.
 
 Features

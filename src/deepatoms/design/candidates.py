@@ -1,4 +1,4 @@
-"""Independent evaluation of designed SMILES (specs/grammar-vae.md §7, "Candidate evaluation";
+"""Independent evaluation of designed SMILES (docs/grammar_vae.md §7;
 Paper D's check of 100 proposals with DFT: 61 % within both windows vs 11 % of the training set).
 
 The evaluator, applied identically to the candidates and to a reference sample of training

@@ -1,5 +1,5 @@
-"""Inverse design by iterated conditional modes in a learnt latent space (specs/grammar-vae.md §6;
-Paper D, Algorithm 1).
+"""Inverse design by iterated conditional modes in a learnt latent space (Paper D,
+Algorithm 1).
 
 Given property regressors f_k on the latent space and targets t_k (window midpoints):
 
@@ -40,7 +40,7 @@ import numpy as np
 
 __all__ = ["ICMIteration", "ICMResult", "iterated_conditional_modes", "objective", "run_design"]
 
-#: Paper D Algorithm 1 settings (specs/grammar-vae.md §6).
+#: Paper D Algorithm 1 settings.
 PAPER_SAMPLES = 1_000_000
 PAPER_ITERATIONS = 20
 PAPER_TOP_K = 100

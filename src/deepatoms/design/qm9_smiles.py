@@ -1,5 +1,5 @@
 """QM9 SMILES with orbital energies for the grammar VAE, the string-table CSV format of the design
-commands, and design windows (specs/grammar-vae.md §7).
+commands, and design windows (docs/grammar_vae.md §7).
 
 * :func:`qm9_smiles_table`: the ``qm9pack`` SMILES (kekulised, no stereo marks) with ε_HOMO,
   ε_LUMO and Δε in eV (converted by :func:`deepatoms.data.sources.qm9.load_qm9`, 1 Ha =
@@ -40,7 +40,7 @@ __all__ = [
 
 #: Properties of the QM9 SMILES table (eV).
 QM9_SMILES_PROPERTIES = ("homo", "lumo", "gap")
-#: The QM9 inverse-design demo windows (eV), specs/grammar-vae.md §7.
+#: The QM9 inverse-design demo windows (eV; docs/grammar_vae.md §7).
 QM9_DESIGN_WINDOWS: dict[str, tuple[float, float]] = {"lumo": (-1.0, 0.0), "gap": (4.0, 6.0)}
 
 

@@ -1,4 +1,4 @@
-"""Metrics of a trained grammar VAE (``specs/grammar-vae.md`` §4; Paper C).
+"""Metrics of a trained grammar VAE (docs/grammar_vae.md §4; Paper C).
 
 - Reconstruction accuracy: encode each string to its mean μ(x), greedy masked decode, success
   only on an exact string match.

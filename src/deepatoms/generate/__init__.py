@@ -1,2 +1,2 @@
 """G-SchNet generation: partial-molecule batches, training traces, grids and sampling
-(``specs/gschnet.md`` §6, §8)."""
+(docs/gschnet.md §6, §8)."""

@@ -1,4 +1,4 @@
-"""Candidate positions of the next atom and their log-probabilities (specs/gschnet.md §8).
+"""Candidate positions of the next atom and their log-probabilities (docs/gschnet.md §8).
 
 Position from pairwise distances (Gebauer et al. 2019, Eq. 3): the next atom's position r is
 scored on a grid of candidate points by the product over every node j of the partial molecule
@@ -62,7 +62,7 @@ def shell_grid(
 
     Points spacing·(i, j, k) with integers |i|, |j|, |k| ≤ n_out and
     n_in² ≤ i² + j² + k² ≤ n_out², where n_in = inner/spacing and n_out = outer/spacing must be
-    whole numbers (exact integer membership test, specs/gschnet.md §8).
+    whole numbers (exact integer membership test, docs/gschnet.md §8).
     """
     if spacing <= 0 or not 0 <= inner <= outer:
         raise ValueError(

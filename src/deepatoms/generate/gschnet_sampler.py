@@ -1,4 +1,4 @@
-"""Batched atom-by-atom generation with a trained G-SchNet (specs/gschnet.md §8).
+"""Batched atom-by-atom generation with a trained G-SchNet (docs/gschnet.md §8).
 
 Gebauer et al. 2019, Eqs. 1–5; per-molecule state as in the authors' public code. Many molecules
 (a chunk, default 1,000) are generated together; each iteration advances every unfinished one by

@@ -1,4 +1,4 @@
-"""Generated molecules on disk: an ASE database or an extended-XYZ file (specs/gschnet.md §8).
+"""Generated molecules on disk: an ASE database or an extended-XYZ file (docs/gschnet.md §8).
 
 One row (frame) per finished molecule, positions in Å. Every row carries the key-value pairs
 (extxyz: ``info`` entries) ``model`` (the model file), ``seed``, ``temperature`` and ``index``

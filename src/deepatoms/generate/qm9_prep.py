@@ -1,4 +1,4 @@
-"""QM9 prepared for G-SchNet training and evaluation (specs/gschnet.md §6, §9, §10).
+"""QM9 prepared for G-SchNet training and evaluation (docs/gschnet.md §6, §9, §10).
 
 Steps (Gebauer et al. 2019, supplementary material "Data"; per the authors' public code):
 
@@ -391,7 +391,7 @@ def prepare_qm9_generative(
     meta["provenance"] = {
         **meta["provenance"],
         "gschnet_preparation": {
-            "spec": "specs/gschnet.md §6, §10",
+            "spec": "docs/gschnet.md §6, §10",
             "centring": "centre of mass (ase.data atomic masses)",
             "atom_order": "distance to the centre of mass, ascending",
             "bonds": "RDKit rdDetermineBonds (connect-the-dots 1.3, over-coordination pruned, "

@@ -1,4 +1,4 @@
-"""Partial molecules ("steps") of G-SchNet as one flat :class:`Batch` (``specs/gschnet.md`` §2, §6).
+"""Partial molecules ("steps") of G-SchNet as one flat :class:`Batch` (docs/gschnet.md §2, §6).
 
 Step s holds n_s = 2 + i_s nodes, in this order: the focus token (type ``FOCUS_TOKEN`` = 10) at
 the focus position, the origin token (``ORIGIN_TOKEN`` = 11) at the origin position, then its

@@ -1,4 +1,4 @@
-"""Random training traces of G-SchNet (Gebauer et al. 2019, supplementary; ``specs/gschnet.md`` §6).
+"""Random training traces of G-SchNet (Gebauer et al. 2019, supplementary; docs/gschnet.md §6).
 
 Preparation (:func:`prepare_molecules`): molecules are centred on their centre of mass (atomic
 masses) and their atoms sorted by distance to it (ties by stored order); the bond graph stored

@@ -1,5 +1,5 @@
 """Context-free grammars for grammar VAEs: grammar files, Earley parsing, masked stack decoding,
-polymer strings and validity checks (specs/grammar-vae.md §1, §7–§9; docs/grammars.md)."""
+polymer strings and validity checks (Kusner et al. 2017; Paper D; docs/grammars.md)."""
 
 from deepatoms.grammar.cfg import (
     Grammar,

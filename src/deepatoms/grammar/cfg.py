@@ -1,4 +1,4 @@
-"""Context-free grammars for grammar VAEs (specs/grammar-vae.md §1, §7, §8; Kusner et al. 2017).
+"""Context-free grammars for grammar VAEs (Kusner et al. 2017; docs/grammars.md).
 
 A :class:`Grammar` is an ordered list of productions — the index is the one-hot position — with a
 start symbol, a tokenizer and a final **NULL** production used for padding. A string is encoded as
@@ -11,7 +11,7 @@ its leftmost derivation (productions in depth-first, left-to-right order), padde
 ``%tokenizer smiles|polymer|chars|whitespace|longest`` and ``%undefined``. NULL is appended
 automatically.
 
-**Mask** (spec §1): for each nonterminal A the productions with left-hand side A. A production whose
+**Mask** (Kusner et al. 2017; docs/grammar_vae.md §1): for each nonterminal A the productions with left-hand side A. A production whose
 right-hand side contains a nonterminal that cannot derive any string (e.g. ``class`` of the SMILES
 grammar, which has no productions) can never complete and is permanently masked (SMILES: 29, 31).
 The allowed matrix has one extra last row, the *empty-stack state* ``<NULL>`` (lhs of NULL), that
@@ -21,8 +21,8 @@ allows only NULL; hence ``allowed[lhs_index[r]]`` is the allowed set at the step
 documented there); ``parse_many`` sorts its inputs so that consecutive strings share chart
 prefixes.
 
-Shipped grammars (``load_grammar``): ``smiles`` (Kusner et al. 2017, 76 productions, spec §7),
-``polymer`` = ``paper41`` (reconstructed Paper D grammar, 41 productions, spec §8) and
+Shipped grammars (``load_grammar``): ``smiles`` (Kusner et al. 2017, 76 productions),
+``polymer`` = ``paper41`` (reconstructed Paper D grammar, 41 productions; docs/grammars.md) and
 ``polymer-typed`` (57 productions).
 """
 

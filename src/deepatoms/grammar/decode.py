@@ -1,4 +1,4 @@
-"""Batched stack decoding with grammar masks (specs/grammar-vae.md §1; Kusner et al. 2017 Alg. 1).
+"""Batched stack decoding with grammar masks (Kusner et al. 2017 Alg. 1).
 
 Each row keeps a stack of nonterminals, initially the start symbol. At step t the top nonterminal A
 is popped; the logits are restricted to A's productions (``Grammar.allowed``), renormalised, and a

@@ -1,4 +1,4 @@
-"""Earley chart parser returning one leftmost derivation (specs/grammar-vae.md §1).
+"""Earley chart parser returning one leftmost derivation (Earley 1970; docs/grammars.md).
 
 Earley (1970) recognition with the nullable-symbol fix of Aycock & Horspool (2002): an item
 ``A → α • B β`` with nullable ``B`` is advanced at once. For speed the items of chart set ``i``

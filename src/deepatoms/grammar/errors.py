@@ -1,4 +1,4 @@
-"""Errors and warnings of the grammar package (specs/grammar-vae.md §1).
+"""Errors and warnings of the grammar package (docs/grammars.md).
 
 ``GrammarError`` is raised for bad grammar files, invalid derivations and over-long encodings;
 ``GrammarParseError`` for a string that the grammar cannot parse, carrying the character position,

@@ -1,4 +1,4 @@
-"""Donor–acceptor polymer strings of Paper D (specs/grammar-vae.md §8, §9; Table I of Jørgensen
+"""Donor–acceptor polymer strings of Paper D (Fig. 2 and Table I of Jørgensen
 et al., J. Chem. Phys. 148, 241735 (2018)).
 
 Surface syntax (Paper D Fig. 2): ``<acceptor>-<X groups>-<Y groups>+<donor>-<X groups>-<Y groups>``,
@@ -163,7 +163,7 @@ def parse_monomer(s: str, strict: bool = False) -> Monomer:
 
 
 def generate_polymer_strings(n: int, seed: int = 0, max_groups: int = 3) -> list[str]:
-    """``n`` random monomer strings (spec §8 Default distribution, seeded)."""
+    """``n`` random monomer strings (the distribution of docs/grammar_vae.md §8, seeded)."""
     if n < 0 or max_groups < 0:
         raise ValueError(f"n and max_groups must be >= 0, got n={n}, max_groups={max_groups}")
     rng = np.random.default_rng(seed)
@@ -186,7 +186,7 @@ def _feature_names() -> list[str]:
 
 
 def polymer_features(strings: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """Fixed-length features [N, 599] (spec §9) and their column names.
+    """Fixed-length features [N, 599] (Paper D's fixed-length features) and their column names.
 
     Columns: ``acc=A1..A13``, ``don=D1..D10``, counts ``accX:<g>``, ``accY:<g>``, ``donX:<g>``,
     ``donY:<g>`` (Table I order), then products ``<onehot>*<count>`` (one-hot major).
@@ -287,7 +287,7 @@ def polymer_validity(
     max_groups: int = 6,
     grammar: Grammar | None = None,
 ) -> Callable[[str], bool]:
-    """A validity check for polymer strings (spec §8, site limits).
+    """A validity check for polymer strings (docs/grammars.md, site limits).
 
     A string is valid when it parses with ``grammar`` (default: ``paper41``), every group list has
     at most ``max_groups`` groups, and — for blocks listed in ``site_table`` (block name →

@@ -1,4 +1,4 @@
-"""Reader of the grammar text format (specs/grammar-vae.md §1; nltk-like CFG lines).
+"""Reader of the grammar text format (docs/grammars.md; nltk-like CFG lines).
 
 Format, one item per line (``#`` starts a comment outside quotes; blank lines are ignored)::
 

@@ -1,11 +1,11 @@
-"""Tokenizers of the grammar text format (specs/grammar-vae.md §1, §7, §8).
+"""Tokenizers of the grammar text format (docs/grammars.md).
 
 A tokenizer turns a string into terminal tokens with their character offsets (used in parse-error
 messages) and back. Kinds (``%tokenizer`` directive):
 
 - ``smiles``: the two-character tokens ``Cl``, ``Br``, ``@@``; every other character is one token
-  (Kusner et al. 2017; spec §7).
-- ``polymer``: donor–acceptor strings of Paper D Fig. 2 (spec §8): the separators ``-`` and ``+``
+  (Kusner et al. 2017).
+- ``polymer``: donor–acceptor strings of Paper D Fig. 2: the separators ``-`` and ``+``
   are tokens, group names are separated by spaces, and ``*`` marks an empty group list (it yields
   no token). ``detokenize`` writes groups space-separated and ``*`` for every empty list, so
   ``A1-H OCH3-S+D4-H F-O S S`` and ``A1-*-S+D2-*-*`` round-trip exactly.

@@ -1,4 +1,4 @@
-"""Validity checks and canonical keys of decoded strings (specs/grammar-vae.md §4, §6, §8).
+"""Validity checks and canonical keys of decoded strings (docs/grammar_vae.md §4, §6, §8; docs/grammars.md).
 
 - SMILES grammars (tokenizer ``smiles``): RDKit ``MolFromSmiles`` with sanitisation succeeds and
   the molecule has at least one atom; the canonical key is RDKit's canonical SMILES.

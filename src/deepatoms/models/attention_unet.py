@@ -1,4 +1,4 @@
-"""3-D attention U-Net for per-voxel species logits (specs/crystal-density-vae.md §4).
+"""3-D attention U-Net for per-voxel species logits (docs/density_vae.md §4).
 
 Ronneberger et al. 2015 (U-Net) with the additive attention gates of Oktay et al. 2018 on the
 skip connections; the paper (Hoffmann et al. §3.2) names the network but gives no architecture,

@@ -1,4 +1,4 @@
-"""Density VAE + segmentation U-Net as one module, and the joint loss (specs/crystal-density-vae.md §3–5, §8).
+"""Density VAE + segmentation U-Net as one module, and the joint loss (docs/density_vae.md §3–5, §8).
 
 Forward pass (Hoffmann et al. Eq. 2, one backward pass):
 

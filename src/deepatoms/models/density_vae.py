@@ -1,4 +1,4 @@
-"""β-VAE for 3-D crystal densities (specs/crystal-density-vae.md §3, Hoffmann et al. §3.2, App. 8.1).
+"""β-VAE for 3-D crystal densities (docs/density_vae.md §3, Hoffmann et al. §3.2, App. 8.1).
 
 Encoder (BatchNorm + LeakyReLU after every convolution; no padding by Default):
 

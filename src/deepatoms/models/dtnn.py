@@ -1,4 +1,4 @@
-"""Deep Tensor Neural Network (Schütt 2018 thesis, Ch. 3; ``specs/property-models.md`` §3).
+"""Deep Tensor Neural Network (Schütt 2018 thesis, Ch. 3; Schütt et al. 2017).
 
     x_i⁽⁰⁾ = A[Z_i, :]                                      embedding (Eq. 3.1), 30 features; a
                                                              bias-free dense layer on one-hot Z

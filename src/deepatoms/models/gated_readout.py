@@ -1,4 +1,4 @@
-"""Gated readout of the MPNN/VIMPNN family and VIMPNN's auxiliary heads (``specs/vimpnn.md`` §4).
+"""Gated readout of the MPNN/VIMPNN family and VIMPNN's auxiliary heads (docs/vimpnn.md §4).
 
 Gated readout (Gilmer et al.; per the nmp_qc MPNN code), on the node input x_v = [h_vᵀ ‖ h_v⁰]:
 

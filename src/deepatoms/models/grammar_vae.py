@@ -1,4 +1,5 @@
-"""Grammar variational autoencoder over production sequences (``specs/grammar-vae.md`` §2–3).
+"""Grammar variational autoencoder over production sequences (Kusner et al. 2017;
+Paper D App. B).
 
 A string x is its leftmost derivation: a sequence of production indices x⁽¹⁾ … x⁽ᵀ⁾ (T =
 ``max_len``, padded with NULL), fed one-hot (R = ``n_rules`` columns). The model is a VAE with a

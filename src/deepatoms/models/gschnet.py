@@ -1,4 +1,4 @@
-"""G-SchNet: autoregressive 3-D molecule generation (Gebauer et al. 2019; ``specs/gschnet.md`` §1–5).
+"""G-SchNet: autoregressive 3-D molecule generation (Gebauer et al. 2019; docs/gschnet.md §1–5).
 
 A partial molecule ("step") is its placed atoms plus two tokens, the **focus token** (type 10, on
 the focus atom c_i) and the **origin token** (type 11, on the centre of mass), all connected to

@@ -1,6 +1,6 @@
 """Atom-wise output head shared by all property models.
 
-Per-atom standardisation and atom references (``specs/property-models.md`` §2; Paper A §5):
+Per-atom standardisation and atom references (Schütt 2018 thesis Ch. 3–4; Paper A §5):
 
     Ê_i = o(x_i)                        output network on the final atom features
     E_i = σ·Ê_i + μ + E_ref(Z_i)        per-atom contribution (scale, shift, atom reference)

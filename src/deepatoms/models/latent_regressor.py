@@ -1,6 +1,6 @@
 """Latent property regressor: an MLP from a grammar-VAE latent point to one property (§5).
 
-Paper D (``specs/grammar-vae.md`` §5): widths 512-512-256-1, tanh on the hidden layers, dropout
+Paper D: widths 512-512-256-1, tanh on the hidden layers, dropout
 with rate dp after hidden layers 2 and 3, linear output:
 
     f(z) = W₄ · drop(tanh(W₃ · drop(tanh(W₂ · tanh(W₁ z + b₁) + b₂)) + b₃)) + b₄

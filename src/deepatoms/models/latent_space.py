@@ -1,4 +1,4 @@
-"""The latent space of a trained grammar VAE: strings ↔ latent points (``specs/grammar-vae.md``).
+"""The latent space of a trained grammar VAE: strings ↔ latent points (Kusner et al. 2017; Paper D).
 
 - Encoding (§4, §5): parse each string into its leftmost derivation (``Grammar.parse``), one-hot
   it (T = ``max_len`` steps, NULL-padded) and run the encoder: the mean μ(x) (``encode_mean``,

@@ -1,6 +1,6 @@
 """MPNN (Gilmer et al. 2017) and VIMPNN (Morgan et al.): edge-network messages and a GRU update.
 
-``specs/vimpnn.md`` §1–§5. N atoms, E directed edges, K = ``n_bond_types`` channels, d_msg =
+docs/vimpnn.md §1–§5. N atoms, E directed edges, K = ``n_bond_types`` channels, d_msg =
 ``n_hidden`` (73) per bond type, d_h = state width: d_msg, or K·d_msg for the b variants.
 
     h_v⁰ = [onehot(Z_v over ``elements``) ‖ Z_v / z_s ‖ 0 …] ∈ R^{d_h}    node features (§1), no embedding

@@ -1,7 +1,7 @@
 """NMP-edge: SchNet-like message passing with an edge-update network.
 
 Jørgensen et al., Paper A ("Neural message passing with edge updates for predicting properties
-of molecules and materials"); ``specs/property-models.md`` §6. g = ssp, C = node width.
+of molecules and materials", 2018; docs/references.md). g = ssp, C = node width.
 
     h_i⁽⁰⁾ = ℓ(Z_i)                                             node embedding ∈ R^C
     ε_ij = exp(−(d_ij − μ_k)² / (2σ²)),  μ_k = 0.1 k Å, k = 0…150  edge input (Eq. 5; σ = 0.1 Å,
@@ -30,11 +30,11 @@ graph it predicts from the prototype's topology (and facet labels) alone.
 continuous-filter convolution (W₁ h_j) ⊙ W⁽ᵗ⁾(d_ij), the SchNet baseline of Paper A.
 
 No cutoff function by default (f_c ≡ 1); ``cutoff_fn`` multiplies every message by f_c(d_ij).
-Weights are not shared across steps. Initialisation (authors' code, spec §6.9): Glorot-uniform
+Weights are not shared across steps. Initialisation (the authors' public code; docs/property_models.md §6): Glorot-uniform
 weights, zero biases, no bias on W₁, embedding N(0, variance 1/√C), i.e. std C^(−1/4).
 
 Readout (registered head defaults): W₆ of width C/2 with ssp, then W₇ → 1, per-atom scale/shift
-(Paper A §5 normalisation, see ``heads``). Spec §6.9 asks for Glorot-uniform weights on every
+(Paper A §5 normalisation, see ``heads``). The authors' code uses Glorot-uniform weights on every
 layer, and the authors' readout has no zero initialisation, so W₇ is Glorot-initialised (unlike
 SchNet and DTNN): an untrained model does not predict exactly n·μ. ``head={"zero_init_last": True}``
 gives the zero-initialised variant.

@@ -1,7 +1,6 @@
 """Forces and stress of any energy model by automatic differentiation.
 
-One wrapper serves every model that predicts a per-system energy (DESIGN.md, "Edge vectors are
-always computed in torch"):
+One wrapper serves every model that predicts a per-system energy (docs/architecture.md):
 
 - Forces (Schütt 2018 thesis Eq. 5.2): F̂_i = −∂Ê/∂r_i. Edge vectors are
   r_ij = r_j − r_i + S_ij·cell, so the derivative reaches every periodic image through the cell.

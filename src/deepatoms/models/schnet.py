@@ -1,4 +1,4 @@
-"""SchNet (Schütt 2018 thesis, Ch. 4–5; ``specs/property-models.md`` §4).
+"""SchNet (Schütt 2018 thesis, Ch. 4–5; Schütt et al. 2018).
 
     x_i⁽⁰⁾ = A[Z_i, :]                                              embedding, F features
     W⁽ᵗ⁾(d_ij) = g(W₂ g(W₁ ê(d_ij) + b₁) + b₂) · f_c(d_ij)          filter network (Fig. 4.2);

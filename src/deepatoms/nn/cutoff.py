@@ -22,7 +22,7 @@ class _Cutoff(nn.Module):
 
 
 class CosineCutoff(_Cutoff):
-    """Cosine cutoff f_c(r) = ½(cos(π r / r_c) + 1) for r ≤ r_c, else 0 (spec §2)."""
+    """Cosine cutoff f_c(r) = ½(cos(π r / r_c) + 1) for r ≤ r_c, else 0 (Behler 2011)."""
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         fc = 0.5 * (torch.cos(r * (math.pi / self.cutoff)) + 1.0)

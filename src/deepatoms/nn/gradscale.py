@@ -1,6 +1,6 @@
 """Gradient scaling: identity in the forward pass, gradient × γ in the backward pass.
 
-specs/crystal-density-vae.md §5 (Hoffmann et al., Eq. 2): the segmentation U-Net reads the decoded
+Hoffmann et al. 2019, Eq. 2 and §3.2: the segmentation U-Net reads the decoded
 density through ``gradscale_γ`` so that one backward pass of
 
     total = L_RE + β·KL + L_seg(U(gradscale_γ(M̂)), S)

@@ -1,6 +1,6 @@
 """Gaussian radial basis expansions of interatomic distances.
 
-Two parameterisations (``specs/property-models.md`` §2):
+Two parameterisations (the γ form of Schütt 2018 thesis Eq. 3.4 and the σ form of the Jørgensen 2019 thesis Eq. 3.10):
 
 * γ form: ê_k(d) = exp(−γ (d − μ_k)²)             (Schütt 2018 thesis, Eq. 3.4)
 * σ form: ê_k(d) = exp(−(d − μ_k)² / (2σ²)),  i.e. γ = 1/(2σ²)   (Jørgensen 2019 thesis, Eq. 3.10)

@@ -1,4 +1,4 @@
-"""Screening of hypothetical crystals: prototypes, element substitution, ranking (spec §5, §7).
+"""Screening of hypothetical crystals: prototypes, element substitution, ranking (docs/position_free_crystals.md §5, §7).
 
 - :mod:`.prototypes`: the AFLOW prototype library bundled with pymatgen and user CIFs, each with
   its species sites (A, B, …) and the site permutations that are symmetries;

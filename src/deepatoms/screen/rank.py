@@ -1,6 +1,6 @@
 """Predicted energies of candidates, their ranking per composition and the ground-state gap.
 
-Spec §5: for each composition c (reduced formula) with candidate set S_c the ML ground state is
+docs/position_free_crystals.md §5: for each composition c (reduced formula) with candidate set S_c the ML ground state is
 G_ML = argmin E_ML(G); every candidate gets its rank (1 = G_ML) and its gap E_ML(G) − E_ML(G_ML)
 (eV/atom); candidates whose gap is within a window (default 0.05 eV/atom; the paper's numbers
 suggest 42–62 meV/atom) are flagged for DFT. With reference energies (DFT, or EMT from

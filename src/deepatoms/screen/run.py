@@ -1,4 +1,4 @@
-"""One screening run: prototypes × compositions → predictions → ranking → files (spec §5).
+"""One screening run: prototypes × compositions → predictions → ranking → files (docs/position_free_crystals.md §5).
 
 Writes into the output folder:
 

@@ -1,6 +1,6 @@
 """Molecular dynamics with ASE integrators: NVE (velocity Verlet) and NVT (Langevin).
 
-Defaults follow specs/property-models.md ("Decisions on gaps"): Langevin thermostat, 0.5 fs time
+Defaults (docs/decisions.md; the sources state none): Langevin thermostat, 0.5 fs time
 step. Initial velocities are drawn from the Maxwell–Boltzmann distribution at the given
 temperature (seeded), with zero total momentum (and zero angular momentum for molecules); the
 centre of mass is held fixed (``ase.constraints.FixCom``) unless the structure brings its own

@@ -1,4 +1,4 @@
-"""k-fold cross-validation of a training config (position-free-crystals spec §4, §8).
+"""k-fold cross-validation of a training config (docs/position_free_crystals.md §4, §8).
 
 Each fold i is the test set of one training run; of the remaining systems a seeded subset of
 ``n_val`` is held out for early stopping and the rest is trained on. The runs are ordinary run
@@ -198,8 +198,8 @@ def cross_validate(
 
     ``seed`` draws the folds and each fold's validation subset (the config's ``train.seed``
     still sets initialisation and shuffling); ``stratify_column`` spreads each of its classes
-    evenly over the folds (e.g. the ICSD flag, spec §4); ``n_val`` systems (count, or fraction
-    of the training part: spec §4 uses 5,000 for OQMD and 10 % for small families) are held out
+    evenly over the folds (e.g. the ICSD flag, docs/position_free_crystals.md §4); ``n_val`` systems (count, or fraction
+    of the training part: docs/position_free_crystals.md §4 uses 5,000 for OQMD and 10 % for small families) are held out
     of each fold's training part for early stopping. ``data.n_train``/``n_val``/``n_test`` of
     the config are ignored. ``init``: start every fold from this model file (transfer learning).
     ``on_fold(fold_record)`` is called after each fold. Errors are reported in meV/atom for

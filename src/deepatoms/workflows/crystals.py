@@ -583,7 +583,7 @@ def alter_latents(
     """Sweep latent dimension ``dim`` of the encoding of ``source`` (or of a prior draw) over
     ``values`` (START:STOP:COUNT or a,b,c), or decode α·z for the ``alpha`` values (a
     conditioned model: m = α), with the differences to the unaltered decode (§4.5 of the
-    paper). Keys: ``mode``, ``values``, ``atoms``, ``reference_atoms``,
+    paper). Keys: ``mode``, ``swept`` (the values), ``atoms``, ``reference_atoms``,
     ``max_abs_difference``, ``written``, ``image``."""
     from deepatoms.density.images import plot_sweep
     from deepatoms.density.latent_tools import alpha_inputs, decode_latents, parse_values, sweep
@@ -610,7 +610,7 @@ def alter_latents(
     diff = np.abs(decoded.densities.astype(np.float64) - ref.densities[0]).reshape(len(vals), -1)
     res = CrystalsResult(
         model=str(model_file), input=name, mode=what, dim=dim, label=label,
-        values=vals.tolist(), **written, atoms=[len(x) for x in decoded.atoms],
+        swept=vals.tolist(), **written, atoms=[len(x) for x in decoded.atoms],
         reference_atoms=len(ref.atoms[0]), max_abs_difference=diff.max(axis=1).tolist(),
     )  # fmt: skip
     if image is not None:

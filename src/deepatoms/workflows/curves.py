@@ -1,4 +1,4 @@
-"""``deepatoms curves``: energy curves of models on scaled data (``specs/vimpnn.md`` §7, §9).
+"""``deepatoms curves``: energy curves of models on scaled data (docs/vimpnn.md §7, §9).
 
 For each model, on the chosen samples (a split of the data's ``split`` column, or of a run's
 ``split.json``): MAE, MSE and RE as "mean (std)" over the labelled points; the DSC

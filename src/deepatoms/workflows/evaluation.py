@@ -159,10 +159,19 @@ def _parity(loaded: LoadedModel, sub: PackedSystems, ref: np.ndarray, pred: np.n
     return plot_parity(ref, pred, path, res.target, res.unit, res.mae, res.rmse, offset)
 
 
-def read_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list, list[tuple[str, int]]]:
-    """All structures of ``paths`` (every frame) and their (file, frame index) labels."""
+def read_inputs(paths: Sequence[Any]) -> tuple[list, list[tuple[str, int]]]:
+    """All structures of ``paths`` (every frame of each file; an ``ase.Atoms`` item is taken as
+    it is) and their (file, frame index) labels (``("<atoms>", i)`` for the i-th ``Atoms``)."""
     atoms_list, labels = [], []
+    n_given = 0
     for p in paths:
+        if isinstance(p, ase.Atoms):
+            if len(p) == 0:
+                raise DeepatomsError(f"structure {n_given} of the given Atoms has no atoms")
+            atoms_list.append(p)
+            labels.append(("<atoms>", n_given))
+            n_given += 1
+            continue
         p = Path(p)
         if not p.is_file():
             raise FileNotFoundError(f"input file {p} does not exist")
@@ -185,16 +194,19 @@ def read_inputs(paths: Sequence[str | os.PathLike]) -> tuple[list, list[tuple[st
 
 
 def predict(
-    model: str | os.PathLike,
-    inputs: Sequence[str | os.PathLike],
+    model: str | os.PathLike | LoadedModel,
+    inputs: Sequence[str | os.PathLike | ase.Atoms] | ase.Atoms,
     out: str | os.PathLike | None = None,
     batch_size: int = 100,
     progress: bool = True,
 ) -> Prediction:
-    """The model's property (a run folder or model file) for every structure of ``inputs``
-    (every frame of any ASE-readable file); writes a CSV to ``out`` when given (columns file,
-    frame, formula, n_atoms, <property> [unit]), replacing an earlier CSV of that name (a note
-    says so) but never one of the inputs."""
+    """The model's property (a run folder, model file or loaded model) for every structure of
+    ``inputs``: ASE-readable files (every frame) and/or ``ase.Atoms``. Keys: ``predicted`` (one per
+    structure, in the model's unit), ``rows`` (file, frame, formula, n_atoms, value), ``property``,
+    ``unit``. Writes the rows as a CSV to ``out`` when given, replacing an earlier CSV of that
+    name (a note says so) but never one of the inputs."""
+    if isinstance(inputs, ase.Atoms):
+        inputs = [inputs]
     if batch_size < 1:
         raise DeepatomsError(f"--batch-size must be at least 1, got {batch_size}")
     notes = []
@@ -202,7 +214,9 @@ def predict(
         _check_csv_output(Path(out), inputs)
         if Path(out).exists():
             notes.append(f"replaced the existing {out}")
-    loaded = load_model(model, expect=PROPERTY_FAMILIES)
+    loaded = (
+        model if isinstance(model, LoadedModel) else load_model(model, expect=PROPERTY_FAMILIES)
+    )
     atoms_list, labels = read_inputs(list(inputs))
     data = PackedSystems.from_atoms(atoms_list)
     warnings = []
@@ -226,14 +240,15 @@ def predict(
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(out, buf.getvalue())
-    return Prediction(model=loaded.meta["model_file"], property=loaded.property, unit=loaded.unit,
-                      column=col, n=len(rows), out=str(out) if out is not None else None,
-                      rows=rows, warnings=warnings, notes=notes)  # fmt: skip
+    return Prediction(model=loaded.meta.get("model_file"), property=loaded.property,
+                      unit=loaded.unit, column=col, n=len(rows), predicted=np.asarray(values),
+                      out=str(out) if out is not None else None, rows=rows, warnings=warnings,
+                      notes=notes)  # fmt: skip
 
 
 def _check_csv_output(out: Path, inputs: Sequence[str | os.PathLike]) -> None:
     """Never write over an input; the output must be a CSV file name."""
-    if any(Path(p).resolve() == out.resolve() for p in inputs):
+    if any(not isinstance(p, ase.Atoms) and Path(p).resolve() == out.resolve() for p in inputs):
         raise DeepatomsError(f"--out {out} is one of the input files; choose another output name")
     if out.is_dir():
         raise DeepatomsError(f"--out {out} is a folder; give a CSV file name")

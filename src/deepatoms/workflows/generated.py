@@ -1,4 +1,4 @@
-"""``deepatoms evaluate-generated``: the G-SchNet evaluation suite (specs/gschnet.md §11).
+"""``deepatoms evaluate-generated``: the G-SchNet evaluation suite (docs/gschnet.md §11).
 
 :func:`evaluate_report` does the work (no printing), in stages:
 

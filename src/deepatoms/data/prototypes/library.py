@@ -1,4 +1,4 @@
-"""Prototype structures whose species sites are substituted with new elements (spec §5, §7).
+"""Prototype structures whose species sites are substituted with new elements (docs/position_free_crystals.md §5, §7).
 
 A prototype is a periodic structure whose atoms are grouped into *species sites*: all atoms of
 one element of the prototype form one site (its sublattice). Sites are labelled A, B, C, … in the

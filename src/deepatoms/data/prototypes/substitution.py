@@ -1,4 +1,4 @@
-"""Candidate crystals: elements substituted onto the species sites of prototypes (spec §5).
+"""Candidate crystals: elements substituted onto the species sites of prototypes (docs/position_free_crystals.md §5).
 
 A composition request is either
 

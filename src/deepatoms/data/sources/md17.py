@@ -1,4 +1,4 @@
-"""MD17-style trajectories from ``.npz`` files (specs/property-models.md §8.2).
+"""MD17-style trajectories from ``.npz`` files (MD17, Chmiela et al. 2017; rMD17, Christensen & von Lilienfeld 2020).
 
 Two key layouts are read:
 

@@ -1,4 +1,4 @@
-"""QM9 from the installed ``qm9pack`` package (specs/property-models.md §8.1).
+"""QM9 from the installed ``qm9pack`` package (Ramakrishnan et al. 2014; Schütt 2018 thesis App. A).
 
 ``qm9pack`` ships the 130,831 QM9 molecules that pass the geometry-consistency check as three CSV
 files in its package data folder. The folder is located with ``importlib.util.find_spec`` and the

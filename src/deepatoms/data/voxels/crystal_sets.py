@@ -1,6 +1,6 @@
 """Crystals for the density VAE from any project source, with groups for splitting by crystal.
 
-specs/crystal-density-vae.md §9 (data, splits) and §1 (max-side filter). :func:`load_crystals`
+docs/density_vae.md §9 (data, splits) and §1 (max-side filter). :func:`load_crystals`
 takes a list of sources:
 
 - ``*.csv``: a CSV of CIFs (:func:`deepatoms.data.sources.crystals.load_cif_csv`; Perov-5,

@@ -1,6 +1,6 @@
 """Torch dataset of voxel samples made on the fly, the species class map and the collate step.
 
-specs/crystal-density-vae.md §2 (augmentation), §4 (classes), §9 (samples per crystal).
+docs/density_vae.md §2 (augmentation), §4 (classes), §9 (samples per crystal).
 
 - :class:`ClassMap`: segmentation classes. ``full`` = 95 classes, class index = Z for Z ≤ 94 and
   class 0 = no atom (§4 Default); ``compact`` = class 0 plus the sorted elements present. It

@@ -1,6 +1,6 @@
 """The voxel representation of a crystal: Z-weighted Gaussian density M and species matrix S.
 
-specs/crystal-density-vae.md §1 (Hoffmann et al. §3.1, Eq. 1). A cube of side ``box`` (Å) holds
+docs/density_vae.md §1 (Hoffmann et al. §3.1, Eq. 1). A cube of side ``box`` (Å) holds
 ``n³`` voxels of side h = box/n with centres x_ijk = ((i + ½)h, (j + ½)h, (k + ½)h).
 
 Density (Eq. 1), one channel weighted by the atomic number Z_m:

@@ -1,6 +1,6 @@
 """Voxel samples of a crystal: single unit cell or repeated lattice, with random rotations.
 
-specs/crystal-density-vae.md §2 (Hoffmann et al. §3.1). Every sample maps crystal-frame positions
+docs/density_vae.md §2 (Hoffmann et al. §3.1). Every sample maps crystal-frame positions
 r (Å) into the box frame by one affine map, recorded on the sample:
 
     x = R·r + t        (rows: ``positions @ rotation.T + translation``),

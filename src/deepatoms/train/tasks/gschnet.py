@@ -1,4 +1,4 @@
-"""Training task of G-SchNet (Gebauer, Gastegger & Schütt 2019; ``docs/decisions.md``).
+"""Training task of G-SchNet (Gebauer, Gastegger & Schütt 2019; docs/gschnet.md §5–7).
 
 Data: a dataset file of molecules (H, C, N, O, F) with a stored bond graph; molecules are
 centred and sorted on the fly when the file is not (``generate.traces.prepare_molecules``).

@@ -1,5 +1,5 @@
 """Training task of the latent property regressors of a grammar VAE (Jørgensen et al. 2018,
-Paper D §II.C; ``docs/decisions.md``).
+Paper D; docs/grammar_vae.md §5).
 
 One MLP per property (:class:`~deepatoms.models.latent_regressor.LatentRegressors`), trained
 together on one latent space:
