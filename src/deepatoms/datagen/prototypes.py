@@ -183,9 +183,7 @@ def _check(fmax: float, steps: int, rattle: float, limit: int | None, flush_ever
 class _Rows:
     """Finished candidates waiting to be written (both geometries)."""
 
-    def __init__(
-        self,
-    ) -> None:  # fmt: skip
+    def __init__(self) -> None:
         self.atoms: dict[str, list[Atoms]] = {"initial": [], "relaxed": []}
         self.props: dict[str, list[Any]] = {}
 

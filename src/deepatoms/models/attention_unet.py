@@ -68,9 +68,7 @@ def double_conv(c_in: int, c_out: int, norm: str = "batch") -> nn.Sequential:
 class AttentionGate(nn.Module):
     """Additive attention gate (Oktay et al. 2018): x·sigmoid(ψ(ReLU(W_x x + W_g g)))."""
 
-    def __init__(
-        self, x_channels: int, g_channels: int, inter_channels: int,
-    ) -> None:  # fmt: skip
+    def __init__(self, x_channels: int, g_channels: int, inter_channels: int) -> None:
         super().__init__()
         self.w_x = nn.Conv3d(x_channels, inter_channels, 1, bias=False)
         self.w_g = nn.Conv3d(g_channels, inter_channels, 1)
@@ -88,15 +86,10 @@ class AttentionUNet3d(nn.Module):
     """Density [B, C_in, n, n, n] → logits [B, n_classes, n, n, n] (§4)."""
 
     def __init__(
-        self,
-        n_classes: int = 95,
-        widths: Sequence[int] = (16, 32, 64),
-        bottleneck: int = 128,
-        attention: bool = True,
-        background_prior: float | None = 0.99,
-        in_channels: int = 1,
+        self, n_classes: int = 95, widths: Sequence[int] = (16, 32, 64), bottleneck: int = 128,
+        attention: bool = True, background_prior: float | None = 0.99, in_channels: int = 1,
         norm: str = "batch",
-    ) -> None:
+    ) -> None:  # fmt: skip
         super().__init__()
         widths = [int(w) for w in widths]
         if not widths or min(widths) < 1 or n_classes < 2:

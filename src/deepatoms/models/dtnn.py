@@ -40,9 +40,7 @@ from deepatoms.nn.scatter import check_aggregation, scatter_reduce, segment_coun
 class DTNNInteraction(nn.Module):
     """The factorised tensor interaction of Eq. 3.7, shared by all passes."""
 
-    def __init__(
-        self, n_atom_basis: int, n_rbf: int, n_factors: int,
-    ) -> None:  # fmt: skip
+    def __init__(self, n_atom_basis: int, n_rbf: int, n_factors: int) -> None:
         super().__init__()
         self.in2fac = Dense(n_atom_basis, n_factors, bias=True)  # W^{fx}, b^{f1}
         self.dist2fac = Dense(n_rbf, n_factors, bias=True)  # W^{fd}, b^{f2}
@@ -89,15 +87,10 @@ class DTNN(nn.Module):
     HEAD_DEFAULTS: ClassVar[dict] = {"hidden": "half", "activation": "tanh"}
 
     def __init__(
-        self,
-        n_atom_basis: int = 30,
-        n_factors: int = 60,
-        n_interactions: int = 3,
-        rbf: dict | None = None,
-        cutoff_fn: str | None = None,
-        cutoff: float | None = None,
+        self, n_atom_basis: int = 30, n_factors: int = 60, n_interactions: int = 3,
+        rbf: dict | None = None, cutoff_fn: str | None = None, cutoff: float | None = None,
         aggregation: str = "sum",
-    ) -> None:
+    ) -> None:  # fmt: skip
         super().__init__()
         check_aggregation(aggregation)
         if n_interactions < 0:

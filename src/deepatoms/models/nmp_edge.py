@@ -70,8 +70,8 @@ class EdgeUpdate(nn.Module):
     """
 
     def __init__(
-        self, n_node: int, n_edge_in: int, n_edge_out: int, out_activation: str | None,
-    ) -> None:  # fmt: skip
+        self, n_node: int, n_edge_in: int, n_edge_out: int, out_activation: str | None
+    ) -> None:
         super().__init__()
         self.n_node = n_node
         self.l1 = Dense(2 * n_node + n_edge_in, n_node)  # W_E1, b_E1 (hidden width C)
@@ -147,19 +147,11 @@ class NMPEdge(nn.Module):
     HEAD_DEFAULTS: ClassVar[dict] = {"hidden": "half", "activation": "ssp", "zero_init_last": False}
 
     def __init__(
-        self,
-        n_atom_basis: int = 64,
-        n_interactions: int = 3,
-        rbf: dict | None = None,
-        rbf_width: str = "sigma",
-        use_edge_updates: bool = True,
-        edge_width: int | None = None,
-        edge_activation: str | None = None,
-        cutoff_fn: str | None = None,
-        cutoff: float | None = None,
-        aggregation: str = "sum",
-        edge_input: str = "dist",
-    ) -> None:
+        self, n_atom_basis: int = 64, n_interactions: int = 3, rbf: dict | None = None,
+        rbf_width: str = "sigma", use_edge_updates: bool = True, edge_width: int | None = None,
+        edge_activation: str | None = None, cutoff_fn: str | None = None,
+        cutoff: float | None = None, aggregation: str = "sum", edge_input: str = "dist",
+    ) -> None:  # fmt: skip
         super().__init__()
         check_aggregation(aggregation)
         if edge_input not in EDGE_INPUTS:

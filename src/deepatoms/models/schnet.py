@@ -35,16 +35,12 @@ from deepatoms.nn.scatter import check_aggregation, scatter_reduce, segment_coun
 class FilterNetwork(nn.Module):
     """RBF expansion → dense F + ssp → dense F (+ ssp in the paper preset)."""
 
-    def __init__(
-        self, n_rbf: int, n_filters: int, last_activation: str | None,
-    ) -> None:  # fmt: skip
+    def __init__(self, n_rbf: int, n_filters: int, last_activation: str | None) -> None:
         super().__init__()
         self.l1 = Dense(n_rbf, n_filters, activation="ssp")
         self.l2 = Dense(n_filters, n_filters, activation=last_activation)
 
-    def forward(
-        self, rbf: torch.Tensor,
-    ) -> torch.Tensor:  # fmt: skip
+    def forward(self, rbf: torch.Tensor) -> torch.Tensor:
         return self.l2(self.l1(rbf))
 
 
@@ -59,15 +55,9 @@ class SchNetInteraction(nn.Module):
         self.dense = Dense(n_atom_basis, n_atom_basis)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        rbf: torch.Tensor,
-        fcut: torch.Tensor | None,
-        geom: EdgeGeometry,
-        edge_index: torch.Tensor,
-        aggregation: str,
-        in_degree: torch.Tensor | None,
-    ) -> torch.Tensor:
+        self, x: torch.Tensor, rbf: torch.Tensor, fcut: torch.Tensor | None, geom: EdgeGeometry,
+        edge_index: torch.Tensor, aggregation: str, in_degree: torch.Tensor | None,
+    ) -> torch.Tensor:  # fmt: skip
         w = self.filter_net(rbf)
         if fcut is not None:
             w = w * fcut.unsqueeze(-1)
@@ -102,18 +92,11 @@ class SchNet(nn.Module):
     HEAD_DEFAULTS: ClassVar[dict] = {"hidden": "half", "activation": "ssp"}
 
     def __init__(
-        self,
-        n_atom_basis: int = 64,
-        n_interactions: int = 6,
-        n_filters: int | None = None,
-        rbf: dict | None = None,
-        cutoff_fn: str | None = "cosine",
-        cutoff: float | None = 5.0,
-        filter_last_activation: str | None = None,
-        shared_filters: bool = False,
-        shared_interactions: bool = False,
-        aggregation: str = "sum",
-    ) -> None:
+        self, n_atom_basis: int = 64, n_interactions: int = 6, n_filters: int | None = None,
+        rbf: dict | None = None, cutoff_fn: str | None = "cosine", cutoff: float | None = 5.0,
+        filter_last_activation: str | None = None, shared_filters: bool = False,
+        shared_interactions: bool = False, aggregation: str = "sum",
+    ) -> None:  # fmt: skip
         super().__init__()
         n_filters = n_filters or n_atom_basis
         rbf = rbf if rbf is not None else {"n_rbf": 20, "stop": cutoff or 5.0}

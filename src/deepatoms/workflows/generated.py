@@ -191,15 +191,6 @@ def _distributions(
     return out
 
 
-def _model_file(path: Path) -> Path:
-    path = Path(path)
-    model = path / "model.pt" if path.is_dir() else path
-    if not model.is_file():
-        where = f"run folder {path} has no model.pt" if path.is_dir() else f"{path} not found"
-        raise FileNotFoundError(f"--gap-model: {where}; pass a trained gap model (model.pt)")
-    return model
-
-
 def _summary(values: Sequence[float]) -> dict[str, float]:
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
@@ -255,7 +246,7 @@ class _Evaluation:
         if gap_model is not None:
             from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 
-            self.loaded = load_model(_model_file(gap_model), expect=PROPERTY_FAMILIES)
+            self.loaded = load_model(gap_model, expect=PROPERTY_FAMILIES)
             if self.loaded.unit != "eV":
                 raise ValueError(
                     f"--gap-model predicts {self.loaded.property!r} in {self.loaded.unit!r}; "

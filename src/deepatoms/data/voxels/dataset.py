@@ -52,9 +52,7 @@ class ClassMap:
     Build with :meth:`full`, :meth:`compact`, :meth:`from_mode` or :meth:`from_list`.
     """
 
-    def __init__(
-        self, elements: Sequence[int],
-    ) -> None:  # fmt: skip
+    def __init__(self, elements: Sequence[int]) -> None:
         els = [int(z) for z in elements]
         if not els or els[0] != 0:
             raise ValueError(f"class map must start with 0 (no atom), got {els[:5]}")
@@ -177,19 +175,11 @@ class DensityDataset(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self,
-        crystals: Sequence[Atoms] | Any,
-        grid: GridSpec,
-        class_map: ClassMap | None = None,
-        regime: Regime = "single",
-        rotations_per_crystal: int = 3,
-        seed: int = 0,
-        rotate: bool = True,
-        centre: Centre = "cell",
-        aligned_first: bool = True,
-        cache: bool = False,
-        progress: bool = False,
-    ) -> None:
+        self, crystals: Sequence[Atoms] | Any, grid: GridSpec, class_map: ClassMap | None = None,
+        regime: Regime = "single", rotations_per_crystal: int = 3, seed: int = 0,
+        rotate: bool = True, centre: Centre = "cell", aligned_first: bool = True,
+        cache: bool = False, progress: bool = False,
+    ) -> None:  # fmt: skip
         if regime not in ("single", "repeated"):
             raise ValueError(f"regime must be 'single' or 'repeated', got {regime!r}")
         if int(rotations_per_crystal) < 1:
