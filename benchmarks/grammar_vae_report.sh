@@ -28,7 +28,7 @@ PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=1
 mkdir -p "$W"
 D="$W/qm9_smiles.csv"
-[ -f "$D" ] || $DA data qm9-smiles "$D"
+[ -f "$D" ] || $DA data qm9-smiles --out "$D"
 [ -f "$W/vae/model.pt" ] || $DA vae train --data "$D" --preset grammar-vae-qm9-fast \
     --set train.max_time="${VAE_MINUTES:-42}" --set train.num_threads=1 --out "$W/vae"
 # the same with alpha = 0.02 (Paper D's grid), for the alpha comparison of the report
@@ -59,12 +59,12 @@ fi
 G=${GAP_MODEL:-runs/gschnet/gap_schnet/model.pt}
 if [ ! -f "$G" ]; then
     G="$W/gap_schnet/model.pt"
-    [ -f "$G" ] || $DA data qm9 "$W/qm9.h5"
+    [ -f "$G" ] || $DA data qm9 --out "$W/qm9.h5"
     [ -f "$G" ] || $DA train --preset schnet-fast --data "$W/qm9.h5" --target gap \
         --n-train 20000 --n-val 2000 --max-time 20 --set train.num_threads=1 --out "$W/gap_schnet"
 fi
 Q=${QM9_H5:-runs/gschnet/qm9gen.h5}
-[ -f "$Q" ] || { Q="$W/qm9.h5"; [ -f "$Q" ] || $DA data qm9 "$Q"; }
+[ -f "$Q" ] || { Q="$W/qm9.h5"; [ -f "$Q" ] || $DA data qm9 --out "$Q"; }
 [ -f "$W/lumo_schnet/model.pt" ] || $DA train --preset schnet-fast --data "$Q" --target lumo \
     --n-train 20000 --n-val 2000 --max-time 20 --set train.num_threads=1 --out "$W/lumo_schnet"
 for N in 10000 100000; do

@@ -81,9 +81,11 @@ def main(argv: list[str] | None = None) -> dict:
     order = rng.permutation(len(data))
     test, pool = order[: args.n_test], order[args.n_test :]
     y = data.system_props["heat_ref"]
+    # fine-tuning from another target (MP-20 formation energies) on purpose: init_force
     cfg = apply_overrides(load_preset(args.preset),
                           [*base, "data.target=heat_ref", f"train.max_time={args.minutes}",
-                           f"train.init_statistics={args.init_statistics}"])  # fmt: skip
+                           f"train.init_statistics={args.init_statistics}",
+                           "train.init_force=true"])  # fmt: skip
     rows = {}
     for n in args.sizes:
         n_val = max(5, n // 10)

@@ -10,7 +10,7 @@ run="$work/schnet_fast_U0"
 
 echo "== 1/4 build a QM9 subset (6,000 molecules from the installed qm9pack data)"
 if [ ! -f "$data" ]; then
-  deepatoms data qm9 "$data" --limit 6000 --seed 0
+  deepatoms data qm9 --out "$data" --limit 6000 --seed 0
 fi
 deepatoms data info "$data" | head -20
 

@@ -91,9 +91,13 @@ def test_train_evaluate_predict(workflow):
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 7 and rows[1]["formula"] == "C6H6"
     assert float(rows[0]["U0 [eV]"]) < 0
-    # predicting again replaces the CSV (as it always did) and says so; an input is never replaced
-    again = run("predict", str(d / "run"), str(EXAMPLES), "--out", str(out_csv), "-q")
-    assert f"replaced the existing {out_csv}" in " ".join(again.stderr.split())
+    assert (d / "pred_forces.csv").is_file()  # U0 is an energy in eV: forces come too
+    # an existing CSV is replaced only with --overwrite; an input is never replaced
+    again = run("predict", str(d / "run"), str(EXAMPLES), "--out", str(out_csv), "-q", ok=False)
+    assert again.returncode == 2 and "already exists; pass --overwrite" in " ".join(
+        again.stderr.split()
+    )
+    run("predict", str(d / "run"), str(EXAMPLES), "--out", str(out_csv), "-q", "--overwrite")
     assert len(list(csv.DictReader(out_csv.open()))) == 7
     copy = d / "inputs.xyz"
     copy.write_bytes(EXAMPLES.read_bytes())
@@ -144,7 +148,7 @@ def test_import_then_train_on_imported_data(tmp_path):
             ["train", "--preset", "nope", "--data", "x.h5", "--target", "U0", "--out", "r"],
             "unknown preset",
         ),
-        (["data", "import", "only_one.h5"], "at least one input"),
+        (["data", "import", "only_one.h5"], "give the output dataset with --out OUT.h5"),
         (
             ["train", "--preset", "grammar-vae-qm9-fast", "--data", "x.csv", "--out", "r"],
             "deepatoms vae train",

@@ -201,7 +201,7 @@ def test_missing_files_are_named(vae_files, tmp_path):
     assert f"regressors file {model_only / 'regressors.pt'} does not exist" in one_line(res.stderr)
     res = invoke("design", "baselines", "--data", tmp_path / "x.csv", "--property", "lumo",
                  code=2)  # fmt: skip
-    assert "x.csv' does not exist" in one_line(res.stderr)
+    assert "x.csv does not exist" in one_line(res.stderr)
     res = invoke("design", "baselines", "--data", tmp_path / "x.csv", "--property", "lumo",
                  "--rf-max-features", "most", code=2)  # fmt: skip
     assert "--rf-max-features 'most': give a fraction in (0, 1], sqrt or log2" in res.stderr

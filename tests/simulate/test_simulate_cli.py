@@ -117,7 +117,7 @@ def homo_model(tmp_path_factory) -> Path:
         (["relax", "{mol}", "ethanol", "--out", "{tmp}/r.nope"], "cannot tell a structure format"),
         (["md", "{mol}", "ethanol", "--out", "{tmp}/a.traj", "--ensemble", "npt"],
          "unknown ensemble 'npt'; choose nve or nvt"),
-        (["md", "{mol}", "ethanol", "--out", "{tmp}/a.xyz"], "end the name in .traj"),
+        (["md", "{mol}", "ethanol", "--out", "{tmp}/a.pdb"], "an ASE .traj or an .extxyz"),
         (["scan", "{mol}", "ethanol", "--scale", "0.9:1.1"], "bad scale '0.9:1.1'"),
         (["scan", "{mol}", "ethanol", "--scale", "1", "--reference", "dft"],
          "unknown calculator 'dft'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,9 +99,16 @@ def test_cli_fine_tunes_from_a_model_file(qm9_small, tmp_path):
 def test_refit_statistics_keeps_weights_but_takes_new_target_statistics(qm9_small, tmp_path):
     pre = train(_cfg(), qm9_small, tmp_path / "pre", progress=False)
     cfg = _cfg("data.target=H", "train.init_statistics=refit", "train.max_epochs=1")
+    with pytest.raises(ConfigError, match=r"it learned 'U0', this run learns 'H'.*--force"):
+        train(cfg, qm9_small, tmp_path / "refused", progress=False, init=pre["model_file"])
+    assert not (tmp_path / "refused" / "model.pt").exists()
+    cfg = _cfg("data.target=H", "train.init_statistics=refit", "train.max_epochs=1",
+               "train.init_force=true")  # fmt: skip
     ft = train(cfg, qm9_small, tmp_path / "ft", progress=False, init=pre["model_file"])
     stats = json.loads((tmp_path / "ft" / "stats.json").read_text())
     assert stats["init"]["statistics"] == "refit"
+    assert ft["init"]["model_file"] == str(Path(pre["model_file"]).resolve())
+    assert ft["init"]["warnings"] == ["it learned 'U0', this run learns 'H'"]
     head = load_model(ft["model_file"]).model.head
     assert float(head.mean) == pytest.approx(stats["mean"]) and float(head.std) == pytest.approx(
         stats["std"]
@@ -108,3 +116,26 @@ def test_refit_statistics_keeps_weights_but_takes_new_target_statistics(qm9_smal
     with pytest.raises(ConfigError, match="init_statistics"):
         train(_cfg("train.init_statistics=reset"), qm9_small, tmp_path / "bad", progress=False,
               init=pre["model_file"])  # fmt: skip
+
+
+def test_init_refuses_a_model_that_never_saw_an_element_unless_forced(qm9_small, tmp_path):
+    from deepatoms.data.dataset import read_dataset, write_dataset
+
+    data, meta = read_dataset(qm9_small)
+    no_nf = [k for k in range(len(data))
+             if not np.isin(data.numbers[data.offsets[k] : data.offsets[k + 1]], [7, 9]).any()]  # fmt: skip
+    hco = tmp_path / "hco.h5"
+    write_dataset(hco, data.subset(np.array(no_nf)), meta)
+    pre = train(_cfg(), str(hco), tmp_path / "pre", progress=False)
+    args = ["train", "--preset", "schnet-fast", "--data", qm9_small, "--out", str(tmp_path / "ft"),
+            "--init", pre["model_file"], "--quiet", *[a for s in TINY for a in ("--set", s)]]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    text = " ".join(res.output.split())
+    new = " ".join(s for z, s in ((7, "N"), (9, "F")) if z in data.numbers)
+    assert res.exit_code == 2 and f"it was trained on H C O only, and the data holds {new}" in text
+    assert "--force" in text and not (tmp_path / "ft" / "model.pt").exists()
+    res = CliRunner().invoke(app, [*args, "--force", "--refit-statistics", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "ft" / "summary.json").read_text())
+    assert summary["init"]["statistics"] == "refit"
+    assert new in summary["init"]["warnings"][0]

@@ -32,7 +32,7 @@ def save_figure(fig, path: Path) -> Path:
 
 def plot_parity(
     reference: np.ndarray, predicted: np.ndarray, path: str | Path, label: str, unit: str,
-    mae: float, rmse: float, offset: np.ndarray | None = None,
+    mae: float, rmse: float, offset: np.ndarray | None = None, counted: str = "systems",
 ) -> Path:  # fmt: skip
     """Parity plot (predicted vs reference, y = x line) next to a histogram of the errors.
 
@@ -58,20 +58,25 @@ def plot_parity(
     ax.set_xlabel(f"reference {name}{u}")
     ax.set_ylabel(f"predicted {name}{u}")
     ax.set_aspect("equal")
-    axh.hist(y - x, bins=60, color="C0", alpha=0.8)
+    err = y - x
+    axh.hist(err, bins=60 if np.ptp(err) > 1e-12 * max(1.0, np.abs(err).max()) else 1, color="C0",
+             alpha=0.8)  # fmt: skip
     axh.set_xlabel(f"error (predicted − reference){u}")
-    axh.set_ylabel("systems")
+    axh.set_ylabel(counted)
     fig.suptitle(f"{label}: MAE {mae:.4g}, RMSE {rmse:.4g}{u}  (n={len(x)})", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
 
 def plot_learning_curve(metrics_csv: str | Path, path: str | Path, unit: str = "") -> Path:
-    """Validation MAE (and training MAE per epoch) against training step from ``metrics.csv``."""
+    """Validation MAE (and training MAE per epoch) against training step from ``metrics.csv``;
+    when forces were trained, the force MAE (``unit``/Å) in a second panel."""
     metrics_csv = Path(metrics_csv)
     if not metrics_csv.is_file():
         raise FileNotFoundError(f"{metrics_csv} does not exist")
-    series: dict[str, list[tuple[float, float]]] = {"val_mae": [], "train_mae_epoch": []}
+    series: dict[str, list[tuple[float, float]]] = {
+        "val_mae": [], "train_mae_epoch": [], "val_force_mae": [], "train_force_mae_epoch": [],
+    }  # fmt: skip
     with metrics_csv.open() as fh:
         for row in csv.DictReader(fh):
             for key in series:
@@ -81,14 +86,22 @@ def plot_learning_curve(metrics_csv: str | Path, path: str | Path, unit: str = "
     plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=130)
-    for key, pts in series.items():
-        if pts:
-            x, y = zip(*pts, strict=True)
-            ax.plot(x, y, marker="o", ms=2, label=key.replace("_epoch", ""))
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"MAE [{unit}]" if unit else "MAE")
-    ax.legend()
+    forces = bool(series["val_force_mae"] or series["train_force_mae_epoch"])
+    fig, axes = plt.subplots(1, 2 if forces else 1, figsize=(9.6 if forces else 5, 3.4), dpi=130,
+                             squeeze=False)  # fmt: skip
+    panels = [(axes[0, 0], ("val_mae", "train_mae_epoch"), "energy MAE" if forces else "MAE",
+               unit)]  # fmt: skip
+    if forces:
+        f_unit = f"{unit}/Å" if unit else ""
+        panels.append((axes[0, 1], ("val_force_mae", "train_force_mae_epoch"), "force MAE", f_unit))
+    for ax, keys, name, u in panels:
+        for key in keys:
+            if series[key]:
+                x, y = zip(*series[key], strict=True)
+                ax.plot(x, y, marker="o", ms=2, label=key.replace("_epoch", ""))
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"{name} [{u}]" if u else name)
+        ax.legend()
     fig.tight_layout()
     return save_figure(fig, path)

@@ -44,15 +44,20 @@ __all__ = [
     "fail_cleanly",
     "number",
     "out",
+    "output_path",
     "print_notes",
     "split_docstring",
+    "training_verb",
 ]
 
 out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON result as the last line.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", "--no-progress", help="No progress bars.")]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", "--no-progress", help="No progress bars (results still print)."),
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 SetOpt = Annotated[
     list[str] | None,
@@ -243,3 +248,25 @@ def print_notes(notes: list[str], kind: str = "note") -> None:
     """Print each of ``notes`` as a ``note: …`` (or ``warning: …``) line on stderr."""
     for text in notes:
         err.print(f"{kind}: {text}", markup=False, highlight=False)
+
+
+def training_verb(summary: Mapping[str, Any]) -> str:
+    """How a training run ended, for its first line ("finished", "resumed and finished", or
+    "already finished:" after printing why and how to continue)."""
+    if summary.get("already_finished"):
+        print_notes([summary["note"]])
+        return "already finished:"
+    return "resumed and finished" if summary.get("resumed") else "finished"
+
+
+def output_path(option: Path | None, positional: Path | None, metavar: str) -> Path:
+    """The output named by ``--out`` (or, deprecated, by the older positional argument)."""
+    if option is not None and positional is not None:
+        raise ValueError(f"give the output once, with --out {metavar}")
+    if positional is not None:
+        print_notes([f"the output as an argument is deprecated; use --out {positional}"],
+                    "warning")  # fmt: skip
+        return positional
+    if option is None:
+        raise ValueError(f"give the output with --out {metavar}")
+    return option

@@ -14,7 +14,16 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import Run, SetOpt, command, commands, out, print_notes, run_options
+from deepatoms.cli.common import (
+    Run,
+    SetOpt,
+    command,
+    commands,
+    out,
+    print_notes,
+    run_options,
+    training_verb,
+)
 
 app = commands(
     "Crystals as 3-D densities: train, encode, decode, sample, interpolate, evaluate "
@@ -86,7 +95,7 @@ def train_command(
     summary = train(preset, crystals, out_dir, overrides=list(set_ or []), regime=regime,
                     init=init, init_part=init_part, progress=run.progress,
                     command="deepatoms crystals train")  # fmt: skip
-    verb = "resumed and finished" if summary["resumed"] else "finished"
+    verb = training_verb(summary)
     out.print(
         f"{verb} {preset} ({summary['regime']} regime) on "
         f"{sum(summary['n_crystals'].values())} crystals: {summary['epochs']} epochs, "

@@ -16,6 +16,7 @@ from deepatoms.cli.common import (
     commands,
     number,
     out,
+    output_path,
     print_notes,
     run_options,
 )
@@ -25,14 +26,25 @@ app = commands("Build, import and inspect datasets.")
 __all__ = ["app"]
 
 
-OutArg = Annotated[Path, typer.Argument(help="Output dataset (.h5).", metavar="OUT.h5")]
-CsvOut = Annotated[Path, typer.Argument(help="Output CSV.", metavar="OUT.csv")]
+OutArg = Annotated[
+    Path | None,
+    typer.Argument(help="Deprecated: use --out.", metavar="[OUT.h5]", show_default=False),
+]
+CsvArg = Annotated[
+    Path | None,
+    typer.Argument(help="Deprecated: use --out.", metavar="[OUT.csv]", show_default=False),
+]
+OptOut = Annotated[
+    Path | None, typer.Option("--out", help="Output dataset (.h5).", metavar="OUT.h5")
+]
+CsvOut = Annotated[Path | None, typer.Option("--out", help="Output CSV.", metavar="OUT.csv")]
 
 
 # -- molecules and structures ------------------------------------------------------------------
 @command(app, "qm9", run_options())
 def data_qm9(
-    out_file: OutArg,
+    old_out: OutArg = None,
+    out_file: OptOut = None,
     limit: int | None = None,
     seed: int = 0,
     *,
@@ -49,6 +61,7 @@ def data_qm9(
     """
     from deepatoms.workflows.datasets import build_qm9
 
+    out_file = output_path(out_file, old_out, "OUT.h5")
     res = build_qm9(out_file, limit=limit, seed=seed, overwrite=run.overwrite,
                     progress=run.progress)  # fmt: skip
     out.print(f"wrote {res.n_systems} molecules ({res.n_atoms} atoms) to {out_file}")
@@ -57,31 +70,62 @@ def data_qm9(
 
 @command(app, "import", run_options())
 def data_import(
-    paths: Annotated[list[Path], typer.Argument(metavar="FILES... OUT.h5")],
+    paths: Annotated[list[Path], typer.Argument(metavar="FILES...")],
+    out_file: Annotated[Path | None, typer.Option("--out", metavar="OUT.h5")] = None,
     append: Annotated[bool, typer.Option("--append")] = False,
+    energy_key: str | None = None,
+    forces_key: str | None = None,
+    stress_key: str | None = None,
+    energy_unit: str = "eV",
+    length_unit: str = "Å",
+    skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows")] = False,
     *,
     run: Run,
 ) -> None:
     """Import structures and their labels from ASE-readable files into one dataset file.
 
+    The declared energy, forces and stress are stored as 'energy' (eV), 'forces' (eV/Å) and
+    'stress' (eV/Å³), converted from the given units, e.g. a MACE-style file in Hartree and bohr:
+    deepatoms data import train.extxyz --out train.h5 --energy-key REF_energy
+    --forces-key REF_forces --energy-unit Ha --length-unit bohr
+
     Args:
-        paths: Input files (extxyz, xyz, ASE db, CIF, …) then the output .h5.
+        paths: Input files (extxyz, xyz, ASE db, CIF, …). Giving the output .h5 as the last
+            of them still works but is deprecated: use --out.
+        out_file: Output dataset (.h5).
         append: Add to an existing dataset.
+        energy_key: Label holding the total energy (default: the file's 'energy').
+        forces_key: Per-atom label holding the forces (default: the file's 'forces').
+        stress_key: Label holding the stress (default: the file's 'stress').
+        energy_unit: Unit of the energies in the files: eV, meV, Ha, Ry, kcal/mol or kJ/mol.
+        length_unit: Unit of positions and cells in the files: Å, bohr or nm.
+        skip_bad_rows: Leave out unusable structures (NaN values, coincident atoms, …) and list
+            them, instead of refusing the import.
     """
     from deepatoms.workflows.datasets import import_structures
 
-    if len(paths) < 2:
-        raise ValueError("give at least one input file and the output .h5 file (last)")
-    *inputs, out_file = paths
-    res = import_structures(inputs, out_file, append=append, overwrite=run.overwrite,
-                            progress=run.progress)  # fmt: skip
+    inputs = list(paths)
+    if out_file is None:
+        if len(inputs) < 2 or Path(inputs[-1]).suffix not in (".h5", ".hdf5"):
+            raise ValueError("give the output dataset with --out OUT.h5")
+        *inputs, out_file = inputs
+        print_notes(["the output as the last argument is deprecated; use --out OUT.h5"],
+                    "warning")  # fmt: skip
+    res = import_structures(
+        inputs, out_file, append=append, overwrite=run.overwrite, progress=run.progress,
+        energy_key=energy_key, forces_key=forces_key, stress_key=stress_key,
+        energy_unit=energy_unit, length_unit=length_unit, skip_bad_rows=skip_bad_rows,
+    )  # fmt: skip
     verb = "appended" if append else "wrote"
+    units = ", ".join(f"{k} [{u}]" for k, u in res.units.items() if k in res.properties)
     out.print(f"{verb} {res.n_systems} structures with properties {res.properties} to {out_file}")
+    if units:
+        out.print(f"units: {units}")
     print_notes(res.notes)
     run.emit(res, drop=("notes", "appended"))
 
 
-@command(app, "md17", run_options(quiet=False))
+@command(app, "md17", run_options())
 def data_md17(
     npz: Annotated[Path, typer.Argument(metavar="NPZ")],
     out_file: OutOpt,
@@ -108,7 +152,7 @@ def data_md17(
     run.emit(res)
 
 
-@command(app, "info", run_options(overwrite=False, quiet=False))
+@command(app, "info", run_options(overwrite=False))
 def data_info(
     file: Annotated[Path, typer.Argument(metavar="FILE.h5")],
     *,
@@ -348,7 +392,8 @@ def data_qm9_generative(
 
 @command(app, "qm9-smiles", run_options())
 def data_qm9_smiles(
-    out_file: CsvOut,
+    old_out: CsvArg = None,
+    out_file: CsvOut = None,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     seed: int = 0,
     *,
@@ -364,6 +409,7 @@ def data_qm9_smiles(
     """
     from deepatoms.workflows.datasets import build_qm9_smiles
 
+    out_file = output_path(out_file, old_out, "OUT.csv")
     res = build_qm9_smiles(out_file, limit=limit, seed=seed, overwrite=run.overwrite,
                            progress=run.progress)  # fmt: skip
     s, f = res.split, res.window_fractions
@@ -378,7 +424,8 @@ def data_qm9_smiles(
 
 @command(app, "polymers", run_options())
 def data_polymers(
-    out_file: CsvOut,
+    old_out: CsvArg = None,
+    out_file: CsvOut = None,
     n: Annotated[int, typer.Option("--n", "-n", min=1)] = 4000,
     seed: int = 0,
     max_groups: Annotated[int, typer.Option(min=0)] = 3,
@@ -399,6 +446,7 @@ def data_polymers(
     """
     from deepatoms.workflows.datasets import build_polymer_strings
 
+    out_file = output_path(out_file, old_out, "OUT.csv")
     res = build_polymer_strings(out_file, n=n, seed=seed, max_groups=max_groups,
                                 synthetic_labels=synthetic_labels,
                                 overwrite=run.overwrite)  # fmt: skip

@@ -15,10 +15,10 @@ app = commands()
 __all__ = ["app"]
 
 
-@command(app, "evaluate", run_options(overwrite=False))
+@command(app, "evaluate", run_options(overwrite=False, device=True))
 def evaluate_command(
     run_or_model: Annotated[Path, typer.Argument(metavar="RUN_DIR_OR_MODEL")],
-    data: Annotated[Path, typer.Option(metavar="FILE.h5")], split: str = "test",
+    data: Annotated[Path | None, typer.Option(metavar="FILE.h5")] = None, split: str = "test",
     plot: Path | None = None, batch_size: int = 100, forces: str = "auto", *, run: Run,
 ) -> None:  # fmt: skip
     """Report MAE and RMSE of a trained model on a split, with a parity plot.
@@ -27,7 +27,7 @@ def evaluate_command(
 
     Args:
         run_or_model: Run folder or model.pt.
-        data: Dataset file (.h5).
+        data: Dataset file (.h5); default: the dataset the run was trained on.
         split: train, val, test or all.
         plot: Parity plot path (PNG).
         batch_size: Systems per inference batch.
@@ -37,7 +37,14 @@ def evaluate_command(
     from deepatoms.workflows.evaluation import evaluate
 
     res = evaluate(
-        run_or_model, data, split, plot, batch_size, progress=run.progress, forces=forces
+        run_or_model,
+        data,
+        split,
+        plot,
+        batch_size,
+        progress=run.progress,
+        forces=forces,
+        device=run.device,
     )
     u = res["unit"]
     line = f"{res['target']} on {res['split']} ({res['n']} systems): MAE {res['mae']:.5g} {u}, RMSE {res['rmse']:.5g} {u}"
@@ -60,7 +67,7 @@ def evaluate_command(
     run.emit(res)
 
 
-@command(app, "predict", run_options(overwrite=False))
+@command(app, "predict", run_options(device=True))
 def predict_command(
     model: Annotated[Path, typer.Argument(metavar="MODEL")],
     inputs: Annotated[list[Path], typer.Argument(metavar="INPUT...")],
@@ -74,12 +81,14 @@ def predict_command(
     Args:
         model: Model file (model.pt) or run folder.
         inputs: ASE-readable structure files.
-        out_file: CSV to write.
+        out_file: CSV of the predictions (potentials: forces in OUT_forces.csv too), or an
+            .extxyz file of the structures with predicted energy, forces and stress.
         batch_size: Systems per inference batch.
     """
     from deepatoms.workflows.evaluation import predict
 
-    res = predict(model, inputs, out_file, batch_size, progress=run.progress)
+    res = predict(model, inputs, out_file, batch_size, progress=run.progress,
+                  overwrite=run.overwrite, device=run.device)  # fmt: skip
     print_notes(res["warnings"], "warning")
     print_notes(res["notes"])
     col = res["column"]
@@ -89,8 +98,9 @@ def predict_command(
     if len(res["rows"]) > len(shown):
         out.print(f"… {len(res['rows']) - len(shown)} more")
     if out_file is not None:
-        out.print(f"wrote {res['n']} predictions to {out_file}")
-    run.emit({k: v for k, v in res.items() if k not in ("rows", "predicted") or res["n"] <= 1000})
+        out.print(f"wrote {res['n']} predictions to {', '.join(res['written'])}")
+    big = ("rows", "predicted", "forces", "stress")
+    run.emit({k: v for k, v in res.items() if k not in big or res["n"] <= 1000})
 
 
 CurvesOverwriteOpt = Annotated[

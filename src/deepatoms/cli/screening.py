@@ -27,7 +27,7 @@ def _ints(text: str | None, name: str) -> list[int] | None:
         raise ValueError(f"{name} takes whole numbers such as 2 or 2,3; got {text!r}") from None
 
 
-@command(app, "screen", run_options())
+@command(app, "screen", run_options(device=True))
 def screen_command(
     model: Annotated[Path, typer.Argument(metavar="MODEL")],
     out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")], elements: str | None = None,
@@ -79,7 +79,7 @@ def screen_command(
         max_atoms=max_atoms, rescale=rescale, window=window, top=top, chunk=chunk,
         batch_size=batch_size, per_atom=per_atom, reference=reference,
         reference_column=reference_column, threads=threads, overwrite=run.overwrite,
-        progress=run.progress,
+        progress=run.progress, device=run.device,
     )  # fmt: skip
     _report(summary)
     run.emit({k: v for k, v in summary.items() if k != "ground_states" or len(v) <= 1000})

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import Group, Run, command, commands, out, print_notes, run_options
+from deepatoms.cli.common import (
+    DeviceOpt,
+    Group,
+    Run,
+    command,
+    commands,
+    out,
+    print_notes,
+    run_options,
+)
 
 app = commands()
 
@@ -57,9 +66,9 @@ ReferenceOpt = Annotated[
 
 def calculator_options(dtype: str | None) -> Group:
     """How the model becomes a calculator: ``--dtype`` (default ``dtype``), ``--force-model``,
-    ``--threads``; the command receives them as keyword arguments (``calc``)."""
+    ``--threads``, ``--device``; the command receives them as keyword arguments (``calc``)."""
     return Group("calc", dict, dtype=(DtypeOpt, dtype), force_model=(ForceModelOpt, None),
-                 threads=(ThreadsOpt, None))  # fmt: skip
+                 threads=(ThreadsOpt, None), device=(DeviceOpt, "cpu"))  # fmt: skip
 
 
 EXACT = calculator_options("float64")  # relaxations and Hessians
@@ -67,7 +76,7 @@ NATIVE = calculator_options(None)  # MD and scans: the precision the model was s
 
 
 # -- relax --------------------------------------------------------------------------------------
-@command(app, "relax", EXACT, run_options(quiet=False))
+@command(app, "relax", EXACT, run_options())
 def relax_command(
     model: ModelArg, structure: StructureArg, fmax: float = 0.05, optimizer: str = "bfgs",
     steps: int = 1000, cell: Annotated[bool, typer.Option("--cell")] = False,
@@ -88,7 +97,7 @@ def relax_command(
 
     res = relax_structure(model, structure, fmax=fmax, optimizer=optimizer, steps=steps,
                           cell=cell, out=out_file, trajectory=traj, **calc,
-                          overwrite=run.overwrite)  # fmt: skip
+                          overwrite=run.overwrite, progress=run.progress)  # fmt: skip
     status = "converged" if res["converged"] else "NOT converged"
     out.print(
         f"{status} in {res['steps']} {res['optimizer'].upper()} steps: energy "
@@ -112,17 +121,17 @@ def relax_command(
 @command(app, "md", NATIVE, run_options())
 def md_command(
     model: ModelArg, structure: StructureArg,
-    out_file: Annotated[Path, typer.Option("--out", metavar="TRAJ.traj")], ensemble: str = "nvt",
+    out_file: Annotated[Path, typer.Option("--out", metavar="TRAJ")], ensemble: str = "nvt",
     temperature: float = 300.0, timestep: float = 0.5, steps: int = 1000, friction: float = 0.01,
     interval: int = 10, seed: int = 0,
     log: Annotated[Path | None, typer.Option(metavar="FILE")] = None, *, calc: dict, run: Run,
 ) -> None:  # fmt: skip
-    """Run MD with the model (NVT Langevin by default, 0.5 fs steps); writes a .traj and a log.
+    """Run MD with the model (NVT Langevin by default, 0.5 fs steps); writes a trajectory and a log.
 
     Reports the mean temperature and the total-energy drift (eV/atom/ps, a linear fit).
 
     Args:
-        out_file: Trajectory to write (ASE .traj).
+        out_file: Trajectory to write: ASE .traj, or .extxyz (energies and forces in each frame).
         ensemble: nvt (Langevin thermostat) or nve (velocity Verlet).
         temperature: Initial-velocity and thermostat temperature (K).
         timestep: Time step (fs).
@@ -158,7 +167,7 @@ def md_command(
 # -- vibrations ---------------------------------------------------------------------------------
 
 
-@command(app, "vibrations", EXACT, run_options(quiet=False))
+@command(app, "vibrations", EXACT, run_options())
 def vibrations_command(
     model: ModelArg, structure: StructureArg, reference: ReferenceOpt = None,
     relax_first: Annotated[bool, typer.Option("--relax/--no-relax")] = True, fmax: float = 1e-3,
@@ -234,7 +243,7 @@ def _print_vibrations(res, fmax: float) -> None:
 
 
 # -- scan -----------------------------------------------------------------------------------------
-@command(app, "scan", NATIVE, run_options(quiet=False))
+@command(app, "scan", NATIVE, run_options())
 def scan_command(
     model: ModelArg, structure: StructureArg, scale: Annotated[str, typer.Option()],
     reference: ReferenceOpt = None,

@@ -17,6 +17,7 @@ from deepatoms.cli.common import (
     number,
     out,
     run_options,
+    training_verb,
 )
 
 app = commands()
@@ -31,7 +32,9 @@ def train_command(
     forces: str | None = None, rho: float | None = None, max_epochs: int | None = None,
     max_time: float | None = None, n_train: str | None = None, n_val: str | None = None,
     seed: int | None = None, set_: SetOpt = None,
-    init: Annotated[Path | None, typer.Option(metavar="MODEL.pt")] = None, *, run: Run,
+    init: Annotated[Path | None, typer.Option(metavar="MODEL.pt")] = None,
+    force: Annotated[bool, typer.Option("--force")] = False,
+    refit_statistics: Annotated[bool, typer.Option("--refit-statistics")] = False, *, run: Run,
 ) -> None:  # fmt: skip
     """Train a model on a dataset; writes a run folder with checkpoints, metrics and model.pt.
 
@@ -52,19 +55,24 @@ def train_command(
         n_val: Validation systems (count or fraction).
         seed: Seed for split, initialisation, shuffling.
         init: Fine-tune: start from this model.pt (same preset and overrides); the optimiser
-            starts fresh.
+            starts fresh. Refused when the model never saw an element of the data or learned
+            another target (see --force).
+        force: With --init: fine-tune even from a model whose elements or target do not match.
+        refit_statistics: With --init: fit the output statistics (mean, scale, atom references)
+            to this data instead of keeping the model's.
     """
     from deepatoms.workflows.training import train
 
     options = {"target": target, "forces": forces, "rho": rho, "max_epochs": max_epochs,
                "max_time": max_time, "seed": seed, "n_train": number(n_train, "--n-train"),
-               "n_val": number(n_val, "--n-val")}  # fmt: skip
+               "n_val": number(n_val, "--n-val"), "init_force": True if force else None,
+               "init_statistics": "refit" if refit_statistics else None}  # fmt: skip
     if run.progress:
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     summary = train(preset, data, out_dir, overrides=list(set_ or []), init=init,
                         progress=run.progress, command="deepatoms train", **options)  # fmt: skip
-    verb = "resumed and finished" if summary["resumed"] else "finished"
-    u = summary["unit"]
+    verb = training_verb(summary)
+    u = summary["unit"] or "(no unit)"
     if summary.get("model") == "gschnet":
         score = f"best validation loss {summary['best_val_loss']:.5g} nats"
     elif summary.get("forces"):
@@ -91,7 +99,7 @@ def cv_command(
     stratify: Annotated[str | None, typer.Option(metavar="COL")] = None,
     val_fraction: Annotated[str, typer.Option("--val-fraction", "--n-val")] = "0.1",
     seed: int | None = None, init: Annotated[Path | None, typer.Option(metavar="MODEL")] = None,
-    bootstrap: Annotated[int, typer.Option(min=1)] = 10**6, set_: SetOpt = None, *, run: Run,
+    bootstrap: Annotated[int, typer.Option(min=1)] = 10_000, set_: SetOpt = None, *, run: Run,
 ) -> None:  # fmt: skip
     """Cross-validate a preset: k training runs, each tested on one fold; pooled test errors.
 
@@ -109,7 +117,7 @@ def cv_command(
             stopping: a fraction (0.1) or a count (5000).
         seed: Seed of the folds, validation subsets and training (train.seed).
         init: Start every fold from this model.pt (transfer learning).
-        bootstrap: Bootstrap resamples for the 95th percentile of the MAE.
+        bootstrap: Bootstrap resamples for the 95th percentile of the MAE (the paper: 10⁶).
     """
     from deepatoms.workflows.crossval import cross_validate
     from deepatoms.workflows.training import training_config
@@ -154,7 +162,7 @@ def cv_command(
     run.emit(res)
 
 
-@command(app, "presets", run_options(overwrite=False, quiet=False))
+@command(app, "presets", run_options(overwrite=False))
 def presets_command(
     *,
     run: Run,

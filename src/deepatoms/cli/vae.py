@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import Run, command, commands, out, run_options
+from deepatoms.cli.common import Run, command, commands, out, run_options, training_verb
 
 app = commands(
     "Grammar variational autoencoders over strings (SMILES, polymers): train, evaluate, "
@@ -66,7 +66,7 @@ def train_command(
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     s = train(preset, data, out_dir, overrides=list(set_ or []), max_epochs=max_epochs, seed=seed,
               grammar=grammar, progress=run.progress, command="deepatoms vae train")  # fmt: skip
-    verb = "resumed and finished" if s["resumed"] else "finished"
+    verb = training_verb(s)
     recon = ""
     if s["val_recon_accuracy"] is not None:
         recon = (

@@ -64,7 +64,9 @@ TRAIN_COMMON = Schema(
         "max_epochs": integer(1000, low=-1, resumable=True, doc="-1: no limit"),
         "max_steps": integer(-1, low=-1, nullable=True, resumable=True, doc="-1 or null: none"),
         "max_time": number(None, low=0, low_open=True, resumable=True, doc="minutes in total"),
-        "early_stopping_patience": integer(50, low=1, doc="validations without improvement"),
+        "early_stopping_patience": integer(
+            50, low=1, resumable=True, doc="validations without improvement"
+        ),
         "val_every_steps": integer(None, low=1, doc="null: validate after every epoch"),
         "gradient_clip": number(None, low=0, low_open=True),
         "accelerator": choice("cpu", "auto", "cpu", "gpu", "cuda", "mps", resumable=True),
@@ -103,6 +105,9 @@ DATASET_SPLIT = Schema(
 #: A target property of a dataset file, its normalisation and optional forces.
 DATASET = DATASET_SPLIT.extend(
     target=text(None, doc="per-system property to learn"),
+    target_unit=text(
+        None, doc="unit of the target when the dataset records none (e.g. eV; 1: no unit)"
+    ),
     atomref=choice("auto", "auto", "dataset", "fit", "none"),
     readout=choice("auto", "auto", "sum", "mean"),
     mean_readout_targets=free(
@@ -139,6 +144,7 @@ TRAIN_ATOMISTIC = TRAIN_COMMON.extend(
     rho=number(0.01, low=0, high=1, doc="energy weight of the energy-force loss"),
     force_weight=choice("1", "1", "1-rho"),
     init_statistics=choice("keep", "keep", "refit", doc="output statistics when fine-tuning"),
+    init_force=flag(False, doc="fine-tune even when elements or target do not match"),
 )
 
 TRAIN_GSCHNET = TRAIN_ATOMISTIC.extend(
@@ -167,7 +173,7 @@ TRAIN_GRAMMAR_VAE = TRAIN_COMMON.extend(
     lr_step_epochs=integer(100, low=0, doc="halve the lr every this many epochs (0: never)"),
     lr_factor=number(0.5, low=0, low_open=True),
     max_epochs=integer(300, low=-1, resumable=True),
-    early_stopping_patience=integer(30, low=1),
+    early_stopping_patience=integer(30, low=1, resumable=True),
     alpha=number(0.08, low=0, doc="KL weight α"),
     alpha_warmup_epochs=integer(0, low=0),
     free_bits=number(0.0, low=0),
@@ -210,7 +216,7 @@ TRAIN_REGRESSORS = TRAIN_COMMON.extend(
     momentum=number(0.9, low=0),
     l2=number(1.0e-5, low=0, doc="λ of the L2 penalty on the weight matrices"),
     max_epochs=integer(1000, low=1, resumable=True),
-    early_stopping_patience=integer(50, low=1),
+    early_stopping_patience=integer(50, low=1, resumable=True),
 )
 
 #: The voxel grid of the density VAE (``deepatoms.data.voxels.grid.GridSpec``).
@@ -254,7 +260,7 @@ TRAIN_DENSITY = TRAIN_COMMON.extend(
     seg_input_weight=number(0.0, low=0),
     max_epochs=integer(200, low=-1, resumable=True),
     max_steps=integer(None, low=-1, resumable=True),
-    early_stopping_patience=integer(20, low=1),
+    early_stopping_patience=integer(20, low=1, resumable=True),
     accelerator=choice("auto", "auto", "cpu", "gpu", "cuda", "mps", resumable=True),
     num_workers=integer(0, low=0, resumable=True),
 )

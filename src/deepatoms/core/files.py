@@ -21,6 +21,7 @@ __all__ = [
     "atomic_target",
     "atomic_torch_save",
     "atomic_write_text",
+    "check_input_file",
     "check_new_file",
     "default_file_mode",
     "json_ready",
@@ -116,3 +117,55 @@ def check_new_file(path: str | os.PathLike, overwrite: bool, hint: str = "") -> 
     if path.exists() and not overwrite:
         raise DeepatomsError(f"{path} already exists; pass --overwrite to replace it{hint}")
     return path
+
+
+#: An xyz header claiming more atoms than this is taken as corrupt.
+MAX_XYZ_ATOMS = 10_000_000
+
+
+def check_input_file(path: str | os.PathLike, what: str = "input file") -> Path:
+    """``path`` as a regular file that is safe to read: it exists, is not a folder, a pipe or a
+    device (which could block for ever), and, for xyz files, its first frame's atom count fits
+    the file's size (a corrupt header would otherwise be read for minutes). Returns the path."""
+    import stat
+
+    from deepatoms.core.errors import DeepatomsError, MissingFileError
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise MissingFileError(f"{what} {path} does not exist (check the path)") from None
+    except OSError as exc:
+        raise DeepatomsError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise DeepatomsError(f"{what} {path} is a folder; give a file")
+    if not stat.S_ISREG(mode):
+        raise DeepatomsError(
+            f"{what} {path} is not a regular file (a pipe, socket or device); save the data "
+            "to a file first"
+        )
+    if path.suffix.lower() in (".xyz", ".extxyz"):
+        _check_xyz_header(path)
+    return path
+
+
+def _check_xyz_header(path: Path) -> None:
+    """Refuse an xyz file whose first line claims more atoms than the file can hold."""
+    from deepatoms.core.errors import DeepatomsError
+
+    with open(path, "rb") as fh:
+        first = fh.readline(256).strip()
+    if not first:
+        return  # empty files are reported by the reader
+    try:
+        n = int(first)
+    except ValueError:
+        return  # not a plain count: the reader says what is wrong
+    size = path.stat().st_size
+    # every atom line holds at least a symbol and three numbers: ≥ 8 bytes
+    if n < 0 or n > MAX_XYZ_ATOMS or n * 8 > size:
+        raise DeepatomsError(
+            f"{path}: the first line says {n} atoms, but the file ({size} bytes) cannot hold "
+            "them; the xyz header is corrupt"
+        )

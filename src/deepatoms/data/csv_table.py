@@ -7,6 +7,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from deepatoms.core.files import check_input_file
+
 __all__ = ["CsvTable", "read_csv_table"]
 
 _FIELD_LIMIT = 2**31 - 1  # CIF texts in one cell can be long
@@ -30,11 +32,7 @@ def read_csv_table(path: str | Path, limit: int | None = None, what: str = "CSV 
     """All (or the first ``limit``) data rows of the CSV file ``path``; blank lines are skipped,
     header names stripped. ``what`` names the file in errors: a missing file, a folder, an empty
     file, repeated column names, text that is not UTF-8 or not CSV, a header without rows."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} '{path}' does not exist")
-    if path.is_dir():
-        raise IsADirectoryError(f"'{path}' is a folder; expected a {what}")
+    path = check_input_file(path, what)
     csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
     rows: list[list[str] | None] = []
     lines: list[int] = []

@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 from ase.data import chemical_symbols
 
-from deepatoms.core.files import atomic_target
+from deepatoms.core.files import atomic_target, check_input_file
 from deepatoms.data.packed import PackedSystems
 
 __all__ = [
@@ -211,11 +211,7 @@ def _read_edges(f: h5py.File) -> Any:
 @contextlib.contextmanager
 def _open(path: str | os.PathLike) -> Iterator[tuple[h5py.File, Path]]:
     """Open a deepatoms dataset for reading, with clear errors for missing or foreign files."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"dataset file '{p}' does not exist")
-    if p.is_dir():
-        raise IsADirectoryError(f"'{p}' is a folder, not a dataset file (.h5)")
+    p = check_input_file(path, "dataset file")
     try:
         f = h5py.File(p, "r")
     except OSError as err:

@@ -188,14 +188,23 @@ def load_split(
 
 
 def saved_split(
-    path: str | os.PathLike, name: str, n_systems: int | None = None, data: str = "the data"
-) -> np.ndarray:
+    path: str | os.PathLike, name: str, n_systems: int | None = None, data: str = "the data",
+    fingerprint: str | None = None,
+) -> np.ndarray:  # fmt: skip
     """Indices of the split ``name`` in the split file ``path``, checked against the dataset
-    (``data``, ``n_systems`` systems) it is applied to: the split must exist, be non-empty and
-    have been made for a dataset of that size."""
+    (``data``, ``n_systems`` systems, content ``fingerprint``) it is applied to: the split must
+    exist, be non-empty and have been made for that dataset (same size; same fingerprint when
+    both are known)."""
     splits, meta = load_split(path, with_meta=True)
     if name not in splits:
         raise ValueError(f"unknown split {name!r} in {path}; choose one of {sorted(splits)} or all")
+    saved_fp = meta.get("dataset_fingerprint")
+    if fingerprint is not None and saved_fp is not None and saved_fp != fingerprint:
+        raise ValueError(
+            f"{path} was made for {meta.get('dataset', 'another dataset')}, and {data} holds "
+            "different data (its fingerprint differs), so the split's indices would pick other "
+            "systems; evaluate on the dataset the run was trained on, or use --split all"
+        )
     n_expected = meta.get("n_systems")
     if n_systems is not None and n_expected is not None and int(n_expected) != n_systems:
         raise ValueError(

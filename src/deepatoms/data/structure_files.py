@@ -7,10 +7,11 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ase import Atoms
 
-from deepatoms.core.files import atomic_target, default_file_mode
+from deepatoms.core.files import atomic_target, check_input_file, default_file_mode
 
 # Names that look like structure files even when they do not exist (for a clear error).
 _FILE_NAME = re.compile(
@@ -20,9 +21,10 @@ _FILE_NAME = re.compile(
 )
 
 
-def _read_file(path: Path, index: str | int) -> Atoms:
+def _read_file(path: Path, index: str | int) -> Any:
     from ase.io import read
 
+    check_input_file(path, "structure file")
     try:
         atoms = read(path, index=index)
     except Exception as exc:  # ase.io raises many types for unreadable files
@@ -30,6 +32,13 @@ def _read_file(path: Path, index: str | int) -> Atoms:
             f"cannot read a structure from {path} ({type(exc).__name__}: {exc}); give a file "
             "that ase.io.read understands (xyz, extxyz, cif, POSCAR, traj, …)"
         ) from exc
+    if index == ":":
+        if not atoms:
+            raise ValueError(f"{path} holds no structures")
+        for k, a in enumerate(atoms):
+            if len(a) == 0:
+                raise ValueError(f"{path} (frame {k}) holds no atoms")
+        return atoms
     if isinstance(atoms, list):
         if len(atoms) != 1:
             raise ValueError(
@@ -42,26 +51,38 @@ def _read_file(path: Path, index: str | int) -> Atoms:
 
 
 def load_structure(spec: str, seed: int = 0) -> Atoms:
+    """One structure (positions in Å) of ``spec``: see :func:`read_structure_spec`."""
+    return read_structure_spec(spec, seed)[0]
+
+
+def read_structure_spec(spec: str, seed: int = 0) -> tuple[Atoms, str | None]:
     """One structure (positions in Å) from a file or a molecule spec.
 
     ``spec`` is, in this order:
 
     1. an existing file readable by ``ase.io.read`` (xyz, extxyz, cif, POSCAR, traj, …); its last
-       frame is used;
+       frame is used (the note says so when the file holds several);
     2. ``FILE@INDEX`` with ASE's index syntax for one frame (``run.traj@0``, ``md.xyz@-1``);
     3. a molecule spec of :func:`deepatoms.datagen.structures.molecule_from_spec`: an ASE
        molecule name (``CH3CH2OH``), an alias (``ethanol``) or SMILES (``smiles:CCO``), embedded
        in 3-D with ``seed``.
 
-    The returned atoms carry no calculator (labels stored in the file are dropped).
+    The structure is checked (:func:`deepatoms.data.validate.check_atoms`). Returns the atoms,
+    which carry no calculator (labels stored in the file are dropped), and a note for the user
+    or None.
     """
     text = str(spec).strip()
     if not text:
         raise ValueError("empty structure: give a structure file or a molecule name / SMILES")
     path = Path(text)
-    if path.is_file():
-        atoms = _read_file(path, -1)
-    elif "@" in text and Path(text.rsplit("@", 1)[0]).is_file():
+    note = None
+    if path.exists() and not path.is_dir():
+        frames = _read_file(path, ":")
+        atoms = frames[-1]
+        if len(frames) > 1:
+            note = (f"{path} holds {len(frames)} frames; using the last one ({path}@-1). "
+                    f"Pick another with {path}@INDEX, e.g. {path}@0")  # fmt: skip
+    elif "@" in text and Path(text.rsplit("@", 1)[0]).exists():
         name, index = text.rsplit("@", 1)
         atoms = _read_file(Path(name), index)
     elif path.is_dir():
@@ -79,9 +100,12 @@ def load_structure(spec: str, seed: int = 0) -> Atoms:
             raise ValueError(
                 f"structure {text!r} is neither an existing file nor a known molecule: {exc}"
             ) from exc
+    from deepatoms.data.validate import check_atoms
+
+    check_atoms(atoms, f"structure {text}")
     atoms = atoms.copy()
     atoms.calc = None
-    return atoms
+    return atoms, note
 
 
 def structure_format(path: str | Path) -> str:
@@ -133,4 +157,10 @@ class PartialFile:
             os.replace(self.part, self.path)
 
 
-__all__ = ["PartialFile", "load_structure", "structure_format", "write_structures"]
+__all__ = [
+    "PartialFile",
+    "load_structure",
+    "read_structure_spec",
+    "structure_format",
+    "write_structures",
+]

@@ -34,13 +34,13 @@ def predict_packed(
         data = attach_edges(data.subset(idx), loaded.graph, progress)
         idx = np.arange(len(data))
     model = loaded.model.eval()
-    dtype = next(model.parameters()).dtype
+    dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
     out = np.empty(len(idx), dtype=np.float64)
     with torch.inference_mode():
         for s in range(0, len(idx), batch_size):
             chunk = idx[s : s + batch_size]
-            batch = collate(data, chunk, loaded.graph, dtype=dtype, targets=())
-            out[s : s + len(chunk)] = model(batch)[loaded.property].double().numpy()
+            batch = collate(data, chunk, loaded.graph, dtype=dtype, targets=()).to(device)
+            out[s : s + len(chunk)] = model(batch)[loaded.property].double().cpu().numpy()
             if progress is not None:
                 progress(s + len(chunk), len(idx))
     return out
@@ -62,18 +62,18 @@ def predict_potential(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     idx = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
     model = model.eval()
-    dtype = next(model.parameters()).dtype
+    dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
     potential = inference_potential(model)
     energy = np.empty(len(idx), dtype=np.float64)
     forces, voigt = [], []
     for s in range(0, len(idx), batch_size):
         chunk = idx[s : s + batch_size]
-        batch = collate(data, chunk, graph, dtype=dtype, targets=())
+        batch = collate(data, chunk, graph, dtype=dtype, targets=()).to(device)
         out = potential(batch, forces=True, stress=stress)
-        energy[s : s + len(chunk)] = out["energy"].detach().double().numpy()
-        forces.append(out["forces"].detach().double().numpy())
+        energy[s : s + len(chunk)] = out["energy"].detach().double().cpu().numpy()
+        forces.append(out["forces"].detach().double().cpu().numpy())
         if stress:
-            voigt.append(stress_to_voigt(out["stress"].double()))
+            voigt.append(stress_to_voigt(out["stress"].double().cpu()))
         if progress is not None:
             progress(s + len(chunk), len(idx))
     result = {"energy": energy, "forces": np.concatenate(forces) if forces else np.zeros((0, 3))}
@@ -88,3 +88,10 @@ def unseen_elements(loaded: LoadedModel, numbers: np.ndarray) -> list[int]:
     if not seen:
         return []
     return sorted(set(np.unique(numbers).tolist()) - seen)
+
+
+def is_potential(loaded: LoadedModel) -> bool:
+    """True when the model is an energy model in eV whose forces are −∂E/∂R: a sum readout on
+    a distance-cutoff or all-pairs graph (not Voronoi or bond graphs)."""
+    readout = getattr(getattr(loaded.model, "head", None), "readout", "sum")
+    return loaded.unit == "eV" and readout == "sum" and loaded.graph.kind in ("all", "cutoff")

@@ -256,7 +256,8 @@ class SchNetPotential:
         for t, (_, w_in_t, _, w_out_t, b_out, _, w_d_t, b_d) in enumerate(self.blocks):
             wt = filt[self.filter_of_block[t]][3]
             y = torch.mm(x, w_in_t)
-            msg = y.index_select(0, send).view(reps, n_pairs, -1).mul_(wt).view(n_edges, -1)
+            f = y.shape[1]  # explicit sizes: no edges (a lone atom) is valid
+            msg = y.index_select(0, send).view(reps, n_pairs, f).mul_(wt).view(n_edges, f)
             m = x.new_zeros(n, msg.shape[1]).index_add_(0, recv, msg)
             del msg
             if inv_deg is not None:
@@ -291,15 +292,15 @@ class SchNetPotential:
             gm = torch.mm(_act_grad("softplus", a3, torch.mm(g, w_d)), w_out)
             if inv_deg is not None:
                 gm = gm * inv_deg
-            gmsg = gm.index_select(0, recv).view(reps, n_pairs, -1)
-            y_send = y.index_select(0, send).view(reps, n_pairs, -1)
+            gmsg = gm.index_select(0, recv).view(reps, n_pairs, gm.shape[1])
+            y_send = y.index_select(0, send).view(reps, n_pairs, y.shape[1])
             if reps == 2:
                 gw_t = torch.addcmul(gmsg[0] * y_send[0], gmsg[1], y_send[1])
             else:
                 gw_t = gmsg[0] * y_send[0]
             gw[u] = gw_t if gw[u] is None else gw[u].add_(gw_t)
             if t > 0:  # the embedding does not depend on positions
-                g_edge = torch.mul(gmsg, filt[u][3], out=y_send).view(n_edges, -1)
+                g_edge = torch.mul(gmsg, filt[u][3], out=y_send).view(n_edges, y.shape[1])
                 g = torch.zeros_like(g).index_add_(0, send, g_edge).mm(w_in).add_(g)
             del gmsg, y_send
         # Filter networks, then the distance.

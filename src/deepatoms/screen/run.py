@@ -171,16 +171,17 @@ def run_screen(
     return _jsonable(summary)
 
 
-def model_predictor(model: str | Path, batch_size: int = 100, per_atom: str = "auto") -> tuple[
-    ModelPredictor, dict[str, Any]
-]:  # fmt: skip
-    """A :class:`ModelPredictor` for a model file or run folder and its provenance record."""
+def model_predictor(
+    model: str | Path, batch_size: int = 100, per_atom: str = "auto", device: Any = "cpu"
+) -> tuple[ModelPredictor, dict[str, Any]]:
+    """A :class:`ModelPredictor` for a model file or run folder (on the torch ``device``) and
+    its provenance record."""
     from deepatoms.models.loading import PROPERTY_FAMILIES, load_model, resolve_model_path
 
     path = resolve_model_path(model)
-    predictor = ModelPredictor(
-        load_model(path, expect=PROPERTY_FAMILIES), batch_size=batch_size, per_atom=per_atom
-    )
+    loaded = load_model(path, expect=PROPERTY_FAMILIES)
+    loaded.model.to(device)
+    predictor = ModelPredictor(loaded, batch_size=batch_size, per_atom=per_atom)
     info = {
         "path": str(path.resolve()),
         **predictor.info,

@@ -50,10 +50,12 @@ def _load(model: ModelLike, device: torch.device, dtype: torch.dtype | None) -> 
     loaded = (
         model if isinstance(model, LoadedModel) else load_model(model, expect=PROPERTY_FAMILIES)
     )
-    if loaded.unit not in ("eV", ""):
+    if loaded.unit != "eV":
+        unit = f"in {loaded.unit!r}" if loaded.unit else "with no recorded unit"
         raise ValueError(
-            f"the model predicts {loaded.property!r} in {loaded.unit!r}; an ASE calculator needs "
-            "an energy model in eV (train one with --target energy)"
+            f"the model predicts {loaded.property!r} {unit}; an ASE calculator needs an energy "
+            "model in eV (import the data with --energy-key/--energy-unit, then train with "
+            "--target energy)"
         )
     readout = getattr(getattr(loaded.model, "head", None), "readout", "sum")
     if readout != "sum":

@@ -28,8 +28,10 @@ from ase.md import velocitydistribution as _vd
 from ase.md.langevin import Langevin
 from ase.md.verlet import VelocityVerlet
 
+from deepatoms.core.errors import DeepatomsError
 from deepatoms.data.structure_files import PartialFile
 from deepatoms.simulate.analysis import energy_drift
+from deepatoms.simulate.guards import SimulationStopped, simulation_problem
 from deepatoms.simulate.relax import frozen_copy, is_periodic
 
 #: Ensembles by name: NVE (velocity Verlet) and NVT (Langevin thermostat).
@@ -144,6 +146,9 @@ def run_md(
         epot[k] = work.get_potential_energy()
         ekin[k] = work.get_kinetic_energy()
         temp[k] = work.get_temperature()
+        why = simulation_problem(work, epot[k], check_distances=k % interval == 0)
+        if why:
+            raise SimulationStopped(k, why)
         if k % interval == 0:
             if log_fh is not None:
                 etot = epot[k] + ekin[k]
@@ -160,8 +165,10 @@ def run_md(
         traj.write(work)
         n_frames += 1
 
+    stopped: SimulationStopped | None = None
     start = time.perf_counter()
     try:
+        dyn.attach(record, interval=1)  # first: a frame is written only after its checks
         if trajectory is not None:
             files.append(PartialFile(trajectory))
             traj = Trajectory(str(files[-1].part), "w", work)
@@ -170,8 +177,10 @@ def run_md(
             files.append(PartialFile(log))
             log_fh = open(files[-1].part, "w")  # closed in the finally block
             log_fh.write("# " + "  ".join(LOG_COLUMNS) + "\n")
-        dyn.attach(record, interval=1)
-        dyn.run(steps)
+        try:
+            dyn.run(steps)
+        except SimulationStopped as stop:
+            stopped = stop
     finally:
         wall = time.perf_counter() - start
         if traj is not None:
@@ -181,6 +190,10 @@ def run_md(
         for f in files:
             f.finish()
 
+    if stopped is not None:
+        kept = f"; the {n_frames} frames written so far are in {trajectory}" if n_frames else ""
+        raise DeepatomsError(f"MD stopped at step {stopped.step}: {stopped.reason}{kept}. "
+                             "Use a smaller --timestep, or a model trained on such structures")  # fmt: skip
     times = np.arange(n) * timestep_fs / 1000.0
     etot = epot + ekin
     tail = temp[1:] if steps > 0 else temp

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from deepatoms.core.errors import DeepatomsError
 from deepatoms.data.structure_files import PartialFile
+from deepatoms.simulate.guards import SimulationStopped, simulation_problem
 
 #: Optimisers by name (``ase.optimize``).
 OPTIMIZERS = ("bfgs", "fire", "lbfgs")
@@ -55,7 +58,7 @@ def frozen_copy(atoms: Atoms, calculator: Calculator) -> Atoms:
 def relax(
     atoms: Atoms, calculator: Calculator, *, fmax: float = 0.05, optimizer: str = "bfgs",
     steps: int = 1000, relax_cell: bool = False, trajectory: str | Path | None = None,
-    logfile: str | Path | None = None,
+    logfile: str | Path | None = None, progress: Any = None,
 ) -> dict:  # fmt: skip
     """Relax ``atoms`` (not modified) with ``calculator`` until the max force is below ``fmax``.
 
@@ -70,6 +73,7 @@ def relax(
         relax_cell: relax the cell as well (periodic structures only).
         trajectory: optional ASE ``.traj`` file of every step (moved into place at the end).
         logfile: optional optimiser log file (None: no log).
+        progress: called as ``progress(step, steps)`` after every optimiser step.
 
     Returns:
         dict with ``converged``, ``steps``, ``initial_energy`` / ``final_energy`` (eV),
@@ -91,6 +95,11 @@ def relax(
     work.calc = calculator
     initial_energy = float(work.get_potential_energy())
     initial_fmax = max_force(work.get_forces())
+    if not (np.isfinite(initial_energy) and np.isfinite(initial_fmax)):
+        raise DeepatomsError(
+            f"the model gives a non-finite energy ({initial_energy}) or forces for this "
+            "structure; check the model file (e.g. `deepatoms evaluate`) and the structure"
+        )
     initial_volume = float(work.get_volume()) if relax_cell else None
     target = work
     if relax_cell:
@@ -103,8 +112,21 @@ def relax(
         logfile=str(logfile) if logfile is not None else None,
         trajectory=str(traj.part) if traj is not None else None,
     )
+
+    def guard() -> None:
+        why = simulation_problem(work, work.get_potential_energy())
+        if why:
+            raise SimulationStopped(opt.nsteps, why)
+        if progress is not None:
+            progress(opt.nsteps, steps)
+
+    opt.attach(guard, interval=1)
     try:
         converged = bool(opt.run(fmax=fmax, steps=steps))
+    except SimulationStopped as stop:
+        kept = f"; the steps so far are in {trajectory}" if trajectory is not None else ""
+        raise DeepatomsError(f"relaxation stopped at step {stop.step}: {stop.reason}{kept}. "
+                             "The model is outside its training data here") from None  # fmt: skip
     finally:
         opt.close()
         if traj is not None:

@@ -18,6 +18,7 @@ are removed again, so the folder can be reused.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -40,6 +41,8 @@ from deepatoms.train.tasks.base import RunContext, TrainingTask
 from deepatoms.train.trainer import make_trainer, quiet_lightning, stop_reason
 
 __all__ = ["TrainResult", "fit"]
+
+log = logging.getLogger(__name__)
 
 
 class TrainResult(Result):
@@ -73,8 +76,12 @@ def fit(
     family = family_of(config)
     run = RunFolder(out_dir)
     resume = check_resume(run, config, schema_of(config).resumable_keys())
+    resume_from: Path | None = None
     if resume:
-        _check_checkpoint(run)
+        finished = _finished_run(run, config)
+        if finished is not None:
+            return finished
+        resume_from = _check_checkpoint(run)
     tcfg = config["train"]
     if tcfg.get("num_threads"):
         torch.set_num_threads(int(tcfg["num_threads"]))
@@ -103,7 +110,7 @@ def fit(
             task,
             prepared.train_loader,
             prepared.val_loader,
-            ckpt_path=str(run.last_ckpt) if resume else None,
+            ckpt_path=str(resume_from) if resume else None,
         )
     if run.best_ckpt.is_file():
         task.load_weights(run.best_ckpt)
@@ -160,21 +167,83 @@ def _summary(
     )
 
 
-def _check_checkpoint(run: RunFolder) -> None:
-    """Refuse to resume from a checkpoint this protocol did not write."""
+#: The stopping limits: raising one continues a finished run.
+_LIMITS = ("max_epochs", "max_steps", "max_time", "early_stopping_patience")
+
+
+def _finished_run(run: RunFolder, config: dict) -> TrainResult | None:
+    """The summary of a run in ``run`` that already finished under the same stopping limits
+    (``already_finished`` and a ``note`` saying why it stopped and how to continue), or None
+    when there is something left to train."""
+    from deepatoms.core.files import read_json
+    from deepatoms.models.registry import load_run_config
+
+    if not run.summary.is_file():
+        return None
     try:
-        ckpt = torch.load(run.last_ckpt, map_location="cpu", weights_only=True, mmap=True)
+        old = read_json(run.summary)
+        saved = load_run_config(run.config)["train"]
+    except (ValueError, KeyError, FileNotFoundError):
+        return None
+    if not Path(old.get("model_file") or run.model).is_file():
+        return None
+    new = config["train"]
+
+    def extended(key: str) -> bool:
+        a, b = saved.get(key), new.get(key)
+        unlimited = (None, -1)
+        if a == b:
+            return False
+        if b in unlimited:
+            return a not in unlimited
+        return a not in unlimited and b > a
+
+    if any(extended(k) for k in _LIMITS):
+        return None
+    why = old.get("stopped", "unknown")
+    how = {
+        "max_epochs": f"raise --max-epochs (was {saved.get('max_epochs')})",
+        "max_steps": f"raise train.max_steps (was {saved.get('max_steps')})",
+        "max_time": f"raise --max-time (was {saved.get('max_time')} min)",
+        "min_lr": "lower train.min_lr",
+    }.get(why.split(" ")[0], "raise train.early_stopping_patience "
+          f"(was {saved.get('early_stopping_patience')}) or --max-epochs")  # fmt: skip
+    note = (f"{run.root} already finished ({why} after {old.get('epochs')} epochs); nothing "
+            f"was trained. To train on, {how}; to start again, use a new --out folder")  # fmt: skip
+    return TrainResult(**{**old, "resumed": True, "already_finished": True, "note": note})
+
+
+def _read_checkpoint(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch raises several types for damaged files
-        raise ConfigError(
-            f"{run.last_ckpt} cannot be read ({type(exc).__name__}); start a new run with a new "
-            "--out folder, or move the checkpoints folder away"
-        ) from None
+        return exc
+
+
+def _check_checkpoint(run: RunFolder) -> Path:
+    """The checkpoint to resume from: ``last.ckpt``, or ``best.ckpt`` with a warning when the
+    last one is damaged (e.g. truncated by a full disk); refuses checkpoints this protocol did
+    not write."""
+    path = run.last_ckpt
+    ckpt = _read_checkpoint(path)
+    if isinstance(ckpt, Exception):
+        best = _read_checkpoint(run.best_ckpt) if run.best_ckpt.is_file() else None
+        if not isinstance(best, dict) or "state_dict" not in best:
+            raise ConfigError(
+                f"{run.last_ckpt} cannot be read ({type(ckpt).__name__}) and there is no "
+                "readable best.ckpt; start a new run with a new --out folder, or move the "
+                "checkpoints folder away"
+            )
+        log.warning("warning: %s cannot be read (%s); resuming from %s (the epochs after the "
+                    "best one are trained again)", path, type(ckpt).__name__, run.best_ckpt)  # fmt: skip
+        path, ckpt = run.best_ckpt, best
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ConfigError(
             f"{run.last_ckpt} was written by an earlier deepatoms whose checkpoints of this "
             f"model cannot be resumed; its model.pt still loads. Start a new run (a new --out "
             f"folder), with --init {run.model} to continue from its weights"
         )
+    return path
 
 
 class _cleanup_on_failure:

@@ -14,13 +14,21 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
+from typing import Any
 
 import lightning as L
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    ModelCheckpoint,
+    Timer,
+    TQDMProgressBar,
+)
 
 from deepatoms.core.errors import ConfigError
 from deepatoms.train.csvlog import AppendingCSVLogger
@@ -97,13 +105,15 @@ def make_trainer(
         every_n_epochs=None if val_every else 1,
         enable_version_counter=False,
     )
-    stop = EarlyStopping(
+    stop = _EarlyStopping(
         monitor=monitor,
         mode="min",
         patience=int(t["early_stopping_patience"]),
         check_on_train_epoch_end=False,
     )
     extra = [best, last, stop, _ValidateAtMaxSteps(), *callbacks]
+    if progress:
+        extra.append(_StderrProgressBar())
     if t.get("max_time") is not None:
         extra.append(Timer(duration={"seconds": round(float(t["max_time"]) * 60)}))
     loggers = [AppendingCSVLogger(run.root)]
@@ -140,6 +150,31 @@ def make_trainer(
             f"{t.get('accelerator')!r}, train.devices={t.get('devices')!r}, train.strategy="
             f"{t.get('strategy')!r}, train.precision={t.get('precision')!r}): {exc}"
         ) from None
+
+
+class _StderrProgressBar(TQDMProgressBar):
+    """Lightning's progress bar on stderr (it writes to stdout), so stdout holds only results."""
+
+    def init_train_tqdm(self) -> Any:
+        with redirect_stdout(sys.stderr):  # Lightning passes file=sys.stdout
+            return super().init_train_tqdm()
+
+    def init_validation_tqdm(self) -> Any:
+        with redirect_stdout(sys.stderr):
+            return super().init_validation_tqdm()
+
+
+class _EarlyStopping(EarlyStopping):
+    """Early stopping whose patience is the configured one also after a resume (Lightning
+    restores the saved patience), so raising ``train.early_stopping_patience`` continues a run
+    that stopped early; a stop that already happened is forgotten then."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        patience = self.patience
+        super().load_state_dict(state_dict)
+        if patience != self.patience:
+            self.patience = patience
+            self.stopped_epoch = 0
 
 
 @contextmanager

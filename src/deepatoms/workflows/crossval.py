@@ -118,21 +118,11 @@ def report_unit(unit: str) -> tuple[str, float]:
 
 
 def _check_target(data: PackedSystems, meta: dict, config: dict, path: Path) -> tuple[str, str]:
+    from deepatoms.train.tasks.property_setup import check_target
+
     target = config["data"]["target"]
-    if not target:
-        raise ConfigError("no target given: pass --target NAME (see `deepatoms data info`)")
-    col = data.system_props.get(target)
-    if col is None or col.ndim != 1 or not np.issubdtype(col.dtype, np.number):
-        numeric = sorted(
-            k
-            for k, v in data.system_props.items()
-            if v.ndim == 1 and np.issubdtype(v.dtype, np.number)
-        )
-        raise ConfigError(
-            f"target {target!r} is not a numeric per-system property of {path}; "
-            f"choose one of: {', '.join(numeric)}"
-        )
-    return target, (meta.get("units") or {}).get(target, "")
+    unit = check_target(data, meta, target, path, config["data"].get("target_unit"))
+    return target, unit
 
 
 def _column(data: PackedSystems, name: str, path: Path, what: str) -> np.ndarray:
@@ -191,7 +181,7 @@ def _write_predictions(path: Path, columns: dict[str, np.ndarray]) -> None:
 def cross_validate(
     config: dict, data_path: str | Path, out_dir: str | Path, k: int = 5, seed: int = 0,
     stratify_column: str | None = None, n_val: int | float = 0.1, progress: bool = True,
-    n_bootstrap: int = 10**6, init: str | Path | None = None,
+    n_bootstrap: int = 10_000, init: str | Path | None = None,
     on_fold: Callable[[dict], None] | None = None,
 ) -> dict:  # fmt: skip
     """k-fold cross-validation of ``config`` on the dataset ``data_path``; results in ``out_dir``.

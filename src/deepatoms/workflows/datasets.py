@@ -61,36 +61,72 @@ def build_qm9(
 
 
 def import_structures(
-    inputs: Sequence[str | os.PathLike],
-    out: str | os.PathLike,
-    append: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> DatasetResult:
+    inputs: Sequence[str | os.PathLike], out: str | os.PathLike, append: bool = False,
+    overwrite: bool = False, progress: bool = True, *, energy_key: str | None = None,
+    forces_key: str | None = None, stress_key: str | None = None, energy_unit: str = "eV",
+    length_unit: str = "Å", skip_bad_rows: bool = False,
+) -> DatasetResult:  # fmt: skip
     """Structures and their labels (energies, forces, stress, info keys) from ASE-readable
-    files into one dataset; ``append`` adds them to an existing dataset."""
+    files into one dataset; ``append`` adds them to an existing dataset.
+
+    ``energy_key``/``forces_key``/``stress_key`` name the labels to use (e.g. ``REF_energy``);
+    they are stored as ``energy`` (eV), ``forces`` (eV/Å) and ``stress`` (eV/Å³), converted
+    from ``energy_unit`` (eV, meV, Ha, Ry, kcal/mol, kJ/mol) and ``length_unit`` (Å, bohr, nm),
+    which apply to positions and cells too. Structures that cannot be used
+    (:mod:`deepatoms.data.validate`: no atoms, unknown elements, non-finite values, collapsed
+    cells, coincident atoms, non-finite labels) are refused, or left out and listed with
+    ``skip_bad_rows``."""
+    from deepatoms.data.labels import declare_labels
     from deepatoms.data.sources.ase_io import read_structures
+    from deepatoms.data.validate import packed_problems, raise_problems
 
     out = Path(out)
     if not inputs:
-        raise DeepatomsError("give at least one input file and the output .h5 file (last)")
+        raise DeepatomsError("give at least one input file and the output .h5 file (--out)")
     if out.suffix not in _H5:
         raise DeepatomsError(f"the output dataset must end in .h5, got {out}")
     if append and overwrite:
         raise DeepatomsError("--append and --overwrite exclude each other")
+    if any(Path(p).resolve() == out.resolve() for p in inputs):
+        raise DeepatomsError(f"--out {out} is one of the input files; choose another output name")
     if not append:
         check_new_file(out, overwrite, " or --append to add to it")
     elif not out.exists():
         raise DeepatomsError(f"--append: {out} does not exist yet; import without --append first")
     data, meta = read_structures(list(inputs), progress=progress)
+    data, meta, notes = declare_labels(
+        data, meta, energy_key=energy_key, forces_key=forces_key, stress_key=stress_key,
+        energy_unit=energy_unit, length_unit=length_unit,
+    )  # fmt: skip
+    sources = [str(s) for s in data.system_props["source"]]
+    problems = packed_problems(data)
+    skipped = []
+    if problems and not skip_bad_rows:
+        raise_problems(problems, "import", sources,
+                       "; pass --skip-bad-rows to import the other structures and list these")  # fmt: skip
+    if problems:
+        skipped = [{"source": sources[k], "reason": why} for k, why in sorted(problems.items())]
+        keep = np.array([k for k in range(len(data)) if k not in problems], dtype=np.int64)
+        if len(keep) == 0:
+            raise_problems(problems, "import: no usable structure left", sources)
+        data = data.subset(keep)
+        meta["provenance"]["skipped"] = skipped
+        notes += [f"skipped {s['source']}: {s['reason']}" for s in skipped]
     if append:
         append_dataset(out, data)
     else:
         write_dataset(out, data, meta)
-    notes = [f"dropped property {name!r}: {why}"
-             for name, why in (meta.get("dropped_properties") or {}).items()]  # fmt: skip
+    notes += [f"dropped property {name!r}: {why}"
+              for name, why in (meta.get("dropped_properties") or {}).items()]  # fmt: skip
+    untagged = [k for k in data.property_names if k != "source" and k not in meta["units"]]
+    if untagged:
+        notes.append(
+            f"no unit known for {', '.join(untagged)}: to train on an energy or forces among "
+            "them, import again with --energy-key/--forces-key and --energy-unit"
+        )
     return DatasetResult(out=str(out), n_systems=len(data), properties=data.property_names,
-                         appended=append, notes=notes)  # fmt: skip
+                         units=meta["units"], appended=append, skipped=skipped,
+                         notes=notes)  # fmt: skip
 
 
 def import_md17(

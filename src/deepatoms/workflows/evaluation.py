@@ -20,14 +20,21 @@ import ase.io
 import numpy as np
 
 from deepatoms.analysis.published import published_references
+from deepatoms.core.device import resolve_device
 from deepatoms.core.errors import DeepatomsError
-from deepatoms.core.files import atomic_write_text
+from deepatoms.core.files import atomic_write_text, check_input_file, check_new_file
 from deepatoms.core.progress import ProgressBar
 from deepatoms.core.results import Result
 from deepatoms.data.dataset import read_dataset
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import saved_split
-from deepatoms.models.inference import predict_packed, predict_potential, unseen_elements
+from deepatoms.data.validate import check_atoms, packed_problems, raise_problems
+from deepatoms.models.inference import (
+    is_potential,
+    predict_packed,
+    predict_potential,
+    unseen_elements,
+)
 from deepatoms.models.loaded import LoadedModel
 from deepatoms.models.loading import PROPERTY_FAMILIES, load_model, resolve_model_path
 
@@ -80,12 +87,34 @@ def force_label(
 
 def _split_indices(split: str, model: Path, data: PackedSystems, data_path: Path) -> np.ndarray:
     """Indices of ``split`` (the run's ``split.json`` next to ``model``) or of all systems."""
+    from deepatoms.data.fingerprint import file_fingerprint
+
     if split == "all":
         return np.arange(len(data))
     split_path = model.parent / "split.json"
     if not split_path.is_file():
         raise DeepatomsError(f"no split.json next to {model}: pass the run folder, or --split all")
-    return saved_split(split_path, split, len(data), str(data_path))
+    return saved_split(split_path, split, len(data), str(data_path), file_fingerprint(data_path))
+
+
+def run_dataset(model: Path) -> Path:
+    """The dataset a run was trained on (recorded in its ``split.json``), for ``evaluate RUN``
+    without ``--data``."""
+    from deepatoms.data.splits import load_split
+
+    split_path = model.parent / "split.json"
+    if not split_path.is_file():
+        raise DeepatomsError(
+            f"{model} has no split.json beside it to name its dataset; pass --data"
+        )
+    _, meta = load_split(split_path, with_meta=True)
+    path = meta.get("dataset")
+    if not path or not Path(path).is_file():
+        raise DeepatomsError(
+            f"the dataset the run was trained on ({path or 'not recorded'}) is not there any "
+            "more; pass --data FILE.h5"
+        )
+    return Path(path)
 
 
 def _errors(pred: np.ndarray, ref: np.ndarray, unit: str, prefix: str = "") -> dict[str, float]:
@@ -100,19 +129,23 @@ def _errors(pred: np.ndarray, ref: np.ndarray, unit: str, prefix: str = "") -> d
 
 
 def evaluate(
-    run_or_model: str | os.PathLike, data_path: str | os.PathLike, split: str = "test",
+    run_or_model: str | os.PathLike, data_path: str | os.PathLike | None = None,
+    split: str = "test",
     plot: str | os.PathLike | None = None, batch_size: int = 100, progress: bool = True,
-    forces: str | None = "auto",
+    forces: str | None = "auto", device: str = "cpu",
 ) -> Evaluation:  # fmt: skip
     """Errors of a model (run folder or model file) on ``split`` (train/val/test of the run's
-    split, or ``all``) of the dataset ``data_path``, with parity plots (default
+    split, or ``all``) of the dataset ``data_path`` (default: the run's own dataset), with parity plots (default
     ``RUN/plots/parity_<split>.png``). For an energy model on data with force labels
-    (:func:`force_label`) the component-wise force errors (eV/Å) are added."""
+    (:func:`force_label`) the component-wise force errors (eV/Å) are added. ``device``: torch
+    device (cpu, cuda)."""
     if batch_size < 1:
         raise DeepatomsError(f"--batch-size must be at least 1, got {batch_size}")
     model_path = resolve_model_path(run_or_model)
+    dev = resolve_device(device)
     loaded = load_model(model_path, expect=PROPERTY_FAMILIES)
-    data_path = Path(data_path)
+    loaded.model.to(dev)
+    data_path = Path(data_path) if data_path is not None else run_dataset(model_path)
     data, _ = read_dataset(data_path)
     prop = loaded.property
     if prop not in data.system_props:
@@ -122,6 +155,10 @@ def evaluate(
         )
     idx = _split_indices(split, model_path, data, data_path)
     flabel = force_label(loaded, data, forces)
+    sub = data.subset(idx)
+    problems = packed_problems(sub, [prop] + ([flabel] if flabel else []))
+    raise_problems({int(idx[k]): why for k, why in problems.items()}, data_path,
+                   hint="; remove them from the dataset")  # fmt: skip
     with ProgressBar("evaluating", quiet=not progress) as bar:
         if flabel:
             pot = predict_potential(loaded.model, loaded.graph, data, idx, batch_size, False, bar)
@@ -143,7 +180,8 @@ def evaluate(
         from deepatoms.analysis.plots import plot_parity
 
         result["force_plot"] = str(plot_parity(f_ref, f_pred, f_plot, "force component", "eV/Å",
-                                               f_err["force_mae"], f_err["force_rmse"], None))  # fmt: skip
+                                               f_err["force_mae"], f_err["force_rmse"], None,
+                                               counted="force components"))  # fmt: skip
     return result
 
 
@@ -166,15 +204,12 @@ def read_inputs(paths: Sequence[Any]) -> tuple[list, list[tuple[str, int]]]:
     n_given = 0
     for p in paths:
         if isinstance(p, ase.Atoms):
-            if len(p) == 0:
-                raise DeepatomsError(f"structure {n_given} of the given Atoms has no atoms")
+            check_atoms(p, f"structure {n_given} of the given Atoms")
             atoms_list.append(p)
             labels.append(("<atoms>", n_given))
             n_given += 1
             continue
-        p = Path(p)
-        if not p.is_file():
-            raise FileNotFoundError(f"input file {p} does not exist")
+        p = check_input_file(p, "input file")
         try:
             frames = ase.io.read(p, index=":")
         except Exception as exc:
@@ -184,8 +219,7 @@ def read_inputs(paths: Sequence[Any]) -> tuple[list, list[tuple[str, int]]]:
         if not isinstance(frames, list):
             frames = [frames]
         for k, a in enumerate(frames):
-            if len(a) == 0:
-                raise DeepatomsError(f"{p}, frame {k}: structure has no atoms")
+            check_atoms(a, f"{p}, frame {k}")
             atoms_list.append(a)
             labels.append((str(p), k))
     if not atoms_list:
@@ -199,24 +233,29 @@ def predict(
     out: str | os.PathLike | None = None,
     batch_size: int = 100,
     progress: bool = True,
+    overwrite: bool = False,
+    device: str = "cpu",
 ) -> Prediction:
     """The model's property (a run folder, model file or loaded model) for every structure of
-    ``inputs``: ASE-readable files (every frame) and/or ``ase.Atoms``. Keys: ``predicted`` (one per
-    structure, in the model's unit), ``rows`` (file, frame, formula, n_atoms, value), ``property``,
-    ``unit``. Writes the rows as a CSV to ``out`` when given, replacing an earlier CSV of that
-    name (a note says so) but never one of the inputs."""
+    ``inputs``: ASE-readable files (every frame) and/or ``ase.Atoms``.
+
+    Keys: ``predicted`` (one per structure, in the model's unit), ``rows`` (file, frame,
+    formula, n_atoms, value), ``property``, ``unit``; for potentials (energy models in eV)
+    also ``forces`` (one [n_atoms, 3] array per structure, eV/Å) and, when every structure is
+    3-D periodic, ``stress`` ([n, 6] Voigt, eV/Å³). ``out``: a CSV of the rows (potentials:
+    forces in ``<out stem>_forces.csv``, one row per atom) or an extxyz/xyz file of the
+    structures with the predictions attached. An existing output is replaced only with
+    ``overwrite``, and never one of the inputs. ``device``: torch device (cpu, cuda)."""
     if isinstance(inputs, ase.Atoms):
         inputs = [inputs]
     if batch_size < 1:
         raise DeepatomsError(f"--batch-size must be at least 1, got {batch_size}")
-    notes = []
-    if out is not None:
-        _check_csv_output(Path(out), inputs)
-        if Path(out).exists():
-            notes.append(f"replaced the existing {out}")
+    kind = _output_kind(out, inputs, overwrite) if out is not None else None
+    dev = resolve_device(device)
     loaded = (
         model if isinstance(model, LoadedModel) else load_model(model, expect=PROPERTY_FAMILIES)
     )
+    loaded.model.to(dev)
     atoms_list, labels = read_inputs(list(inputs))
     data = PackedSystems.from_atoms(atoms_list)
     warnings = []
@@ -226,24 +265,102 @@ def predict(
             f"elements with atomic numbers {unseen} never occurred in the training data; "
             "predictions for structures containing them are unreliable"
         )
+    potential = is_potential(loaded)
+    periodic = bool(len(data) and data.pbc.all())
+    forces: list[np.ndarray] | None = None
+    stress = None
     with ProgressBar("predicting", quiet=not progress) as bar:
-        values = predict_packed(loaded, data, None, batch_size, bar)
+        if potential:
+            pot = predict_potential(loaded.model, loaded.graph, data, None, batch_size,
+                                    periodic, bar)  # fmt: skip
+            values = pot["energy"]
+            forces = np.split(pot["forces"], data.offsets[1:-1])
+            stress = pot.get("stress")
+        else:
+            values = predict_packed(loaded, data, None, batch_size, bar)
     col = f"{loaded.property} [{loaded.unit}]" if loaded.unit else loaded.property
     rows: list[dict[str, Any]] = [
         {"file": f, "frame": k, "formula": a.get_chemical_formula(), "n_atoms": len(a),
          col: float(v)}
         for (f, k), a, v in zip(labels, atoms_list, values, strict=True)
     ]  # fmt: skip
-    if out is not None:
+    written = []
+    if kind == "csv":
+        written = _write_prediction_csv(Path(out), rows, labels, atoms_list, forces, overwrite)
+    elif kind == "structures":
+        written = [_write_prediction_structures(Path(out), loaded.property, atoms_list, values,
+                                                forces, stress)]  # fmt: skip
+    result = Prediction(model=loaded.meta.get("model_file"), property=loaded.property,
+                        unit=loaded.unit, column=col, n=len(rows), predicted=np.asarray(values),
+                        out=str(out) if out is not None else None, written=written, rows=rows,
+                        warnings=warnings, notes=[])  # fmt: skip
+    if forces is not None:
+        result.update(forces=forces, force_unit="eV/Å")
+    if stress is not None:
+        result.update(stress=stress, stress_unit="eV/Å^3")
+    return result
+
+
+def _output_kind(out: str | os.PathLike, inputs: Sequence[Any], overwrite: bool) -> str:
+    """``csv`` or ``structures`` for the output name; refuses inputs, folders and, without
+    ``overwrite``, existing files (the forces CSV of a potential is checked when written)."""
+    out = Path(out)
+    _check_csv_output(out, inputs)
+    check_new_file(out, overwrite)
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".extxyz", ".xyz"):
+        return "structures"
+    raise DeepatomsError(
+        f"--out {out}: give a .csv (a table of predictions) or an .extxyz file (the structures "
+        "with their predicted energy, forces and stress)"
+    )
+
+
+def _write_prediction_csv(out: Path, rows: list[dict], labels: list, atoms_list: list,
+                          forces: list[np.ndarray] | None, overwrite: bool) -> list[str]:  # fmt: skip
+    """The table of predictions, and for potentials the forces, one row per atom."""
+    written = []
+    if forces is not None:
+        fpath = out.with_name(out.stem + "_forces.csv")
+        check_new_file(fpath, overwrite)
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(out, buf.getvalue())
-    return Prediction(model=loaded.meta.get("model_file"), property=loaded.property,
-                      unit=loaded.unit, column=col, n=len(rows), predicted=np.asarray(values),
-                      out=str(out) if out is not None else None, rows=rows, warnings=warnings,
-                      notes=notes)  # fmt: skip
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["file", "frame", "atom", "symbol", "fx [eV/Å]", "fy [eV/Å]",
+                         "fz [eV/Å]"])  # fmt: skip
+        for (f, k), a, frc in zip(labels, atoms_list, forces, strict=True):
+            for i, (sym, v) in enumerate(zip(a.get_chemical_symbols(), frc, strict=True)):
+                writer.writerow([f, k, i, sym, *(f"{x:.8g}" for x in v)])
+        atomic_write_text(fpath, buf.getvalue())
+        written.append(str(fpath))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out, buf.getvalue())
+    return [str(out), *written]
+
+
+def _write_prediction_structures(out: Path, prop: str, atoms_list: list, values: np.ndarray,
+                                 forces: list[np.ndarray] | None, stress: Any) -> str:  # fmt: skip
+    """The structures with their predictions (a single-point calculator for potentials)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from deepatoms.data.structure_files import write_structures
+
+    images = []
+    for k, (a, v) in enumerate(zip(atoms_list, values, strict=True)):
+        b = a.copy()
+        b.calc = None
+        if forces is not None:
+            extra = {"stress": stress[k]} if stress is not None else {}
+            b.calc = SinglePointCalculator(b, energy=float(v), forces=forces[k], **extra)
+        else:
+            b.info[f"predicted_{prop}"] = float(v)
+        images.append(b)
+    write_structures(out, images)
+    return str(out)
 
 
 def _check_csv_output(out: Path, inputs: Sequence[str | os.PathLike]) -> None:

@@ -33,13 +33,15 @@ def screen(
     chunk: int = 10_000, batch_size: int = 100, per_atom: str = "auto",
     reference: str | os.PathLike | None = None, reference_column: str = "formation_energy_per_atom",
     threads: int | None = None, overwrite: bool = False, progress: bool = True,
+    device: str = "cpu",
 ) -> ScreenResult:  # fmt: skip
     """Rank the candidates (prototype × elements) of the requested compositions with ``model``
     (a run folder or model file) and write the files of the run into ``out_dir``.
 
     Compositions: ``elements`` ("Al,Cu,Ni") combined ``arity`` at a time (or limited to
     ``stoichiometry``, e.g. "AB,AB3"), or explicit ``formula`` ("CuAu"). ``prototypes``:
-    "aflow", AFLOW labels, Strukturbericht designations (L1_2, B2) or CIF files.
+    "aflow", AFLOW labels, Strukturbericht designations (L1_2, B2) or CIF files. ``device``:
+    the torch device of the model (cpu, cuda).
     """
     from deepatoms.data.prototypes.substitution import CompositionRequest
     from deepatoms.screen.run import build_space, model_predictor, run_screen
@@ -50,7 +52,10 @@ def screen(
         import torch
 
         torch.set_num_threads(int(threads))
-    predictor, info = model_predictor(model, batch_size=batch_size, per_atom=per_atom)
+    from deepatoms.core.device import resolve_device
+
+    predictor, info = model_predictor(model, batch_size=batch_size, per_atom=per_atom,
+                                      device=resolve_device(device))  # fmt: skip
     specs = [x.strip() for spec in prototypes for x in spec.split(",") if x.strip()]
     space = build_space(request, specs, max_atoms=max_atoms, rescale=rescale)
     with ProgressBar("screening", quiet=not progress) as bar:

@@ -44,12 +44,15 @@ def model_calculator(
     dtype: str | None = None,
     threads: int | None = None,
     force_model: str | os.PathLike | None = None,
+    device: str = "cpu",
 ) -> Any:
     """An ASE calculator of a model (run folder or model file): ``dtype`` float32/float64 casts
     the weights, ``threads`` sets torch's CPU threads, ``force_model`` supplies forces and
-    stress (separate energy and force models, Schütt 2018 thesis Eqs. 5.8–5.11)."""
+    stress (separate energy and force models, Schütt 2018 thesis Eqs. 5.8–5.11), ``device``
+    is the torch device (cpu, cuda)."""
     import torch
 
+    from deepatoms.core.device import resolve_device
     from deepatoms.models.loading import resolve_model_path
     from deepatoms.simulate.calculator import Calculator
 
@@ -60,18 +63,18 @@ def model_calculator(
     if threads is not None:
         torch.set_num_threads(int(threads))
     dtypes = {"float32": torch.float32, "float64": torch.float64, None: None}
-    return Calculator(path, force_model=fpath, dtype=dtypes[dtype])
+    return Calculator(path, force_model=fpath, dtype=dtypes[dtype], device=resolve_device(device))
 
 
 def _structure(spec: str, calc: Any) -> tuple[Any, list[str]]:
     """The structure of ``spec`` and a warning for elements the model never saw."""
     from ase.data import chemical_symbols
 
-    from deepatoms.data.structure_files import load_structure
+    from deepatoms.data.structure_files import read_structure_spec
 
-    atoms = load_structure(spec)
+    atoms, note = read_structure_spec(spec)
     seen = calc.energy_model.meta.get("elements")
-    warnings = []
+    warnings = [note] if note else []
     if seen:
         new = sorted(set(atoms.numbers.tolist()) - set(seen))
         if new:
@@ -110,7 +113,7 @@ def relax_structure(
     steps: int = 1000, cell: bool = False, out: str | os.PathLike | None = None,
     trajectory: str | os.PathLike | None = None, dtype: str | None = "float64",
     force_model: str | os.PathLike | None = None, threads: int | None = None,
-    overwrite: bool = False,
+    overwrite: bool = False, device: str = "cpu", progress: bool = False,
 ) -> SimulationResult:  # fmt: skip
     """Relax ``structure`` with the model until the largest force is below ``fmax`` (eV/Å);
     ``cell`` relaxes the cell of a periodic structure too. Writes ``out`` (any ASE format) and
@@ -123,10 +126,11 @@ def relax_structure(
     _outputs(overwrite, out, trajectory)
     if out is not None:
         structure_format(out)  # a bad name fails now, not after the relaxation
-    calc = model_calculator(model, dtype, threads, force_model)
+    calc = model_calculator(model, dtype, threads, force_model, device)
     atoms, warnings = _structure(structure, calc)
-    res = relax(atoms, calc, fmax=fmax, optimizer=optimizer, steps=steps, relax_cell=cell,
-                trajectory=trajectory)  # fmt: skip
+    with ProgressBar("optimiser steps", quiet=not progress) as bar:
+        res = relax(atoms, calc, fmax=fmax, optimizer=optimizer, steps=steps, relax_cell=cell,
+                    trajectory=trajectory, progress=bar)  # fmt: skip
     if out is not None:
         write_structures(out, res["atoms"])
     if not res["converged"]:
@@ -140,32 +144,52 @@ def molecular_dynamics(
     temperature: float = 300.0, timestep: float = 0.5, steps: int = 1000, friction: float = 0.01,
     interval: int = 10, seed: int = 0, log: str | os.PathLike | None = None,
     dtype: str | None = None, force_model: str | os.PathLike | None = None,
-    threads: int | None = None, overwrite: bool = False, progress: bool = True,
+    threads: int | None = None, overwrite: bool = False, progress: bool = True, device: str = "cpu",
 ) -> SimulationResult:  # fmt: skip
     """MD with the model (Langevin NVT at ``temperature`` K, or NVE), ``timestep`` fs, a frame
-    and a log line every ``interval`` steps to the ASE trajectory ``out`` (.traj) and ``log``
-    (default: ``out`` with .log). Keys: ``n_atoms``, ``duration_ps``, ``wall_time_s``,
+    and a log line every ``interval`` steps to the trajectory ``out`` (ASE .traj, or .extxyz
+    with energies and forces) and ``log`` (default: ``out`` with .log). The run stops with an
+    error, keeping the frames so far, when energies or positions turn non-finite or atoms
+    collide. Keys: ``n_atoms``, ``duration_ps``, ``wall_time_s``,
     ``steps_per_s``, ``ns_per_day``, ``mean_temperature_K``, ``std_temperature_K``,
     ``energy_drift`` (``drift`` eV/atom/ps of a linear fit, ``std`` eV/atom), ``n_frames``."""
     from deepatoms.simulate.md import run_md
 
     out = Path(out)
-    if out.suffix != ".traj":
+    if out.suffix.lower() not in (".traj", ".extxyz", ".xyz"):
         raise DeepatomsError(
-            f"--out {out}: MD trajectories are ASE .traj files; end the name in .traj "
-            "(convert afterwards with `ase convert`)"
+            f"--out {out}: MD writes an ASE .traj or an .extxyz trajectory; end the name in one "
+            "of these"
         )
     log = Path(log) if log is not None else out.with_suffix(".log")
     _outputs(overwrite, out, log)
-    calc = model_calculator(model, dtype, threads, force_model)
+    calc = model_calculator(model, dtype, threads, force_model, device)
     atoms, warnings = _structure(structure, calc)
-    with ProgressBar("MD steps", quiet=not progress) as bar:
-        res = run_md(
-            atoms, calc, ensemble=ensemble, temperature_K=temperature, timestep_fs=timestep,
-            steps=steps, friction=friction, seed=seed, trajectory=out, log=log,
-            interval=interval, progress=bar,
-        )  # fmt: skip
+    traj = out if out.suffix.lower() == ".traj" else out.with_name(f".{out.name}.traj")
+    try:
+        with ProgressBar("MD steps", quiet=not progress) as bar:
+            res = run_md(
+                atoms, calc, ensemble=ensemble, temperature_K=temperature, timestep_fs=timestep,
+                steps=steps, friction=friction, seed=seed, trajectory=traj, log=log,
+                interval=interval, progress=bar,
+            )  # fmt: skip
+    finally:
+        if traj != out and traj.exists():  # the frames so far, also when the run stopped
+            _traj_to_extxyz(traj, out)
+    res["trajectory"] = str(out)
     return SimulationResult(**res, formula=atoms.get_chemical_formula(), warnings=warnings)
+
+
+def _traj_to_extxyz(traj: Path, out: Path) -> None:
+    """Convert the ASE trajectory ``traj`` (removed afterwards) to the extxyz file ``out``."""
+    from ase.io import read
+
+    from deepatoms.data.structure_files import write_structures
+
+    try:
+        write_structures(out, read(traj, index=":"))
+    finally:
+        traj.unlink(missing_ok=True)
 
 
 def vibrations(
@@ -173,7 +197,7 @@ def vibrations(
     relax_first: bool = True, fmax: float = 1e-3, method: str = "autograd", delta: float = 0.005,
     out: str | os.PathLike | None = None, dtype: str | None = "float64",
     force_model: str | os.PathLike | None = None, threads: int | None = None,
-    overwrite: bool = False,
+    overwrite: bool = False, device: str = "cpu",
 ) -> SimulationResult:  # fmt: skip
     """Harmonic frequencies (cm⁻¹) from the mass-weighted Hessian of the model (``method``:
     autograd, exact, or fd: finite differences of step ``delta`` Å), optionally beside those of
@@ -185,7 +209,7 @@ def vibrations(
     from deepatoms.simulate.vibrations import vibrational_analysis
 
     _outputs(overwrite, out)
-    calc = model_calculator(model, dtype, threads, force_model)
+    calc = model_calculator(model, dtype, threads, force_model, device)
     atoms, warnings = _structure(structure, calc)
     ref_calc, ref_name = _reference(reference, atoms)
     res = vibrational_analysis(atoms, calc, reference=ref_calc, relax_first=relax_first,
@@ -221,7 +245,7 @@ def scan_structure(
     model: str | os.PathLike, structure: str, scale: str, *, reference: str | None = None,
     plot: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
     dtype: str | None = None, force_model: str | os.PathLike | None = None,
-    threads: int | None = None, overwrite: bool = False,
+    threads: int | None = None, overwrite: bool = False, device: str = "cpu",
 ) -> SimulationResult:  # fmt: skip
     """Energy (and pressure of crystals) of ``structure`` scaled uniformly by the factors
     ``scale`` (``START:STOP:N`` or ``a,b,c``), beside a ``reference`` calculator (xtb or emt).
@@ -231,7 +255,7 @@ def scan_structure(
 
     scales = parse_scale(scale)
     _outputs(overwrite, out, plot)
-    calc = model_calculator(model, dtype, threads, force_model)
+    calc = model_calculator(model, dtype, threads, force_model, device)
     atoms, warnings = _structure(structure, calc)
     ref_calc, ref_name = _reference(reference, atoms)
     res = scan(atoms, calc, scales, reference=ref_calc)

@@ -29,6 +29,8 @@ OPTION_KEYS = {
     "n_val": "data.n_val",
     "seed": "train.seed",
     "regime": "data.regime",
+    "init_force": "train.init_force",
+    "init_statistics": "train.init_statistics",
 }
 
 

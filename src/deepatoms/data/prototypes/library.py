@@ -277,10 +277,12 @@ def load_cif_prototype(path: str | os.PathLike) -> Prototype:
     """A prototype from a CIF (or any file pymatgen reads); each element of the file is one
     site. Named by the file stem."""
     from pymatgen.core import Structure
+    from pymatgen.io.ase import AseAtomsAdaptor
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"prototype file {p} does not exist")
+    from deepatoms.core.files import check_input_file
+    from deepatoms.data.validate import check_atoms
+
+    p = check_input_file(path, "prototype file")
     try:
         structure = Structure.from_file(p)
     except Exception as exc:  # pymatgen raises many types for unreadable files
@@ -288,6 +290,12 @@ def load_cif_prototype(path: str | os.PathLike) -> Prototype:
             f"cannot read a crystal structure from {p} ({type(exc).__name__}: {exc}); give a CIF "
             "with one ordered structure"
         ) from exc
+    if not structure.is_ordered:
+        raise ValueError(
+            f"prototype {p} has partially occupied sites; give an ordered structure (e.g. an "
+            "ordered supercell from pymatgen's OrderDisorderedStructureTransformation)"
+        )
+    check_atoms(AseAtomsAdaptor.get_atoms(structure), f"prototype {p}")
     return _from_structure(structure, p.stem, str(p), {"file": str(p)})
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from ase import Atoms
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from deepatoms.core.files import check_input_file
 from deepatoms.data.packed import PackedSystems
 
 __all__ = ["ASE_UNITS", "read_structures"]
@@ -143,10 +144,7 @@ def read_structures(
     if not files:
         raise ValueError("no input files given")
     for p in files:
-        if not p.exists():
-            raise FileNotFoundError(f"structure file '{p}' does not exist")
-        if p.is_dir():
-            raise IsADirectoryError(f"'{p}' is a folder; give structure files")
+        check_input_file(p, "structure file")
 
     atoms_list: list[Atoms] = []
     sources: list[str] = []

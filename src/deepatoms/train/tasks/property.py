@@ -91,8 +91,8 @@ class PropertyTask(TrainingTask):
         path = Path(ctx.data)
         data, meta = read_dataset(path)
         target = config["data"]["target"]
-        unit = setup.check_target(data, meta, target, path)
-        forces = setup.check_forces(data, config, path)
+        unit = setup.check_target(data, meta, target, path, config["data"].get("target_unit"))
+        forces = setup.check_forces(data, config, path, unit, meta)
         fingerprint = file_fingerprint(path)
         split = dataset_split(ctx, data, path, fingerprint)
         readout = setup.resolve_readout(config, target)
@@ -134,7 +134,7 @@ class PropertyTask(TrainingTask):
         if hasattr(model, "set_aux_statistics"):
             model.set_aux_statistics(tr)
         if ctx.init is not None and not ctx.resume:
-            stats["init"] = _init(model, ctx.init, tcfg["init_statistics"], mean, std, atomrefs, tr)
+            stats["init"] = _init(model, ctx.init, tcfg, (target, unit), (mean, std, atomrefs), tr)
         ctx.write_stats(stats)
         dtype = _DTYPES[tcfg["dtype"]]
         model.to(dtype)
@@ -174,6 +174,8 @@ class PropertyTask(TrainingTask):
             "n_test": len(split["test"]),
             "forces": self.forces,
         }
+        if "init" in stats:
+            out["init"] = stats["init"]
         if self.forces:
             if self.rho == 0.0:
                 out["energy_offset_fit"] = setup.fit_energy_offset(
@@ -290,15 +292,26 @@ class PropertyTask(TrainingTask):
 
 
 def _init(
-    model, path, mode: str, mean: float, std: float, atomrefs: dict, tr: Any,
+    model, path, tcfg: dict, target: tuple[str, str], statistics: tuple, tr: Any,
 ) -> dict:  # fmt: skip
-    """Fine-tuning: weights from ``path``; output statistics kept or refitted (``mode``)."""
+    """Fine-tuning: weights from ``path`` after checking that its elements cover the training
+    data and that it learned the same target in the same unit (``train.init_force`` skips the
+    checks, with warnings in the result); output statistics kept or refitted
+    (``train.init_statistics``)."""
     info = setup.init_from(model, path, exclude=("property", "readout"))
+    problems = setup.init_mismatch(info, tr.numbers, *target)
+    if problems and not tcfg.get("init_force"):
+        raise ConfigError(
+            f"--init {path}: " + "; ".join(problems) + ". Fine-tuning from it would start far "
+            "from the answer; start from a matching model, or pass --force to fine-tune anyway "
+            "(with --refit-statistics to refit the output statistics on this data)"
+        )
+    mode = tcfg["init_statistics"]
     if mode == "refit":  # new target statistics (e.g. another energy reference)
-        model.head.set_statistics(mean, std, atomrefs)
+        model.head.set_statistics(*statistics)
         if hasattr(model, "set_aux_statistics"):
             model.set_aux_statistics(tr)
-    return {**info, "statistics": mode}
+    return {**info, "statistics": mode, "warnings": problems}
 
 
 def _training_data(path: Path, meta: dict, n: int, fingerprint: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ __all__ = [
     "check_target",
     "fit_energy_offset",
     "init_from",
+    "init_mismatch",
     "potential_val_errors",
     "resolve_atomrefs",
     "resolve_bond_types",
@@ -42,25 +43,58 @@ __all__ = [
 ]
 
 
-def check_target(data: PackedSystems, meta: dict, target: str | None, path: Path) -> str:
-    """The unit of ``target``, a numeric per-system property of the dataset (ConfigError else)."""
+def _non_finite(values: np.ndarray, what: str, path: Path, offsets: np.ndarray | None) -> None:
+    """Refuse NaN or infinite label values, naming the first systems that hold them."""
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if not bad.any():
+        return
+    if offsets is not None:  # per-atom values: the systems of the bad atoms
+        bad = np.add.reduceat(bad.astype(np.int64), offsets[:-1]) > 0
+    first = np.flatnonzero(bad)[:5].tolist()
+    raise ConfigError(
+        f"{what} in {path} is NaN or infinite for {int(bad.sum())} system(s), e.g. {first}; "
+        "remove them (re-import with `deepatoms data import --skip-bad-rows`)"
+    )
+
+
+def check_target(data: PackedSystems, meta: dict, target: str | None, path: Path,
+                 declared: str | None = None) -> str:  # fmt: skip
+    """The unit of ``target``, a numeric, finite per-system property of the dataset
+    (ConfigError else). A target whose unit the dataset does not record needs ``declared``
+    (``data.target_unit``); ``"1"`` declares a dimensionless property (unit "")."""
     if not target:
         raise ConfigError("no target given: pass --target NAME (see `deepatoms data info`)")
     numeric = [
-        k
-        for k, v in data.system_props.items()
-        if np.issubdtype(v.dtype, np.floating) and v.ndim == 1
+        k for k, v in data.system_props.items() if np.issubdtype(v.dtype, np.number) and v.ndim == 1
     ]
     if target not in numeric:
         raise ConfigError(
             f"target {target!r} is not a numeric per-system property of {path}; "
             f"choose one of: {', '.join(sorted(numeric))}"
         )
-    return (meta.get("units") or {}).get(target, "")
+    _non_finite(data.system_props[target].astype(np.float64), f"target {target!r}", path, None)
+    recorded = (meta.get("units") or {}).get(target) or None
+    if recorded and declared and declared != recorded:
+        raise ConfigError(
+            f"data.target_unit={declared!r}, but {path} records {target!r} in {recorded!r}; "
+            "drop data.target_unit (units are converted when the data is imported)"
+        )
+    unit = recorded or declared
+    if not unit:
+        raise ConfigError(
+            f"{path} records no unit for target {target!r}, so its errors and an MD with the "
+            "model would have no meaning; declare it: re-import the data with "
+            f"`deepatoms data import FILES --out OUT.h5 --energy-key {target} --energy-unit eV` "
+            f"(or Ha, kcal/mol, …; it is converted to eV), or --set data.target_unit=UNIT "
+            "(1 for a dimensionless property)"
+        )
+    return "" if unit == "1" else unit
 
 
-def check_forces(data: PackedSystems, config: dict, path: Path) -> str | None:
-    """The per-atom force label to train on (``data.forces``), checked against the dataset."""
+def check_forces(data: PackedSystems, config: dict, path: Path, unit: str = "eV",
+                 meta: dict | None = None) -> str | None:  # fmt: skip
+    """The per-atom force label to train on (``data.forces``), checked against the dataset:
+    [N,3], finite, in eV/Å with an energy target in eV."""
     name = config["data"]["forces"]
     if not name:
         return None
@@ -76,6 +110,15 @@ def check_forces(data: PackedSystems, config: dict, path: Path) -> str | None:
         raise ConfigError(
             f"data.forces={name!r} in {path} has shape {arr.shape}; need [N_atoms, 3]"
         )
+    f_unit = ((meta or {}).get("units") or {}).get(name) if meta is not None else "eV/Å"
+    if unit != "eV" or f_unit != "eV/Å":
+        raise ConfigError(
+            f"training on forces needs an energy target in eV and forces in eV/Å; {path} "
+            f"records the target in {unit or 'no unit'!r} and {name!r} in "
+            f"{f_unit or 'no unit'!r}. Declare them when importing: `deepatoms data import "
+            f"FILES --out OUT.h5 --energy-key KEY --forces-key {name} --energy-unit UNIT`"
+        )
+    _non_finite(arr, f"force label {name!r}", path, data.offsets)
     return name
 
 
@@ -166,8 +209,30 @@ def init_from(
     return {
         "model_file": str(Path(loaded.meta["model_file"]).resolve()),
         "property": loaded.property,
+        "unit": loaded.unit,
+        "elements": sorted(int(z) for z in loaded.meta.get("elements") or []),
         "steps": loaded.meta.get("steps"),
     }
+
+
+def init_mismatch(info: dict, numbers: np.ndarray, target: str, unit: str) -> list[str]:
+    """Why the model of :func:`init_from` (``info``) is a poor start for training ``target``
+    (``unit``) on atoms ``numbers``: elements it never saw, another target or unit."""
+    from ase.data import chemical_symbols
+
+    problems = []
+    seen = set(info.get("elements") or [])
+    new = sorted(set(np.unique(numbers).tolist()) - seen) if seen else []
+    if new:
+        problems.append(
+            f"it was trained on {' '.join(chemical_symbols[z] for z in sorted(seen))} only, and "
+            f"the data holds {' '.join(chemical_symbols[z] for z in new)}"
+        )
+    if info.get("property") != target:
+        problems.append(f"it learned {info.get('property')!r}, this run learns {target!r}")
+    elif (info.get("unit") or "") != (unit or ""):
+        problems.append(f"its target is in {info.get('unit')!r}, the data's in {unit!r}")
+    return problems
 
 
 def fit_energy_offset(

@@ -1,0 +1,220 @@
+"""Physical checks of structures and labels at every entry point (import, predict, evaluate,
+relax, md, screen, datagen).
+
+A structure is refused when it has no atoms, an atomic number outside 1–118, non-finite
+positions or cell, a periodic cell of near-zero volume (below :data:`MIN_VOLUME_PER_ATOM`) or
+absurd size (a cell vector over :data:`MAX_CELL_LENGTH`), a partial occupancy, or two atoms
+(or an atom and a periodic image) closer than ``min_distance`` (default :data:`MIN_DISTANCE`).
+Labels are refused when they are not finite. Each problem names the frame and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from deepatoms.core.errors import DeepatomsError
+
+__all__ = [
+    "MAX_CELL_LENGTH",
+    "MAX_Z",
+    "MIN_DISTANCE",
+    "MIN_VOLUME_PER_ATOM",
+    "check_atoms",
+    "check_finite_labels",
+    "close_pair",
+    "packed_problems",
+    "raise_problems",
+    "structure_problem",
+]
+
+#: Atoms closer than this (Å) are refused: no bond is shorter (H₂: 0.74 Å).
+MIN_DISTANCE = 0.5
+#: Largest atomic number accepted (oganesson).
+MAX_Z = 118
+#: A periodic cell with less volume than this per atom (Å³) is taken as collapsed.
+MIN_VOLUME_PER_ATOM = 0.1
+#: A periodic cell vector longer than this (Å) is taken as corrupt.
+MAX_CELL_LENGTH = 1.0e4
+
+
+def close_pair(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, r: float) -> str | None:
+    """A description of the first pair of atoms closer than ``r`` Å, or None."""
+    if r <= 0:
+        return None
+    if not pbc.any():
+        from scipy.spatial import cKDTree
+
+        if len(positions) < 2:
+            return None
+        pairs = cKDTree(positions).query_pairs(r, output_type="ndarray")
+        if len(pairs) == 0:
+            return None
+        i, j = (int(v) for v in pairs[0])
+        d = float(np.linalg.norm(positions[i] - positions[j]))
+        return f"atoms {i} and {j} are {d:.3g} Å apart (minimum {r} Å)"
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list
+
+    atoms = Atoms(positions=positions, cell=cell, pbc=pbc)
+    i, j, d = neighbor_list("ijd", atoms, r)
+    if len(i) == 0:
+        return None
+    k = int(np.argmin(d))
+    what = "a periodic image of itself" if i[k] == j[k] else f"atom {int(j[k])}"
+    return f"atom {int(i[k])} is {float(d[k]):.3g} Å from {what} (minimum {r} Å)"
+
+
+def structure_problem(
+    numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray | None = None,
+    pbc: np.ndarray | None = None, min_distance: float = MIN_DISTANCE,
+) -> str | None:  # fmt: skip
+    """Why one structure (atomic numbers, positions in Å, cell rows in Å, periodicity) cannot
+    be used, or None when it can."""
+    numbers = np.asarray(numbers)
+    positions = np.asarray(positions, dtype=np.float64)
+    cell = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=np.float64)
+    pbc = np.zeros(3, bool) if pbc is None else np.asarray(pbc, dtype=bool)
+    if len(numbers) == 0:
+        return "it has no atoms"
+    bad_z = numbers[(numbers < 1) | (numbers > MAX_Z)]
+    if len(bad_z):
+        return f"atomic number {int(bad_z[0])} is not an element (1–{MAX_Z})"
+    if not np.isfinite(positions).all():
+        return "positions are not finite (NaN or infinite)"
+    if pbc.any():
+        if not np.isfinite(cell).all():
+            return "the cell is not finite (NaN or infinite)"
+        lengths = np.linalg.norm(cell, axis=1)
+        if (lengths[pbc] > MAX_CELL_LENGTH).any():
+            return f"a periodic cell vector is longer than {MAX_CELL_LENGTH:g} Å"
+        if (lengths[pbc] < 1e-8).any():
+            return "a periodic direction has a cell vector of zero length"
+        if pbc.all():
+            volume = abs(float(np.linalg.det(cell)))
+            if volume < MIN_VOLUME_PER_ATOM * len(numbers):
+                return f"the cell volume is {volume:.3g} Å³, near zero"
+    close = close_pair(positions, cell, pbc, min_distance)
+    if close:
+        return close
+    return None
+
+
+def check_atoms(atoms: Any, where: str, min_distance: float = MIN_DISTANCE) -> None:
+    """Refuse an ``ase.Atoms`` that :func:`structure_problem` or a partial occupancy rules
+    out; ``where`` names it in the message (e.g. ``mol.xyz, frame 3``)."""
+    occ = atoms.info.get("occupancy") if hasattr(atoms, "info") else None
+    if isinstance(occ, dict):
+        for site, species in occ.items():
+            partial = isinstance(species, dict) and (
+                len(species) > 1 or sum(species.values()) < 1 - 1e-6
+            )
+            if partial:
+                raise DeepatomsError(
+                    f"{where}: site {site} is partially occupied ({species}); deepatoms needs "
+                    "ordered structures: make an ordered supercell first (e.g. with pymatgen's "
+                    "OrderDisorderedStructureTransformation)"
+                )
+    why = structure_problem(
+        atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, min_distance
+    )
+    if why:
+        raise DeepatomsError(f"{where}: {why}; fix or remove this structure")
+
+
+def check_finite_labels(values: dict[str, np.ndarray], where: str) -> None:
+    """Refuse labels of one structure (name → array) that hold NaN or infinity."""
+    for name, v in values.items():
+        arr = np.asarray(v)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise DeepatomsError(f"{where}: label {name!r} is not finite (NaN or infinite)")
+
+
+def packed_problems(
+    data: Any, labels: Sequence[str] | None = None, min_distance: float = MIN_DISTANCE
+) -> dict[int, str]:
+    """{system index: reason} for every system of packed data that cannot be used.
+
+    Checks every structure and, for ``labels`` (default: every floating-point property),
+    finiteness; per-atom labels are checked for the atoms of each system."""
+    offsets = np.asarray(data.offsets)
+    problems: dict[int, str] = {}
+    names = list(labels) if labels is not None else [
+        k for k, v in {**data.system_props, **data.atom_props}.items()
+        if np.asarray(v).dtype.kind == "f"
+    ]  # fmt: skip
+    for name in names:
+        if name in data.system_props:
+            arr = np.asarray(data.system_props[name], dtype=np.float64)
+            bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+        else:
+            arr = np.asarray(data.atom_props[name], dtype=np.float64)
+            atom_bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+            counts = np.add.reduceat(atom_bad.astype(np.int64), offsets[:-1]) if len(arr) else []
+            bad = (np.asarray(counts) > 0) & (np.diff(offsets) > 0)
+        for k in np.flatnonzero(bad):
+            problems.setdefault(int(k), f"label {name!r} is not finite (NaN or infinite)")
+    n_atoms = np.diff(offsets)
+    sys_of = np.repeat(np.arange(len(n_atoms)), n_atoms)
+    numbers, positions = np.asarray(data.numbers), np.asarray(data.positions, dtype=np.float64)
+    molecule = ~np.asarray(data.pbc).any(axis=1)
+    # the cheap checks of every system at once; molecules' distances in one tree (below)
+    bad_atom = (numbers < 1) | (numbers > MAX_Z) | ~np.isfinite(positions).all(axis=1)
+    flagged = np.zeros(len(n_atoms), bool)
+    flagged[np.unique(sys_of[bad_atom])] = True
+    flagged |= n_atoms == 0
+    for k in np.flatnonzero(flagged | ~molecule):  # full check, with the reason
+        if k in problems:
+            continue
+        a, b = offsets[k], offsets[k + 1]
+        why = structure_problem(numbers[a:b], positions[a:b], data.cell[k], data.pbc[k],
+                                min_distance)  # fmt: skip
+        if why:
+            problems[int(k)] = why
+    ok = molecule & ~flagged
+    for k in _molecules_with_close_atoms(positions, sys_of, ok, min_distance):
+        if int(k) not in problems:
+            a, b = offsets[k], offsets[k + 1]
+            problems[int(k)] = str(close_pair(positions[a:b], data.cell[k], data.pbc[k],
+                                               min_distance))  # fmt: skip
+    return dict(sorted(problems.items()))
+
+
+def _molecules_with_close_atoms(
+    positions: np.ndarray, sys_of: np.ndarray, use: np.ndarray, r: float
+) -> np.ndarray:
+    """Systems (among ``use``) with two atoms closer than ``r``: all molecules are laid side by
+    side along x, far enough apart not to meet, and searched in one k-d tree."""
+    from scipy.spatial import cKDTree
+
+    atom_use = use[sys_of]
+    if r <= 0 or not atom_use.any():
+        return np.zeros(0, np.int64)
+    pos, owner = positions[atom_use], sys_of[atom_use]
+    lo = np.full(len(use), np.inf)
+    hi = np.full(len(use), -np.inf)
+    np.minimum.at(lo, owner, pos[:, 0])
+    np.maximum.at(hi, owner, pos[:, 0])
+    width = np.where(use, hi - lo + 2 * r, 0.0)
+    start = np.concatenate([[0.0], np.cumsum(width)[:-1]])
+    shifted = pos.copy()
+    shifted[:, 0] += start[owner] - lo[owner]
+    pairs = cKDTree(shifted).query_pairs(r, output_type="ndarray")
+    return np.unique(owner[pairs[:, 0]]) if len(pairs) else np.zeros(0, np.int64)
+
+
+def raise_problems(problems: dict[int, str], name: Any, names: Sequence[str] | None = None,
+                   hint: str = "") -> None:  # fmt: skip
+    """One error listing the first problems (``names[k]`` labels system k; default: its index)."""
+    if not problems:
+        return
+    shown = [
+        f"{names[k] if names is not None else f'system {k}'}: {why}"
+        for k, why in sorted(problems.items())[:5]
+    ]
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    raise DeepatomsError(
+        f"{name}: {len(problems)} unusable structure(s){more}: " + "; ".join(shown) + hint
+    )
