@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [
     p for p in (ROOT / "src" / "deepatoms").rglob("*") if p.suffix in (".py", ".yaml", ".cfg")
 ]
-DOCS = sorted((ROOT / "docs").glob("*.md"))
+DOCS = sorted((ROOT / "docs").rglob("*.md"))
+#: Pages the site build generates (docs_hooks/), linked to but not in the repository.
+GENERATED = {"reference/cli.md"}
 
 
 def _sections(doc: Path) -> set[str]:
@@ -49,7 +51,7 @@ def test_links_between_documents_resolve():
     broken = []
     for doc in [*DOCS, ROOT / "README.md"]:
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8")):
-            if target.startswith(("http://", "https://")):
+            if target.startswith(("http://", "https://")) or target in GENERATED:
                 continue
             if not (doc.parent / target).exists():
                 broken.append(f"{doc.relative_to(ROOT)} → {target}")
