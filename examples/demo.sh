@@ -23,5 +23,5 @@ echo "== 3/4 evaluate on the held-out test split"
 deepatoms evaluate "$run" --data "$data" --split test
 
 echo "== 4/4 predict molecules from a shipped XYZ file"
-deepatoms predict "$run/model.pt" "$here/molecules.xyz" --out "$work/predictions.csv"
+deepatoms predict "$run/model.pt" "$here/molecules.xyz" --out "$work/predictions.csv" --overwrite
 echo "demo finished: run folder $run, predictions $work/predictions.csv"

@@ -166,9 +166,12 @@ def test_disordered_structures_and_blank_lines(tmp_path):
 def test_non_numeric_target_and_empty_cells(tmp_path):
     rows = [*ROWS[:2], ("103", "SrTiO3", "n/a", "", 221), ROWS[3]]
     path = _write_csv(tmp_path / "labels.csv", rows=rows)
-    auto, meta = load_cif_csv(path, progress=False)  # not numeric everywhere -> a text column
-    assert auto.system_props["formation_energy_per_atom"].dtype.kind == "U"
-    assert np.isnan(auto.system_props["band_gap"][2]) and meta["missing_values"] == {"band_gap": 1}
+    # a known energy column stays numeric: the text cell is a bad row (it used to turn the
+    # column into text and switch the energy filter off)
+    with pytest.raises(ValueError, match=r"row 2 .*'formation_energy_per_atom' holds 'n/a'"):
+        load_cif_csv(path, progress=False)
+    auto, meta = load_cif_csv(path, on_error="skip", progress=False)
+    assert auto.system_props["formation_energy_per_atom"].dtype == np.float64 and len(auto) == 3
     with pytest.raises(ValueError, match=r"row 2 .*'formation_energy_per_atom' holds 'n/a'"):
         load_cif_csv(path, targets=["formation_energy_per_atom"], progress=False)
     kept, meta = load_cif_csv(
@@ -466,3 +469,24 @@ def test_shared_perov5_and_mp20_read_sanely():
         for k in range(0, len(data), 25):
             d = data.get_atoms(k).get_all_distances(mic=True)
             assert len(d) == 1 or d[~np.eye(len(d), dtype=bool)].min() > 0.5
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda c: c.replace("_cell_length_a", "_cell_length_a nan\n#", 1), "not finite"),
+        (lambda c: _coincident_cif(), "0.04 Å from atom 1"),
+    ],
+)
+def test_impossible_cifs_are_refused_by_row(tmp_path, edit, reason):
+    cif = _cif(_crystals()["Si"])
+    path = _write_csv(tmp_path / "bad.csv", cifs={"Si": edit(cif)})
+    with pytest.raises(ValueError, match=r"row 1 .*" + reason):
+        load_cif_csv(path, progress=False)
+    data, meta = load_cif_csv(path, on_error="skip", progress=False)
+    assert len(data) == 3 and meta["skipped"][0]["row"] == 1
+
+
+def _coincident_cif() -> str:
+    s = Structure(Lattice.cubic(4.0), ["Cu", "Cu"], [[0, 0, 0], [0.01, 0, 0]])
+    return str(CifWriter(s))

@@ -120,3 +120,17 @@ def test_positional_output_still_works_with_a_deprecation_warning(hartree_file, 
     out = tmp_path / "old.h5"
     res = invoke("data", "import", hartree_file[0], out, "--quiet")
     assert out.is_file() and "deprecated" in res.stderr
+
+
+def test_a_model_without_an_energy_unit_is_not_a_calculator(hartree_file, tmp_path):
+    from deepatoms.simulate.calculator import Calculator
+
+    out = tmp_path / "raw.h5"
+    invoke("data", "import", hartree_file[0], "--out", out, "--quiet")
+    cfg = apply_overrides(load_preset("schnet-fast"), ["data.target=REF_energy",
+        "data.target_unit=dimensionless", "model.n_atom_basis=8", "model.n_interactions=1",
+        "data.n_train=16", "data.n_val=8", "train.batch_size=8", "train.max_epochs=1"])  # fmt: skip
+    summary = fit(cfg, str(out), tmp_path / "run", progress=False)
+    assert summary["unit"] == ""  # declared dimensionless
+    with pytest.raises(ValueError, match="with no recorded unit; an ASE calculator needs"):
+        Calculator(tmp_path / "run")

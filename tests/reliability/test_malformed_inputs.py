@@ -116,6 +116,13 @@ def model_cases(d: Path, good: Path, marker: Path) -> dict[str, Path]:
     newer = dict(payload)
     newer["format_version"] = int(payload.get("format_version", 2)) + 5
     torch.save(newer, d / "newer.pt")
+    nan = dict(payload)
+    nan["state_dict"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                         for k, v in payload["state_dict"].items()}  # fmt: skip
+    torch.save(nan, d / "nan_weights.pt")
+    mismatch = dict(payload)
+    mismatch["state_dict"] = dict(list(payload["state_dict"].items())[1:])
+    torch.save(mismatch, d / "mismatched_weights.pt")
     (d / "truncated.pt").write_bytes(good.read_bytes()[:3000])
     (d / "empty.pt").write_bytes(b"")
     (d / "binary.pt").write_bytes(bytes(range(256)) * 8)
@@ -125,8 +132,16 @@ def model_cases(d: Path, good: Path, marker: Path) -> dict[str, Path]:
     torch.save(_Evil(str(marker)), d / "evil_zip.pt")
     with zipfile.ZipFile(d / "zip_garbage.pt", "w") as z:
         z.writestr("archive/data.pkl", b"garbage")
-    for name in ("newer.pt", "truncated.pt", "empty.pt", "binary.pt", "other_kind.pt",
-                 "evil.pt", "evil_zip.pt", "zip_garbage.pt"):  # fmt: skip
+    from deepatoms.grammar.cfg import load_grammar
+    from deepatoms.models.grammar_vae import GrammarVAE
+    from model_helpers import save_grammar_vae
+
+    g = load_grammar("smiles")
+    vae = GrammarVAE({"n_rules": g.n_rules, "max_len": 16, "latent_dim": 2, "hidden": 8})
+    save_grammar_vae(d / "grammar_vae.pt", vae, g)  # a model of another family
+    for name in ("grammar_vae.pt", "newer.pt", "truncated.pt", "empty.pt", "binary.pt", "other_kind.pt",
+                 "evil.pt", "evil_zip.pt", "zip_garbage.pt", "nan_weights.pt",
+                 "mismatched_weights.pt"):  # fmt: skip
         out[name] = d / name
     return out
 
@@ -257,3 +272,59 @@ def test_npz_and_csv_inputs(setting, tmp_path):
     msg = _check_clean_failure(["data", "cif-csv", tmp_path / "broken.csv", "--out",
                                 tmp_path / "y.h5", "-q"], tmp_path)  # fmt: skip
     assert "broken.csv" in msg
+    os.mkfifo(tmp_path / "pipe.csv")
+    msg = _check_clean_failure(["data", "cif-csv", tmp_path / "pipe.csv", "--out",
+                                tmp_path / "z.h5", "-q"], tmp_path)  # fmt: skip
+    assert "pipe.csv" in msg and "not a regular file" in msg
+
+
+def test_bad_prototype_files_for_screen(setting, tmp_path):
+    pytest.importorskip("pymatgen")
+    head = (
+        "data_x\n_cell_length_a {a}\n_cell_length_b {a}\n_cell_length_c {a}\n"
+        "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+        "_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
+        "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n_atom_site_occupancy\n"
+    )
+    cases = {
+        "disordered.cif": head.format(a=3.8) + "Cu1 Cu 0 0 0 0.5\nAu1 Au 0 0 0 0.5\n",
+        "tiny_cell.cif": head.format(a=0.3) + "Cu1 Cu 0 0 0 1\nAu1 Au 0.5 0.5 0.5 1\n",
+        "empty.cif": "",
+        "binary.cif": bytes(range(256)).decode("latin-1") * 4,
+    }
+    d = tmp_path / "in"
+    d.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, text in cases.items():
+        (d / name).write_text(text, encoding="latin-1")
+        msg = _check_clean_failure(["screen", setting["run"], "--formula", "CuAu", "--prototypes",
+                                    d / name, "--out", out / "screen", "-q"], out)  # fmt: skip
+        assert name in msg, msg
+
+
+@pytest.mark.parametrize("z", [0, 200])
+def test_evaluate_refuses_unknown_atomic_numbers(setting, tmp_path, z):
+    from deepatoms.data.dataset import read_dataset, write_dataset
+
+    data, meta = read_dataset(setting["data"])
+    data.numbers[data.offsets[3]] = z
+    bad = tmp_path / f"z{z}.h5"
+    write_dataset(bad, data, meta)
+    msg = _check_clean_failure(["evaluate", setting["model"], "--data", bad, "--split", "all",
+                                "--plot", tmp_path / "p.png", "-q"], tmp_path)  # fmt: skip
+    assert f"system 3: atomic number {z} is not an element" in msg
+
+
+def test_corrupt_offsets_are_refused_by_info(setting, tmp_path):
+    import shutil
+
+    bad = tmp_path / "offsets.h5"
+    shutil.copy(setting["data"], bad)
+    with h5py.File(bad, "r+") as f:
+        f["offsets"][2] = -999999921
+    out = tmp_path / "o"
+    out.mkdir()
+    for args in (["data", "info", bad], ["evaluate", setting["run"], "--data", bad, "-q"]):
+        msg = _check_clean_failure(args, out)
+        assert "offsets.h5" in msg and "corrupt" in msg

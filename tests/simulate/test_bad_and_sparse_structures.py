@@ -38,7 +38,7 @@ def test_impossible_structures_are_refused_everywhere(mol_model, tmp_path, atoms
 
 
 def test_a_lone_atom_and_atoms_out_of_range_work(mol_model, tmp_path):
-    calc = Calculator(mol_model)
+    calc = Calculator(mol_model.parent)  # a run folder works as well as a model file
     lone = Atoms("O", positions=[[0, 0, 0]])
     lone.calc = calc
     e_lone = lone.get_potential_energy()
@@ -138,3 +138,22 @@ def test_predict_writes_forces_and_never_replaces_without_overwrite(mol_model, e
     calc = Calculator(mol_model)
     ethanol.calc = calc
     np.testing.assert_allclose(got[0].get_forces(), ethanol.get_forces(), atol=1e-4)
+
+
+def test_relax_every_frame_with_at_colon(mol_model, ethanol, tmp_path):
+    frames = [ethanol.copy() for _ in range(3)]
+    for k, f in enumerate(frames):
+        f.rattle(0.03, seed=k)
+    write(tmp_path / "three.xyz", frames)
+    out = tmp_path / "relaxed.extxyz"
+    res = last_json(invoke("relax", mol_model, f"{tmp_path / 'three.xyz'}@:", "--out", out,
+                           "--fmax", "0.05", "--json", "--quiet").stdout)  # fmt: skip
+    assert res["n_frames"] == 3 and len(res["frames"]) == 3
+    relaxed = read(out, ":")
+    assert len(relaxed) == 3
+    for r, a in zip(res["frames"], relaxed, strict=True):
+        assert a.get_potential_energy() == pytest.approx(r["final_energy"])
+        assert r["final_energy"] <= r["initial_energy"] + 1e-9
+    bad = invoke("relax", mol_model, f"{tmp_path / 'three.xyz'}@:", "--traj",
+                 tmp_path / "t.traj", code=2)  # fmt: skip
+    assert "--traj records one relaxation" in one_line(bad.stderr)

@@ -30,8 +30,9 @@ ModelArg = Annotated[
 StructureArg = Annotated[
     str,
     typer.Argument(
-        help="Structure file (xyz, extxyz, cif, POSCAR, traj; FILE@INDEX picks a frame) or a "
-        "molecule: ASE name (CH3CH2OH), alias (ethanol) or SMILES (smiles:CCO).",
+        help="Structure file (xyz, extxyz, cif, POSCAR, traj; the last frame unless FILE@INDEX "
+        "picks one; relax also takes FILE@: for every frame) or a molecule: ASE name "
+        "(CH3CH2OH), alias (ethanol) or SMILES (smiles:CCO).",
         metavar="STRUCTURE",
     ),
 ]
@@ -98,6 +99,15 @@ def relax_command(
     res = relax_structure(model, structure, fmax=fmax, optimizer=optimizer, steps=steps,
                           cell=cell, out=out_file, trajectory=traj, **calc,
                           overwrite=run.overwrite, progress=run.progress)  # fmt: skip
+    if "frames" in res:
+        for k, r in enumerate(res["frames"]):
+            out.print(f"frame {k}: {'converged' if r['converged'] else 'NOT converged'} in "
+                      f"{r['steps']} steps, energy {r['initial_energy']:.6f} → "
+                      f"{r['final_energy']:.6f} eV, max force {r['final_fmax']:.4g} eV/Å")  # fmt: skip
+        out.print(f"wrote {out_file}" if out_file else "(pass --out FILE to save the frames)")
+        print_notes(res["warnings"], "warning")
+        run.emit(public(res))
+        return
     status = "converged" if res["converged"] else "NOT converged"
     out.print(
         f"{status} in {res['steps']} {res['optimizer'].upper()} steps: energy "

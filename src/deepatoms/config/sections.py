@@ -106,7 +106,7 @@ DATASET_SPLIT = Schema(
 DATASET = DATASET_SPLIT.extend(
     target=text(None, doc="per-system property to learn"),
     target_unit=text(
-        None, doc="unit of the target when the dataset records none (e.g. eV; 1: no unit)"
+        None, doc="unit of the target when the dataset records none (e.g. eV; dimensionless: none)"
     ),
     atomref=choice("auto", "auto", "dataset", "fit", "none"),
     readout=choice("auto", "auto", "sum", "mean"),

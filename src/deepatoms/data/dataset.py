@@ -382,6 +382,18 @@ def dataset_info(path: str | os.PathLike) -> dict[str, Any]:
         numbers = f["numbers"][()].astype(np.int64)
         pbc = f["pbc"][()]
         n_per = np.diff(offsets)
+        if (
+            offsets.ndim != 1
+            or len(offsets) == 0
+            or offsets[0] != 0
+            or (n_per < 0).any()
+            or (int(offsets[-1]) != len(numbers))
+        ):
+            raise ValueError(
+                f"'{p}' is corrupt: its offsets do not index its {len(numbers)} atoms "
+                "(they must start at 0, never decrease and end at the atom count); rebuild "
+                "the dataset"
+            )
         units = meta.get("units", {})
         props: dict[str, Any] = {}
         for gname, level in (("system_props", "system"), ("atom_props", "atom")):

@@ -108,6 +108,32 @@ def read_structure_spec(spec: str, seed: int = 0) -> tuple[Atoms, str | None]:
     return atoms, note
 
 
+def is_frame_range(spec: str) -> bool:
+    """True for ``FILE@SLICE`` specs that select several frames (``run.traj@:``, ``x.xyz@2:5``)."""
+    text = str(spec).strip()
+    return "@" in text and ":" in text.rsplit("@", 1)[1] and Path(text.rsplit("@", 1)[0]).exists()
+
+
+def read_structure_frames(spec: str) -> list[Atoms]:
+    """Every frame that ``FILE@SLICE`` selects (ASE's slice syntax, e.g. ``@:``, ``@::2``), each
+    checked (:func:`deepatoms.data.validate.check_atoms`), without calculators."""
+    from deepatoms.data.validate import check_atoms
+
+    name, index = str(spec).strip().rsplit("@", 1)
+    frames = _read_file(Path(name), index if index != ":" else ":")
+    if not isinstance(frames, list):
+        frames = [frames]
+    if not frames:
+        raise ValueError(f"{spec} selects no frames")
+    out = []
+    for k, atoms in enumerate(frames):
+        check_atoms(atoms, f"{name}, frame {k} of {index}")
+        atoms = atoms.copy()
+        atoms.calc = None
+        out.append(atoms)
+    return out
+
+
 def structure_format(path: str | Path) -> str:
     """The ASE format name that ``ase.io.write`` would use for ``path``, or a clear error."""
     from ase.io.formats import filetype, ioformats
@@ -159,7 +185,9 @@ class PartialFile:
 
 __all__ = [
     "PartialFile",
+    "is_frame_range",
     "load_structure",
+    "read_structure_frames",
     "read_structure_spec",
     "structure_format",
     "write_structures",

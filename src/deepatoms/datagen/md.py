@@ -37,7 +37,9 @@ except ImportError:  # ASE < 3.29
         MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
 
 
+from deepatoms.core.errors import DeepatomsError
 from deepatoms.data.packed import PackedSystems
+from deepatoms.data.validate import structure_problem
 from deepatoms.datagen.resumable import versions
 
 __all__ = ["MD_SOURCE", "generate_md"]
@@ -245,6 +247,15 @@ def _record(
         frames["forces"][k] = frame.get_forces(apply_constraint=False)
         if periodic:
             frames["stress"][k] = frame.get_stress(voigt=True)
+        why = structure_problem(frame.numbers, frame.positions, frame.cell.array, frame.pbc)
+        if why is None and not (np.isfinite(frames["energy"][k]) and np.isfinite(
+                frames["forces"][k]).all()):  # fmt: skip
+            why = "the calculator returned a non-finite energy or forces"
+        if why:
+            raise DeepatomsError(
+                f"frame {k} (MD step {dyn.nsteps}): {why}; nothing was written. Try a smaller "
+                "timestep or temperature, or another seed"
+            )
         if progress is not None:
             progress(equilibration_steps + (k + 1) * stride, total)
     return frames

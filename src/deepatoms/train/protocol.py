@@ -38,7 +38,7 @@ from deepatoms.models.registry import family_of, model_kind, resolve_config, sch
 from deepatoms.train.run_folder import RunFolder, check_resume
 from deepatoms.train.tasks import task_class
 from deepatoms.train.tasks.base import RunContext, TrainingTask
-from deepatoms.train.trainer import make_trainer, quiet_lightning, stop_reason
+from deepatoms.train.trainer import check_hardware, make_trainer, quiet_lightning, stop_reason
 
 __all__ = ["TrainResult", "fit"]
 
@@ -74,6 +74,7 @@ def fit(
     config = resolve_config(config)
     kind = model_kind(config["model"]["name"])
     family = family_of(config)
+    check_hardware(config["train"])
     run = RunFolder(out_dir)
     resume = check_resume(run, config, schema_of(config).resumable_keys())
     resume_from: Path | None = None

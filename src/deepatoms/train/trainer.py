@@ -177,6 +177,21 @@ class _EarlyStopping(EarlyStopping):
             self.stopped_epoch = 0
 
 
+def check_hardware(t: Mapping) -> None:
+    """Refuse ``train.accelerator`` gpu/cuda/mps on a machine without one, before any work."""
+    import torch
+
+    acc = str(t.get("accelerator", "cpu"))
+    missing = (acc in ("gpu", "cuda") and not torch.cuda.is_available()) or (
+        acc == "mps" and not torch.backends.mps.is_available()
+    )
+    if missing:
+        raise ConfigError(
+            f"train.accelerator={acc!r}, but this machine has no such device; use "
+            "train.accelerator=cpu (or auto, which picks a GPU when there is one)"
+        )
+
+
 @contextmanager
 def quiet_lightning() -> Iterator[None]:
     """Silence Lightning's warnings about small single-process runs while fitting."""

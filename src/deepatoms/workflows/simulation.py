@@ -119,13 +119,43 @@ def relax_structure(
     ``cell`` relaxes the cell of a periodic structure too. Writes ``out`` (any ASE format) and
     the ``trajectory`` of every step when given. Keys: ``converged``, ``steps``,
     ``initial_energy``, ``final_energy`` (eV), ``initial_fmax``, ``final_fmax`` (eV/Å),
-    ``volume`` and ``final_stress_GPa`` (cell relaxations), ``atoms``."""
-    from deepatoms.data.structure_files import structure_format, write_structures
+    ``volume`` and ``final_stress_GPa`` (cell relaxations), ``atoms``.
+
+    ``FILE@SLICE`` (e.g. ``frames.xyz@:``) relaxes every selected frame: ``out`` then holds all
+    relaxed frames, ``frames`` the result of each (the keys above without ``atoms``), and
+    ``converged`` is True when all converged; ``trajectory`` is for one structure only."""
+    from deepatoms.data.structure_files import (
+        is_frame_range,
+        read_structure_frames,
+        structure_format,
+        write_structures,
+    )
     from deepatoms.simulate.relax import relax
 
     _outputs(overwrite, out, trajectory)
     if out is not None:
         structure_format(out)  # a bad name fails now, not after the relaxation
+    if is_frame_range(structure):
+        if trajectory is not None:
+            raise DeepatomsError(f"--traj records one relaxation; {structure} selects several "
+                                 "frames (drop --traj, or pick one frame with FILE@INDEX)")  # fmt: skip
+        frames = read_structure_frames(structure)
+        calc = model_calculator(model, dtype, threads, force_model, device)
+        results = []
+        with ProgressBar("structures", quiet=not progress) as bar:
+            for k, atoms in enumerate(frames):
+                results.append(relax(atoms, calc, fmax=fmax, optimizer=optimizer, steps=steps,
+                                     relax_cell=cell))  # fmt: skip
+                bar(k + 1, len(frames))
+        if out is not None:
+            write_structures(out, [r["atoms"] for r in results])
+        failed = [k for k, r in enumerate(results) if not r["converged"]]
+        warnings = [f"frames {failed} did not converge after {steps} steps"] if failed else []
+        return SimulationResult(
+            frames=[{k: v for k, v in r.items() if k != "atoms"} for r in results],
+            n_frames=len(results), converged=not failed, atoms=[r["atoms"] for r in results],
+            out=str(out) if out else None, warnings=warnings,
+        )  # fmt: skip
     calc = model_calculator(model, dtype, threads, force_model, device)
     atoms, warnings = _structure(structure, calc)
     with ProgressBar("optimiser steps", quiet=not progress) as bar:

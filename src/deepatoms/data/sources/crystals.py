@@ -37,6 +37,7 @@ import numpy as np
 from deepatoms.data.csv_table import CsvTable, read_csv_table
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.sources.common import file_md5, progress_bar
+from deepatoms.data.validate import structure_problem
 
 __all__ = [
     "CRYSTAL_UNITS",
@@ -129,14 +130,11 @@ def _crystal(structure: Any) -> _Crystal:
         numbers = np.array([site.specie.Z for site in structure], dtype=np.int64)
     except AttributeError as err:
         raise _BadRow(f"a site holds a dummy species, not an element ({err})") from None
-    if ((numbers < 1) | (numbers > 118)).any():
-        raise _BadRow("a site holds a dummy species, not an element")
     cell = np.array(structure.lattice.matrix, dtype=np.float64)
     positions = np.array(structure.cart_coords, dtype=np.float64).reshape(-1, 3)
-    if not (np.isfinite(cell).all() and np.isfinite(positions).all()):
-        raise _BadRow("the cell or positions are not finite")
-    if abs(np.linalg.det(cell)) < 1e-6:
-        raise _BadRow("the cell has (near) zero volume")
+    why = structure_problem(numbers, positions, cell, np.ones(3, dtype=bool))
+    if why:  # the checks of every entry point (deepatoms.data.validate)
+        raise _BadRow(why)
     return _Crystal(
         numbers=numbers,
         positions=positions,
@@ -324,7 +322,10 @@ def _table_columns(
         is_empty = not any(c.strip() for c in cells)
         is_numeric = not is_empty and all(_float_or_none(c) is not None for c in cells)
         requested = targets is not None and name in targets
-        if name == id_column or (not is_numeric and not requested):
+        # a known physical label stays numeric: a stray text cell is a bad row, not a reason
+        # to turn the whole column into text (and silently switch the energy filter off)
+        known = name in CRYSTAL_UNITS and not is_empty and (targets is None or requested)
+        if name == id_column or (not is_numeric and not requested and not known):
             if is_empty and name != id_column:
                 cols.ignored[name] = "empty column"
                 continue

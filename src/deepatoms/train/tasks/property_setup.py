@@ -61,7 +61,7 @@ def check_target(data: PackedSystems, meta: dict, target: str | None, path: Path
                  declared: str | None = None) -> str:  # fmt: skip
     """The unit of ``target``, a numeric, finite per-system property of the dataset
     (ConfigError else). A target whose unit the dataset does not record needs ``declared``
-    (``data.target_unit``); ``"1"`` declares a dimensionless property (unit "")."""
+    (``data.target_unit``); ``"dimensionless"`` declares a dimensionless property (unit "")."""
     if not target:
         raise ConfigError("no target given: pass --target NAME (see `deepatoms data info`)")
     numeric = [
@@ -86,9 +86,9 @@ def check_target(data: PackedSystems, meta: dict, target: str | None, path: Path
             "model would have no meaning; declare it: re-import the data with "
             f"`deepatoms data import FILES --out OUT.h5 --energy-key {target} --energy-unit eV` "
             f"(or Ha, kcal/mol, …; it is converted to eV), or --set data.target_unit=UNIT "
-            "(1 for a dimensionless property)"
+            "(dimensionless for a property without a unit)"
         )
-    return "" if unit == "1" else unit
+    return "" if unit == "dimensionless" else unit
 
 
 def check_forces(data: PackedSystems, config: dict, path: Path, unit: str = "eV",
