@@ -12,6 +12,15 @@ from deepatoms.core.errors import DeepatomsError
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.validate import check_atoms, packed_problems, structure_problem
 
+#: A CIF whose one site is half Cu, half Au.
+DISORDERED_CIF = (
+    "data_CuAu\n_cell_length_a 3.8\n_cell_length_b 3.8\n_cell_length_c 3.8\n"
+    "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+    "_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
+    "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n_atom_site_occupancy\n"
+    "Cu1 Cu 0 0 0 0.5\nAu1 Au 0 0 0 0.5\n"
+)
+
 
 def _problem(atoms: Atoms) -> str | None:
     return structure_problem(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc)
@@ -50,13 +59,7 @@ def test_bad_structures_are_named(atoms, reason):
 
 def test_partial_occupancy_is_refused(tmp_path):
     cif = tmp_path / "cuau.cif"
-    cif.write_text(
-        "data_CuAu\n_cell_length_a 3.8\n_cell_length_b 3.8\n_cell_length_c 3.8\n"
-        "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
-        "_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
-        "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n_atom_site_occupancy\n"
-        "Cu1 Cu 0 0 0 0.5\nAu1 Au 0 0 0 0.5\n"
-    )
+    cif.write_text(DISORDERED_CIF)
     atoms = read(cif)
     with pytest.raises(DeepatomsError, match="partially occupied"):
         check_atoms(atoms, str(cif))
@@ -118,12 +121,6 @@ def test_a_disordered_prototype_is_refused(tmp_path):
     from deepatoms.data.prototypes.library import load_cif_prototype
 
     cif = tmp_path / "cuau.cif"
-    cif.write_text(
-        "data_CuAu\n_cell_length_a 3.8\n_cell_length_b 3.8\n_cell_length_c 3.8\n"
-        "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
-        "_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
-        "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n_atom_site_occupancy\n"
-        "Cu1 Cu 0 0 0 0.5\nAu1 Au 0 0 0 0.5\n"
-    )
+    cif.write_text(DISORDERED_CIF)
     with pytest.raises(ValueError, match="partially occupied"):
         load_cif_prototype(cif)
