@@ -34,7 +34,9 @@ def train_command(
     seed: int | None = None, set_: SetOpt = None,
     init: Annotated[Path | None, typer.Option(metavar="MODEL.pt")] = None,
     force: Annotated[bool, typer.Option("--force")] = False,
-    refit_statistics: Annotated[bool, typer.Option("--refit-statistics")] = False, *, run: Run,
+    refit_statistics: Annotated[bool, typer.Option("--refit-statistics")] = False,
+    accelerator: str | None = None, devices: int | None = None, strategy: str | None = None,
+    precision: str | None = None, *, run: Run,
 ) -> None:  # fmt: skip
     """Train a model on a dataset; writes a run folder with checkpoints, metrics and model.pt.
 
@@ -60,17 +62,25 @@ def train_command(
         force: With --init: fine-tune even from a model whose elements or target do not match.
         refit_statistics: With --init: fit the output statistics (mean, scale, atom references)
             to this data instead of keeping the model's.
+        accelerator: auto (a GPU when there is one), cpu or gpu (train.accelerator).
+        devices: Number of devices, e.g. 2 GPUs or 2 CPU processes (train.devices).
+        strategy: auto or ddp (one process per device; train.strategy).
+        precision: 32, bf16-mixed or 16-mixed (train.precision).
     """
     from deepatoms.workflows.training import train
 
     options = {"target": target, "forces": forces, "rho": rho, "max_epochs": max_epochs,
                "max_time": max_time, "seed": seed, "n_train": number(n_train, "--n-train"),
                "n_val": number(n_val, "--n-val"), "init_force": True if force else None,
-               "init_statistics": "refit" if refit_statistics else None}  # fmt: skip
+               "init_statistics": "refit" if refit_statistics else None,
+               "accelerator": accelerator, "devices": devices, "strategy": strategy,
+               "precision": precision}  # fmt: skip
     if run.progress:
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     summary = train(preset, data, out_dir, overrides=list(set_ or []), init=init,
                         progress=run.progress, command="deepatoms train", **options)  # fmt: skip
+    if summary.get("rank"):  # another process of a multi-process run: rank 0 reports
+        return
     verb = training_verb(summary)
     u = summary["unit"] or "(no unit)"
     if summary.get("model") == "gschnet":

@@ -17,7 +17,7 @@ import numpy as np
 from deepatoms.core.errors import ConfigError
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import column_split, group_split, load_split, random_split, save_split
-from deepatoms.train.run_folder import RunFolder
+from deepatoms.train.run_folder import RunFolder, process_rank
 
 if TYPE_CHECKING:  # pragma: no cover
     from deepatoms.train.tasks.base import RunContext
@@ -89,7 +89,8 @@ def run_split(
             )
         return split
     split = make()
-    save_split(run.split, split, meta)
+    if process_rank() == 0:  # the other processes of a DDP run compute the same split
+        save_split(run.split, split, meta)
     return split
 
 

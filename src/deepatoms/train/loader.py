@@ -61,16 +61,27 @@ class EpochBatchSampler(Sampler[np.ndarray]):
         return (len(self.indices) + self.batch_size - 1) // self.batch_size
 
     def __len__(self) -> int:
-        world, _ = self._world()
+        world, rank = self._world()
+        if world > 1 and not self.shuffle:
+            mine = len(range(rank, len(self.indices), world))
+            return (mine + self.batch_size - 1) // self.batch_size
         return (self._n_batches() + world - 1) // world
 
     def __iter__(self) -> Iterator[np.ndarray]:
         idx = self.indices
+        world, rank = self._world()
+        if world > 1 and not self.shuffle:
+            # Evaluation: every system exactly once over the processes, each process a share
+            # of the systems (no wrap-around, which would count some systems twice in the
+            # summed errors; at least one batch each whenever there are enough systems).
+            idx = idx[rank::world]
+            for s in range(0, len(idx), self.batch_size):
+                yield idx[s : s + self.batch_size]
+            return
         if self.shuffle:
             rng = np.random.default_rng([self.seed, self.epoch])
             idx = idx[rng.permutation(len(idx))]
         starts = list(range(0, len(idx), self.batch_size))
-        world, rank = self._world()
         if world > 1:
             # Under DDP each process takes every world-th batch of the same permutation; the
             # list wraps around so that all processes run the same number of steps.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -25,6 +26,14 @@ class ErrorAccumulator:
         self.abs_sum += float(err.abs().sum())
         self.sq_sum += float((err * err).sum())
         self.count += err.numel()
+
+    def all_reduce(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Sum the running sums over the processes of a multi-process run (``reduce`` sums a
+        tensor over them, e.g. ``trainer.strategy.reduce(t, reduce_op="sum")``)."""
+        t = reduce(
+            torch.tensor([self.abs_sum, self.sq_sum, float(self.count)], dtype=torch.float64)
+        )
+        self.abs_sum, self.sq_sum, self.count = float(t[0]), float(t[1]), round(float(t[2]))
 
     @property
     def mae(self) -> float:

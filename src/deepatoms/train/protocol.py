@@ -35,7 +35,7 @@ from deepatoms.core.files import write_json
 from deepatoms.core.results import Result
 from deepatoms.models.model_file import write_model_file
 from deepatoms.models.registry import family_of, model_kind, resolve_config, schema_of
-from deepatoms.train.run_folder import RunFolder, check_resume
+from deepatoms.train.run_folder import RunFolder, check_resume, process_rank
 from deepatoms.train.tasks import task_class
 from deepatoms.train.tasks.base import RunContext, TrainingTask
 from deepatoms.train.trainer import check_hardware, make_trainer, quiet_lightning, stop_reason
@@ -101,7 +101,8 @@ def fit(
     )
     with _cleanup_on_failure(run, resume):
         prepared = task_class(kind.task).prepare(ctx)
-        save_config(config, run.config)
+        if process_rank() == 0:
+            save_config(config, run.config)
     task = prepared.task
     trainer = make_trainer(
         tcfg, run, task.monitor, task.callbacks(), progress, not task.grad_in_validation
@@ -113,6 +114,8 @@ def fit(
             prepared.val_loader,
             ckpt_path=str(resume_from) if resume else None,
         )
+    if trainer.global_rank != 0:  # the other processes of a DDP run: rank 0 reports
+        return TrainResult(run=str(run.root), rank=trainer.global_rank, resumed=resume)
     if run.best_ckpt.is_file():
         task.load_weights(run.best_ckpt)
     task.model.eval()
@@ -179,8 +182,8 @@ def _finished_run(run: RunFolder, config: dict) -> TrainResult | None:
     from deepatoms.core.files import read_json
     from deepatoms.models.registry import load_run_config
 
-    if not run.summary.is_file():
-        return None
+    if not run.summary.is_file() or process_rank() != 0:
+        return None  # the other processes of a DDP run follow rank 0, which chose to train
     try:
         old = read_json(run.summary)
         saved = load_run_config(run.config)["train"]

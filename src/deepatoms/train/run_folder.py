@@ -70,3 +70,15 @@ def check_resume(run: RunFolder, config: Mapping, resumable: Collection[str] = (
             f"output folder {run.root} exists and is not empty; choose a new --out folder"
         )
     return False
+
+
+def process_rank() -> int:
+    """This process's rank in multi-process training (0 when there is only one process).
+
+    Lightning starts the other processes of a ``ddp`` run with ``LOCAL_RANK``/``RANK`` set; only
+    rank 0 writes the run folder."""
+    for key in ("RANK", "LOCAL_RANK"):
+        value = os.environ.get(key)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return 0

@@ -30,6 +30,10 @@ OPTION_KEYS = {
     "seed": "train.seed",
     "regime": "data.regime",
     "init_force": "train.init_force",
+    "accelerator": "train.accelerator",
+    "devices": "train.devices",
+    "strategy": "train.strategy",
+    "precision": "train.precision",
     "init_statistics": "train.init_statistics",
 }
 

@@ -62,8 +62,12 @@ class RunContext:
         return int(self.config["train"]["seed"])
 
     def write_stats(self, stats: Mapping[str, Any]) -> None:
-        """Write ``stats.json`` (what the model learnt from the training data besides weights)."""
-        write_json(self.run.stats, stats)
+        """Write ``stats.json`` (what the model learnt from the training data besides weights);
+        only on rank 0 of a multi-process run."""
+        from deepatoms.train.run_folder import process_rank
+
+        if process_rank() == 0:
+            write_json(self.run.stats, stats)
 
 
 @dataclass

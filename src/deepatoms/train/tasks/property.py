@@ -270,7 +270,10 @@ class PropertyTask(TrainingTask):
             self._val_force_term += float(per_sys.double().sum())
 
     def on_validation_epoch_end(self) -> None:
-        # Exact split-wide MAE/RMSE (sums over all batches), logged once per validation.
+        # Exact split-wide MAE/RMSE (sums over all batches and, under DDP, all processes),
+        # logged once per validation.
+        if self.trainer.world_size > 1:
+            self._reduce_over_processes()
         self.log("val_mae", self.val_errors.mae, prog_bar=True)
         self.log("val_rmse", self.val_errors.rmse)
         if not self.forces:
@@ -281,6 +284,17 @@ class PropertyTask(TrainingTask):
         self.log("val_loss", loss, prog_bar=True)
         self.log("val_force_mae", self.val_force_errors.mae, prog_bar=True)
         self.log("val_force_rmse", self.val_force_errors.rmse)
+
+    def _reduce_over_processes(self) -> None:
+        """Sum the validation errors of every process (each validated its own batches)."""
+
+        def total(t: torch.Tensor) -> torch.Tensor:
+            return self.trainer.strategy.reduce(t.to(self.device), reduce_op="sum").cpu()
+
+        self.val_errors.all_reduce(total)
+        self.val_force_errors.all_reduce(total)
+        term = torch.tensor([self._val_force_term], dtype=torch.float64)
+        self._val_force_term = float(total(term)[0])
 
     def configure_optimizers(self):
         return configure_optimisation(
