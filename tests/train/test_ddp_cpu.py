@@ -5,7 +5,8 @@ The command line is run as a user runs it; Lightning starts the second process. 
 folder written by rank 0 only (one result printed), a finite loss, validation errors summed
 over both processes (the logged best validation MAE equals ``evaluate`` of the exported model
 on the whole validation split), and agreement with a one-process run at equal total batch
-(2 × 8 against 1 × 16 molecules per step, the same optimiser steps).
+(2 × 8 against 1 × 16 molecules per step, the same optimiser steps): the same result up to
+float rounding.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ def test_two_cpu_processes_train_one_run(qm9_small, tmp_path):
     evaluated = json.loads(ev.stdout.strip().splitlines()[-1])
     assert evaluated["n"] == 20
     assert evaluated["mae"] == pytest.approx(ddp["best_val_mae"], rel=1e-4)
-    # equal total batch and steps: the same kind of result (tiny data, 4 epochs: within 30 %)
-    assert ddp["best_val_mae"] == pytest.approx(single["best_val_mae"], rel=0.3)
+    # rank r takes batches r, r + 2, … of the epoch's permutation, so the two processes' batches
+    # of 8 at one step are the one process's batch of 16: the same averaged gradient, the same
+    # training up to float rounding (tolerance 1e-3 relative)
+    assert ddp["best_val_mae"] == pytest.approx(single["best_val_mae"], rel=1e-3)
 
 
 def test_a_two_process_run_resumes(qm9_small, tmp_path):
