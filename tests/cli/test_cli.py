@@ -91,7 +91,7 @@ def test_train_evaluate_predict(workflow):
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == 7 and rows[1]["formula"] == "C6H6"
     assert float(rows[0]["U0 [eV]"]) < 0
-    assert (d / "pred_forces.csv").is_file()  # U0 is an energy in eV: forces come too
+    assert not (d / "pred_forces.csv").exists()  # U0 was not trained on forces: no forces
     # an existing CSV is replaced only with --overwrite; an input is never replaced
     again = run("predict", str(d / "run"), str(EXAMPLES), "--out", str(out_csv), "-q", ok=False)
     assert again.returncode == 2 and "already exists; pass --overwrite" in " ".join(

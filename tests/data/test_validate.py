@@ -124,3 +124,14 @@ def test_a_disordered_prototype_is_refused(tmp_path):
     cif.write_text(DISORDERED_CIF)
     with pytest.raises(ValueError, match="partially occupied"):
         load_cif_prototype(cif)
+
+
+def test_per_atom_labels_with_zero_atom_systems():
+    frames = [molecule("H2O"), Atoms(), molecule("CH4"), Atoms()]  # empty systems, one last
+    data = PackedSystems.from_atoms(frames)
+    forces = np.zeros((len(data.numbers), 3))
+    forces[4] = np.nan  # an atom of system 2 (CH4)
+    data.atom_props["forces"] = forces
+    problems = packed_problems(data)
+    assert problems[2] == "label 'forces' is not finite (NaN or infinite)"
+    assert problems[1] == problems[3] == "it has no atoms" and 0 not in problems

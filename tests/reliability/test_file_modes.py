@@ -26,7 +26,7 @@ def test_every_output_is_0644_under_umask_022(qm9_small, tmp_path):
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "mol.xyz"]
     names = {p.name for p in files}
     for name in ("model.pt", "config.yaml", "stats.json", "summary.json", "split.json",
-                 "metrics.csv", "last.ckpt", "p.csv", "p_forces.csv", "d.h5"):  # fmt: skip
+                 "metrics.csv", "last.ckpt", "p.csv", "d.h5"):  # fmt: skip
         assert name in names, name
     wrong = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files
              if stat.S_IMODE(p.stat().st_mode) != 0o644}  # fmt: skip

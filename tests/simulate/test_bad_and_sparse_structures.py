@@ -115,7 +115,7 @@ def test_multi_frame_input_says_which_frame(mol_model, ethanol, tmp_path):
         f.rattle(0.02, seed=k)
     write(tmp_path / "three.xyz", frames)
     res = invoke("relax", mol_model, tmp_path / "three.xyz", "--steps", "3")
-    assert "holds 3 frames; using the last one" in one_line(res.stderr)
+    assert "holds several frames; using the last one (" in one_line(res.stderr)
     assert "@INDEX" in one_line(res.stderr)
 
 
@@ -154,6 +154,9 @@ def test_relax_every_frame_with_at_colon(mol_model, ethanol, tmp_path):
     for r, a in zip(res["frames"], relaxed, strict=True):
         assert a.get_potential_energy() == pytest.approx(r["final_energy"])
         assert r["final_energy"] <= r["initial_energy"] + 1e-9
+    every_other = last_json(invoke("relax", mol_model, f"{tmp_path / 'three.xyz'}@::2",
+                                   "--json", "--quiet").stdout)  # fmt: skip
+    assert every_other["n_frames"] == 2
     bad = invoke("relax", mol_model, f"{tmp_path / 'three.xyz'}@:", "--traj",
                  tmp_path / "t.traj", code=2)  # fmt: skip
     assert "--traj records one relaxation" in one_line(bad.stderr)

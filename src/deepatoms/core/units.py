@@ -14,8 +14,6 @@ __all__ = [
     "ENERGY_UNITS",
     "LENGTH_UNITS",
     "energy_factor",
-    "force_unit",
-    "is_energy_unit",
     "length_factor",
 ]
 
@@ -63,13 +61,3 @@ def length_factor(unit: str, flag: str = "--length-unit") -> tuple[str, float]:
     """(canonical name, Å per ``unit``) of a length unit; ``flag`` names the option in errors."""
     name = _canonical(unit, _LENGTH_ALIASES, "length", flag)
     return name, LENGTH_UNITS[name]
-
-
-def is_energy_unit(unit: str | None) -> bool:
-    """True when ``unit`` is a known energy unit (any spelling)."""
-    return bool(unit) and str(unit).strip().lower() in _ENERGY_ALIASES
-
-
-def force_unit(energy_unit: str) -> str:
-    """The force unit that goes with ``energy_unit`` inside the package (e.g. eV → eV/Å)."""
-    return f"{energy_unit}/Å"

@@ -32,22 +32,31 @@ def _read_file(path: Path, index: str | int) -> Any:
             f"cannot read a structure from {path} ({type(exc).__name__}: {exc}); give a file "
             "that ase.io.read understands (xyz, extxyz, cif, POSCAR, traj, …)"
         ) from exc
-    if index == ":":
+    if isinstance(index, str) and ":" in index:  # a slice: a list of frames
         if not atoms:
             raise ValueError(f"{path} holds no structures")
         for k, a in enumerate(atoms):
             if len(a) == 0:
                 raise ValueError(f"{path} (frame {k}) holds no atoms")
         return atoms
-    if isinstance(atoms, list):
-        if len(atoms) != 1:
-            raise ValueError(
-                f"{path}@{index} selects {len(atoms)} frames; give one frame, e.g. {path}@-1"
-            )
-        atoms = atoms[0]
     if len(atoms) == 0:
         raise ValueError(f"{path} (frame {index}) holds no atoms")
     return atoms
+
+
+def _last_frames(path: Path) -> list[Atoms]:
+    """The last two frames of ``path`` (one for single-frame files and formats), without
+    reading a long trajectory whole."""
+    from ase.io import read
+
+    check_input_file(path, "structure file")
+    try:
+        frames = read(path, index="-2:")
+    except Exception:  # single-frame formats (POSCAR, …) take no slice; unreadable files
+        return [_read_file(path, -1)]  # fail here with the usual message
+    if not frames or any(len(a) == 0 for a in frames):
+        return [_read_file(path, -1)]
+    return frames
 
 
 def load_structure(spec: str, seed: int = 0) -> Atoms:
@@ -77,14 +86,21 @@ def read_structure_spec(spec: str, seed: int = 0) -> tuple[Atoms, str | None]:
     path = Path(text)
     note = None
     if path.exists() and not path.is_dir():
-        frames = _read_file(path, ":")
+        frames = _last_frames(path)
         atoms = frames[-1]
         if len(frames) > 1:
-            note = (f"{path} holds {len(frames)} frames; using the last one ({path}@-1). "
+            note = (f"{path} holds several frames; using the last one ({path}@-1). "
                     f"Pick another with {path}@INDEX, e.g. {path}@0")  # fmt: skip
     elif "@" in text and Path(text.rsplit("@", 1)[0]).exists():
         name, index = text.rsplit("@", 1)
         atoms = _read_file(Path(name), index)
+        if isinstance(atoms, list):  # a slice
+            if len(atoms) != 1:
+                raise ValueError(
+                    f"{text} selects {len(atoms)} frames; give one frame, e.g. {name}@-1 "
+                    f"(deepatoms relax takes {name}@: to relax every frame)"
+                )
+            atoms = atoms[0]
     elif path.is_dir():
         raise ValueError(f"structure {text!r} is a folder; give a structure file")
     elif _FILE_NAME.search(text.rsplit("@", 1)[0]):
@@ -120,11 +136,7 @@ def read_structure_frames(spec: str) -> list[Atoms]:
     from deepatoms.data.validate import check_atoms
 
     name, index = str(spec).strip().rsplit("@", 1)
-    frames = _read_file(Path(name), index if index != ":" else ":")
-    if not isinstance(frames, list):
-        frames = [frames]
-    if not frames:
-        raise ValueError(f"{spec} selects no frames")
+    frames = _read_file(Path(name), index)
     out = []
     for k, atoms in enumerate(frames):
         check_atoms(atoms, f"{name}, frame {k} of {index}")

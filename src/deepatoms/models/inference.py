@@ -91,7 +91,10 @@ def unseen_elements(loaded: LoadedModel, numbers: np.ndarray) -> list[int]:
 
 
 def is_potential(loaded: LoadedModel) -> bool:
-    """True when the model is an energy model in eV whose forces are −∂E/∂R: a sum readout on
-    a distance-cutoff or all-pairs graph (not Voronoi or bond graphs)."""
+    """True for a potential: an energy model in eV trained on forces, whose forces −∂E/∂R come
+    from a sum readout on a distance-cutoff or all-pairs graph (not Voronoi or bond graphs).
+    A property model such as QM9's U0 is not one: its gradients were never fitted."""
     readout = getattr(getattr(loaded.model, "head", None), "readout", "sum")
-    return loaded.unit == "eV" and readout == "sum" and loaded.graph.kind in ("all", "cutoff")
+    trained = ((loaded.meta or {}).get("stats") or {}).get("forces")
+    smooth = loaded.graph.kind in ("all", "cutoff")
+    return bool(trained) and loaded.unit == "eV" and readout == "sum" and smooth

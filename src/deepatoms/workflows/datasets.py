@@ -99,7 +99,8 @@ def import_structures(
         energy_unit=energy_unit, length_unit=length_unit,
     )  # fmt: skip
     sources = [str(s) for s in data.system_props["source"]]
-    problems = packed_problems(data)
+    with ProgressBar("checking structures", quiet=not progress) as bar:
+        problems = packed_problems(data, progress=bar)
     skipped = []
     if problems and not skip_bad_rows:
         raise_problems(problems, "import", sources,

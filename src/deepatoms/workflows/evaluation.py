@@ -156,7 +156,8 @@ def evaluate(
     idx = _split_indices(split, model_path, data, data_path)
     flabel = force_label(loaded, data, forces)
     sub = data.subset(idx)
-    problems = packed_problems(sub, [prop] + ([flabel] if flabel else []))
+    with ProgressBar("checking structures", quiet=not progress) as bar:
+        problems = packed_problems(sub, [prop] + ([flabel] if flabel else []), progress=bar)
     raise_problems({int(idx[k]): why for k, why in problems.items()}, data_path,
                    hint="; remove them from the dataset")  # fmt: skip
     with ProgressBar("evaluating", quiet=not progress) as bar:
@@ -240,8 +241,9 @@ def predict(
     ``inputs``: ASE-readable files (every frame) and/or ``ase.Atoms``.
 
     Keys: ``predicted`` (one per structure, in the model's unit), ``rows`` (file, frame,
-    formula, n_atoms, value), ``property``, ``unit``; for potentials (energy models in eV)
-    also ``forces`` (one [n_atoms, 3] array per structure, eV/Å) and, when every structure is
+    formula, n_atoms, value), ``property``, ``unit``; for potentials (energy models in eV
+    trained on forces) also ``forces`` (one [n_atoms, 3] array per structure, eV/Å) and, when
+    every structure is
     3-D periodic, ``stress`` ([n, 6] Voigt, eV/Å³). ``out``: a CSV of the rows (potentials:
     forces in ``<out stem>_forces.csv``, one row per atom) or an extxyz/xyz file of the
     structures with the predictions attached. An existing output is replaced only with

@@ -25,6 +25,7 @@ from deepatoms.core.errors import ConfigError
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.stats import fit_atomrefs, force_rms
+from deepatoms.data.validate import non_finite_rows, systems_with
 from deepatoms.models.heads import AtomisticModel
 from deepatoms.models.inference import predict_potential
 from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
@@ -45,11 +46,11 @@ __all__ = [
 
 def _non_finite(values: np.ndarray, what: str, path: Path, offsets: np.ndarray | None) -> None:
     """Refuse NaN or infinite label values, naming the first systems that hold them."""
-    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    bad = non_finite_rows(values)
     if not bad.any():
         return
     if offsets is not None:  # per-atom values: the systems of the bad atoms
-        bad = np.add.reduceat(bad.astype(np.int64), offsets[:-1]) > 0
+        bad = systems_with(bad, offsets)
     first = np.flatnonzero(bad)[:5].tolist()
     raise ConfigError(
         f"{what} in {path} is NaN or infinite for {int(bad.sum())} system(s), e.g. {first}; "
@@ -72,7 +73,7 @@ def check_target(data: PackedSystems, meta: dict, target: str | None, path: Path
             f"target {target!r} is not a numeric per-system property of {path}; "
             f"choose one of: {', '.join(sorted(numeric))}"
         )
-    _non_finite(data.system_props[target].astype(np.float64), f"target {target!r}", path, None)
+    _non_finite(data.system_props[target], f"target {target!r}", path, None)
     recorded = (meta.get("units") or {}).get(target) or None
     if recorded and declared and declared != recorded:
         raise ConfigError(
