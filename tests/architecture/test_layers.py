@@ -19,7 +19,7 @@ ROOT = Path(deepatoms.__file__).resolve().parent
 
 #: Layers, bottom first. A sub-package may import its own layer and the layers below it.
 LAYERS: list[set[str]] = [
-    {"deepatoms", "moved", "core", "config", "presets"},
+    {"deepatoms", "moved", "core", "config", "presets", "distribute"},
     {"nn", "grammar"},
     {"data"},
     {"models"},

@@ -44,10 +44,10 @@ def test_crystal_command_continues_and_refuses_other_settings(tmp_path):
     args = ["datagen", "crystal", "--elements", "Cu", "--points", "12", "--train-points", "3"]
     res = invoke(*args, "--out", out, "--no-progress", "--json")
     summary = last_json(res.stdout)
-    assert summary["n_samples"] == 12 and summary["complete"] and summary["n_new"] == 1
+    assert summary["n_samples"] == 12 and summary["complete"] and summary["n_new"] == 12
     assert "s = 1 lattice constants: Cu 3.5898" in res.stdout
     again = last_json(invoke(*args, "--out", out, "--no-progress", "--json").stdout)
-    assert (again["n_new"], again["n_skipped"], again["n_samples"]) == (0, 1, 12)
+    assert (again["n_new"], again["n_skipped"], again["n_samples"]) == (0, 12, 12)
     res = invoke(*args[:-1], "4", "--out", out, "--no-progress", code=2)
     msg = one_line(res.stderr)
     assert "cannot continue" in msg and "train_points: 3 (saved) vs 4" in msg

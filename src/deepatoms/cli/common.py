@@ -70,6 +70,22 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", help="Systems per model b
 OutOpt = Annotated[Path, typer.Option("--out", help="Output dataset (.h5).", metavar="FILE.h5")]
 
 
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers", min=1, metavar="N",
+        help="Run the chunks on N local Dask worker processes (1: in this process).",
+    ),
+]  # fmt: skip
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler", metavar="ADDRESS",
+        help="Run the chunks on the Dask cluster at tcp://HOST:8786 (or a scheduler file).",
+    ),
+]  # fmt: skip
+
+
 def commands(help: str | None = None) -> typer.Typer:
     """The commands of one module: a group named in :mod:`deepatoms.cli` when ``help`` is given
     (``deepatoms data …``), else top-level commands (``deepatoms train``)."""
@@ -110,6 +126,23 @@ class Group:
         kind = inspect.Parameter.KEYWORD_ONLY
         return [inspect.Parameter(n, kind, annotation=t, default=d)
                 for n, (t, d) in self.options.items()]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Where chunked work runs: ``--workers N`` (a local Dask cluster) or ``--scheduler``."""
+
+    workers: int = 1
+    scheduler: str | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """``workers=…, scheduler=…`` for the library function."""
+        return {"workers": self.workers, "scheduler": self.scheduler}
+
+
+def cluster_options() -> Group:
+    """The :class:`Workers` group: ``--workers`` and ``--scheduler``."""
+    return Group("dask", Workers, workers=(WorkersOpt, 1), scheduler=(SchedulerOpt, None))
 
 
 def run_options(overwrite: Any = True, quiet: bool = True, device: bool = False) -> Group:

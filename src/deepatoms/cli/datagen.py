@@ -8,7 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-from deepatoms.cli.common import Run, command, commands, err, out, run_options
+from deepatoms.cli.common import (
+    Run,
+    Workers,
+    cluster_options,
+    command,
+    commands,
+    err,
+    out,
+    run_options,
+)
 from deepatoms.datagen.defaults import DEFAULT_ELEMENTS, DEFAULT_PROTOTYPES
 
 app = commands("Make labelled data with a reference calculator (GFN2-xTB, EMT).")
@@ -54,14 +63,15 @@ def _report(summary: dict[str, Any], what: str) -> None:
         err.print(f"warning: {len(failures)} point(s) skipped (metadata 'failures'): {shown}{more}")
 
 
-@command(app, "md", run_options())
+@command(app, "md", run_options(), cluster_options())
 def datagen_md(
     out_file: Annotated[Path, typer.Option("--out", metavar="FILE.h5")],
     molecule: str | None = None, bulk: str | None = None, structure: str | None = None,
     size: int | None = None, lattice_constant: float | None = None, calculator: str | None = None,
     method: str | None = None, threads: int = 1, temperature: float = 500.0, timestep: float = 0.5,
     frames: int = 1000, stride: int = 10, equilibration: int = 1000, friction: float = 0.01,
-    seed: int = 0, rattle: float = 0.0, strain: float | None = None, *, run: Run,
+    seed: int = 0, rattle: float = 0.0, strain: float | None = None, replicas: int = 1, *,
+    run: Run, dask: Workers,
 ) -> None:  # fmt: skip
     """Langevin MD with a reference calculator; writes energies, forces (and stress) per frame.
 
@@ -89,6 +99,8 @@ def datagen_md(
         rattle: Random displacement (Å, std) added to recorded frames.
         strain: Random cell strain amplitude of recorded frames (default: 0.02 bulk, 0
             molecules).
+        replicas: Independent trajectories sharing the frames (seeds seed and (seed, k)); they
+            run in parallel with --workers, and a rerun continues the missing ones.
     """
     from deepatoms.workflows.datagen import reference_md
 
@@ -98,7 +110,8 @@ def datagen_md(
             lattice_constant=lattice_constant, calculator=calculator, method=method,
             threads=threads, temperature=temperature, timestep=timestep, frames=frames,
             stride=stride, equilibration=equilibration, friction=friction, seed=seed,
-            rattle=rattle, strain=strain, overwrite=run.overwrite, progress=run.progress,
+            rattle=rattle, strain=strain, replicas=replicas, overwrite=run.overwrite,
+            progress=run.progress, **dask.kwargs(),
         )  # fmt: skip
     except RuntimeError as exc:  # the reference calculator failed (e.g. no SCF convergence)
         err.print(f"[bold red]error:[/] {exc}", markup=True)
@@ -175,11 +188,12 @@ def datagen_prototypes(
     run.emit(summary)
 
 
-@command(app, "scaled", run_options(overwrite=OverwriteRunOpt))
+@command(app, "scaled", run_options(overwrite=OverwriteRunOpt), cluster_options())
 def datagen_scaled(
     out_file: OutOpt, molecules: Annotated[int, typer.Option()], first: int = 0,
     scales: ScalesOpt = "0.9:1.5:10", seed: SeedOpt = 0, bond_rule: str = "rdkit",
     calculator: str = "xtb", split: str = "0.8,0.1,0.1", flush_every: int = 50, *, run: Run,
+    dask: Workers,
 ) -> None:  # fmt: skip
     """Augmented QM9: the first N QM9 molecules scaled about their centroid, GFN2-xTB labels.
 
@@ -192,14 +206,14 @@ def datagen_scaled(
         bond_rule: Bond types: rdkit (bond orders) or electronegativity.
         calculator: Labeller: xtb (GFN2-xTB).
         split: train,val,test fractions of the molecules.
-        flush_every: Molecules between writes.
+        flush_every: Molecules per chunk (unit of work, parallelism and resumption).
     """
     from deepatoms.workflows.datagen import scaled_qm9
 
     summary = scaled_qm9(
         out_file, molecules, first=first, scales=scales, seed=seed, bond_rule=bond_rule,
         calculator=calculator, split=split, flush_every=flush_every, overwrite=run.overwrite,
-        progress=run.progress,
+        progress=run.progress, **dask.kwargs(),
     )  # fmt: skip
     _report(summary, "molecules")
     if summary["seconds_per_point"] is not None:
@@ -210,10 +224,11 @@ def datagen_scaled(
     run.emit(summary, drop=("failures",))
 
 
-@command(app, "crystal", run_options(overwrite=OverwriteRunOpt))
+@command(app, "crystal", run_options(overwrite=OverwriteRunOpt), cluster_options())
 def datagen_crystal(
     out_file: OutOpt, elements: ElementsOpt = "Al,Cu", points: int = 20000, train_points: int = 8,
-    cell: str = "conventional", lattice: LatticeOpt = "minimize", seed: SeedOpt = 0, *, run: Run,
+    cell: str = "conventional", lattice: LatticeOpt = "minimize", seed: SeedOpt = 0,
+    chunk: int = 1000, *, run: Run, dask: Workers,
 ) -> None:  # fmt: skip
     """Infinite Crystal: fcc cells scaled isotropically, EMT energy per cell.
 
@@ -221,26 +236,29 @@ def datagen_crystal(
         points: Scalings per element in [0.9, 1.5].
         train_points: Training points per element.
         cell: conventional (4 atoms) or primitive (1 atom).
+        chunk: Cells per chunk (unit of work, parallelism and resumption).
     """
     from deepatoms.workflows.datagen import infinite_crystal
 
     summary = infinite_crystal(
         out_file, elements=_split(elements), points=points, train_points=train_points,
-        cell=cell, lattice=lattice, seed=seed, overwrite=run.overwrite, progress=run.progress,
+        cell=cell, lattice=lattice, seed=seed, chunk=chunk, overwrite=run.overwrite,
+        progress=run.progress, **dask.kwargs(),
     )  # fmt: skip
-    _report(summary, "element curves")
+    _report(summary, "cells")
     consts = ", ".join(f"{el} {a:.5f} Å" for el, a in summary["lattice_constants"].items())
     out.print(f"s = 1 lattice constants: {consts}")
     run.emit(summary, drop=("failures",))
 
 
-@command(app, "growth", run_options(overwrite=OverwriteRunOpt))
+@command(app, "growth", run_options(overwrite=OverwriteRunOpt), cluster_options())
 def datagen_growth(
     out_file: OutOpt, elements: ElementsOpt = "Al,Cu", runs: int = 20, steps: int = 100,
     min_atoms: int = 15, max_atoms: int = 75,
     unstable: Annotated[bool, typer.Option("--unstable")] = False, unstable_runs: int = 5,
     scales: ScalesOpt = "0.9:1.5:10", seed: SeedOpt = 0, split: str = "0.6,0.2,0.2",
     split_by: str = "group", lattice: LatticeOpt = "minimize", flush_every: int = 200, *, run: Run,
+    dask: Workers,
 ) -> None:  # fmt: skip
     """Crystal Growth: fcc clusters grown atom by atom from the 14-atom cube, EMT labels.
 
@@ -253,7 +271,7 @@ def datagen_growth(
         unstable_runs: Unstable set: first runs per element.
         split: train,val,test fractions.
         split_by: Split by group (base cluster) or run.
-        flush_every: Base clusters between writes.
+        flush_every: Base clusters per chunk (unit of work, parallelism and resumption).
     """
     from deepatoms.workflows.datagen import crystal_growth
 
@@ -261,7 +279,7 @@ def datagen_growth(
         out_file, elements=_split(elements), runs=runs, steps=steps, min_atoms=min_atoms,
         max_atoms=max_atoms, unstable=unstable, unstable_runs=unstable_runs, scales=scales,
         seed=seed, split=split, split_by=split_by, lattice=lattice, flush_every=flush_every,
-        overwrite=run.overwrite, progress=run.progress,
+        overwrite=run.overwrite, progress=run.progress, **dask.kwargs(),
     )  # fmt: skip
     _report(summary, "base clusters")
     run.emit(summary, drop=("failures",))

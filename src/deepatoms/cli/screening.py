@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from deepatoms.cli.common import Run, command, commands, out, run_options
+from deepatoms.cli.common import Run, Workers, cluster_options, command, commands, out, run_options
 
 app = commands()
 
@@ -27,7 +27,7 @@ def _ints(text: str | None, name: str) -> list[int] | None:
         raise ValueError(f"{name} takes whole numbers such as 2 or 2,3; got {text!r}") from None
 
 
-@command(app, "screen", run_options(device=True))
+@command(app, "screen", run_options(device=True), cluster_options())
 def screen_command(
     model: Annotated[Path, typer.Argument(metavar="MODEL")],
     out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")], elements: str | None = None,
@@ -38,7 +38,7 @@ def screen_command(
     batch_size: Annotated[int, typer.Option(min=1)] = 100, per_atom: str = "auto",
     reference: Annotated[Path | None, typer.Option(metavar="FILE.h5")] = None,
     reference_column: str = "formation_energy_per_atom",
-    threads: Annotated[int | None, typer.Option(min=1)] = None, *, run: Run,
+    threads: Annotated[int | None, typer.Option(min=1)] = None, *, run: Run, dask: Workers,
 ) -> None:  # fmt: skip
     """Rank hypothetical crystals (prototype × elements) per composition with a model.
 
@@ -62,7 +62,8 @@ def screen_command(
             (touching atomic spheres) or none (prototype's cell).
         window: Flag candidates within this of the ML minimum (eV/atom).
         top: Best candidates per composition in best.db.
-        chunk: Candidates per prediction chunk (bounds memory).
+        chunk: Candidates per prediction chunk (bounds memory; the unit of --workers and of
+            continuing an interrupted screen).
         batch_size: Systems per inference batch.
         per_atom: auto: predictions are per atom if the model's unit ends in /atom or its
             readout is the mean, else divided by the atom count; yes; no.
@@ -79,7 +80,7 @@ def screen_command(
         max_atoms=max_atoms, rescale=rescale, window=window, top=top, chunk=chunk,
         batch_size=batch_size, per_atom=per_atom, reference=reference,
         reference_column=reference_column, threads=threads, overwrite=run.overwrite,
-        progress=run.progress, device=run.device,
+        progress=run.progress, device=run.device, **dask.kwargs(),
     )  # fmt: skip
     _report(summary)
     run.emit({k: v for k, v in summary.items() if k != "ground_states" or len(v) <= 1000})

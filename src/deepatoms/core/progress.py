@@ -47,6 +47,11 @@ class ProgressBar:
         self.prog.update(self.task, completed=done)
 
 
+def note(text: str) -> None:
+    """Print one informational line on stderr (beside the progress bars)."""
+    _err.print(text, markup=False)
+
+
 #: A ``progress(done, total)`` callback.
 Progress = Callable[[int, int], None]
 
@@ -64,4 +69,4 @@ def reporting(progress: bool | Progress | None, label: str) -> Iterator[Progress
         yield None
 
 
-__all__ = ["Progress", "ProgressBar", "reporting"]
+__all__ = ["Progress", "ProgressBar", "note", "reporting"]

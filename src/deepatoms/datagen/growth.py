@@ -44,11 +44,13 @@ from deepatoms.datagen.resumable import (
     DatagenResult,
     GeneratedDataset,
     check_count,
+    label_bases,
     labelled_pack,
     parse_fractions,
     split_labels,
     versions,
 )
+from deepatoms.distribute.cluster import on_cluster
 
 __all__ = [
     "FCC_NEIGHBOURS",
@@ -140,7 +142,7 @@ def generate_growth(
     scales: str | Sequence[float] = DEFAULT_SCALES, seed: int = 0,
     split: str | Sequence[float] = (0.6, 0.2, 0.2), split_by: str = "group",
     lattice: str = "minimize", flush_every: int = 200, overwrite: bool = False,
-    progress: bool | Progress = True,
+    progress: bool | Progress = True, workers: int = 1, scheduler: str | None = None,
 ) -> DatagenResult:  # fmt: skip
     """Write the Stable (or, with ``unstable``, the Unstable) Crystal-Growth dataset (module
     docstring) to ``out``, continuing an interrupted run with the same settings.
@@ -158,17 +160,18 @@ def generate_growth(
         split: train/val/test fractions.
         split_by: ``"group"`` (base cluster) or ``"run"`` (growth run).
         lattice: s = 1 lattice constant, ``"minimize"`` (EMT minimum) or ``"fixed"``.
-        flush_every: base clusters between writes.
+        flush_every: base clusters per chunk (the unit of work, distribution and resumption).
         overwrite: start again even if ``out`` holds a run.
         progress: a progress bar on stderr (True), none (False) or a ``progress(done, total)``
             callback over the base clusters.
+        workers: local Dask worker processes for the chunks (1: this process).
+        scheduler: address (tcp://HOST:8786) or scheduler file of a running Dask cluster to
+            use instead. The data do not depend on where the chunks run.
 
     Returns:
         summary: ``out``, ``n_samples``, ``n_bases``, ``n_new``, ``n_failures``, ``complete``,
         ``lattice_constants`` (Å), ``seconds_per_cluster`` (EMT, this call), ``wall_time_s``.
     """
-    from ase.calculators.emt import EMT
-
     from deepatoms.simulate.reference import make_calculator
 
     t0 = time.perf_counter()
@@ -195,17 +198,15 @@ def generate_growth(
         provenance=_provenance(kind, labeller, a0, split_by), flush_every=flush_every,
         overwrite=overwrite,
     )  # fmt: skip
-    n_points, emt_time = 0, 0.0
-    calc = EMT()
-    with writer.session(), reporting(progress, "clusters") as report:
-        for base in bases[writer.n_done :]:
-            t1 = time.perf_counter()
-            pack, failures = _label_cluster(base, grid, a0, calc, labels[base["group"]])
-            emt_time += time.perf_counter() - t1
-            n_points += len(grid)
-            writer.add(pack, failures)
-            if report is not None:
-                report(writer.n_done, len(bases))
+    for base in bases:
+        base["split"] = str(labels[base["group"]])
+    with (
+        on_cluster(workers, scheduler, bool(progress)) as cluster,
+        reporting(progress, "clusters") as report,
+    ):
+        writer.run(label_bases, bases, (_label_cluster, grid, a0), cluster=cluster,
+                   progress=report)  # fmt: skip
+    n_points, emt_time = writer.stats.get("points", 0), writer.stats.get("emt_s", 0.0)
     return writer.summary(
         t0, kind=kind.lower(), n_bases=len(bases),
         lattice_constants={el: v["a"] for el, v in a0.items()},
@@ -239,11 +240,16 @@ def _provenance(kind: str, labeller: dict, a0: dict, split_by: str) -> dict[str,
 
 
 def _label_cluster(
-    base: dict, grid: np.ndarray, a0: dict, calc: Any, split: str
-) -> tuple[PackedSystems | None, list[dict]]:
-    """The scaled copies of one base cluster labelled with EMT (None if every point failed)."""
+    base: dict, grid: np.ndarray, a0: dict
+) -> tuple[PackedSystems | None, list[dict], dict[str, float]]:
+    """The scaled copies of one base cluster labelled with EMT (None if every point failed),
+    the failed points, and the number of points and EMT seconds."""
+    from ase.calculators.emt import EMT
+
+    t1 = time.perf_counter()
     el, group = base["element"], base["group"]
     stable = Atoms(el * len(base["sites"]), positions=base["sites"] * (a0[el]["a"] / 2))
+    calc = EMT()
     samples, rows, failures = [], [], []
     for s in grid:
         atoms = scale_atoms(stable, float(s))
@@ -253,12 +259,13 @@ def _label_cluster(
             continue
         samples.append(atoms)
         rows.append((float(s), *res))
+    stats = {"points": len(grid), "emt_s": time.perf_counter() - t1}
     if not samples:
-        return None, failures
+        return None, failures, stats
     props = {
         "energy": np.array([r[1] for r in rows], dtype=np.float64),
         "scale": np.array([r[0] for r in rows], dtype=np.float64),
-        "group": group, "run": base["run"], "element": el, "split": split,
+        "group": group, "run": base["run"], "element": el, "split": base["split"],
     }  # fmt: skip
     pack = labelled_pack(samples, props, [r[2] for r in rows], perceive_bonds(stable), ["metallic"])
-    return pack, failures
+    return pack, failures, stats

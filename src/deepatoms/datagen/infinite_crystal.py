@@ -29,6 +29,7 @@ from ase import Atoms
 
 from deepatoms.core.progress import Progress, reporting
 from deepatoms.data.bonds import is_metal, perceive_bonds
+from deepatoms.data.packed import PackedSystems
 from deepatoms.data.scaling import scale_atoms
 from deepatoms.datagen.resumable import (
     DatagenResult,
@@ -37,6 +38,7 @@ from deepatoms.datagen.resumable import (
     labelled_pack,
     versions,
 )
+from deepatoms.distribute.cluster import on_cluster
 
 __all__ = [
     "FIXED_LATTICE",
@@ -184,10 +186,11 @@ def _check(points: int, train_points: int) -> None:
 def generate_infinite_crystal(
     out: str | Path, *, elements: Sequence[str] = ("Al", "Cu"), points: int = 20000,
     train_points: int = 8, cell: str = "conventional", lattice: str = "minimize", seed: int = 0,
-    overwrite: bool = False, progress: bool | Progress = True,
+    overwrite: bool = False, progress: bool | Progress = True, workers: int = 1, scheduler: str | None = None,
+    chunk: int = 1000,
 ) -> DatagenResult:  # fmt: skip
     """Write the Infinite-Crystal dataset (module docstring) to ``out``; an interrupted run
-    continues per element with the same settings.
+    continues from its finished chunks of cells when given the same settings.
 
     Args:
         out: output dataset (.h5).
@@ -200,6 +203,10 @@ def generate_infinite_crystal(
         overwrite: start again even if ``out`` holds a run.
         progress: a progress bar on stderr (True), none (False) or a ``progress(done, total)``
             callback over all cells.
+        workers: local Dask worker processes for the chunks (1: this process).
+        scheduler: address (tcp://HOST:8786) or scheduler file of a running Dask cluster to
+            use instead. The data do not depend on where the chunks run.
+        chunk: cells per chunk (the unit of work, distribution and resumption).
 
     Returns:
         summary: ``out``, ``n_samples``, ``n_new`` (elements done now), ``lattice_constants``
@@ -220,34 +227,23 @@ def generate_infinite_crystal(
     settings = {"elements": els, "points": points, "train_points": train_points, "cell": cell,
                 "lattice": lattice, "seed": seed}  # fmt: skip
     writer = GeneratedDataset(
-        out, source=SOURCE, settings=settings, n_bases=len(els), units=UNITS,
+        out, source=SOURCE, settings=settings, n_bases=len(els) * points, units=UNITS,
         extra_metadata={"bond_types": ["metallic"], "bond_rule": "rdkit"},
-        provenance=_provenance(labeller, lattice_constants_, grid, train), flush_every=1,
+        provenance=_provenance(labeller, lattice_constants_, grid, train), flush_every=chunk,
         overwrite=overwrite,
     )  # fmt: skip
-    n_cells, emt_time = 0, 0.0
-    with writer.session(), reporting(progress, "cells") as report:
-        for group in range(writer.n_done, len(els)):
-            el = els[group]
-            a0 = lattice_constants_[el]["a"]
-            split = _split(points, train, seed, group)
-            t1 = time.perf_counter()
-            samples, rows, failures = _label_curve(fcc_cell(el, a0, cell), grid, group, report,
-                                                   len(els))  # fmt: skip
-            emt_time += time.perf_counter() - t1
-            n_cells += points
-            if not samples:
-                writer.add(None, failures)
-                continue
-            kept = np.array([r[0] for r in rows], dtype=np.int64)
-            props = {
-                "energy": np.array([r[1] for r in rows], dtype=np.float64),
-                "scale": grid[kept], "lattice_constant": grid[kept] * a0, "group": group,
-                "element": el, "split": split[kept],
-            }  # fmt: skip
-            bonds = perceive_bonds(fcc_cell(el, a0, cell))
-            writer.add(labelled_pack(samples, props, [r[2] for r in rows], bonds, ["metallic"]),
-                       failures)  # fmt: skip
+    splits = [_split(points, train, seed, group) for group in range(len(els))]
+    cells = [
+        {"group": group, "element": el, "a0": lattice_constants_[el]["a"], "index": k,
+         "scale": float(grid[k]), "split": str(splits[group][k])}
+        for group, el in enumerate(els) for k in range(points)
+    ]  # fmt: skip
+    with (
+        on_cluster(workers, scheduler, bool(progress)) as cluster,
+        reporting(progress, "cells") as report,
+    ):
+        writer.run(_label_cells, cells, (cell,), cluster=cluster, progress=report)
+    n_cells, emt_time = writer.stats.get("points", 0), writer.stats.get("emt_s", 0.0)
     return writer.summary(
         t0, lattice_constants={el: v["a"] for el, v in lattice_constants_.items()},
         seconds_per_cell=emt_time / n_cells if n_cells else None,
@@ -278,21 +274,52 @@ def _split(points: int, train: np.ndarray, seed: int, group: int) -> np.ndarray:
     return split
 
 
-def _label_curve(stable: Any, grid: np.ndarray, group: int, progress: Any, n_groups: int):
-    """(samples, rows (index, energy, forces), failures) of ``stable`` scaled by ``grid``."""
+def _label_cells(
+    cells: Sequence[dict], cell: str, on_item: Any = None
+) -> tuple[PackedSystems | None, list[dict], dict[str, float]]:
+    """A chunk task: the scaled fcc ``cells`` labelled with EMT, as one pack per run of cells of
+    the same element joined in order; the failed points; the number of cells and EMT seconds."""
     from ase.calculators.emt import EMT
 
-    samples, rows, failures = [], [], []
+    t1 = time.perf_counter()
     calc = EMT()
-    points = len(grid)
-    for k, s in enumerate(grid):
-        atoms = scale_atoms(stable, float(s))
-        res = emt_label(atoms, calc)
-        if isinstance(res, str):
-            failures.append({"group": group, "scale": float(s), "reason": res})
-        else:
-            samples.append(atoms)
-            rows.append((k, *res))
-        if progress is not None and (k % 500 == 0 or k == points - 1):
-            progress(group * points + k + 1, n_groups * points)
-    return samples, rows, failures
+    packs, failures = [], []
+    for k0, k1 in _runs(cells):
+        first = cells[k0]
+        stable = fcc_cell(first["element"], first["a0"], cell)
+        samples, rows = [], []
+        for k in range(k0, k1):
+            c = cells[k]
+            atoms = scale_atoms(stable, c["scale"])
+            res = emt_label(atoms, calc)
+            if isinstance(res, str):
+                failures.append({"group": c["group"], "scale": c["scale"], "reason": res})
+            else:
+                samples.append(atoms)
+                rows.append((c, *res))
+            if on_item is not None and (k % 100 == 0 or k == len(cells) - 1):
+                on_item(k + 1)
+        if samples:
+            scale = np.array([r[0]["scale"] for r in rows], dtype=np.float64)
+            props = {
+                "energy": np.array([r[1] for r in rows], dtype=np.float64), "scale": scale,
+                "lattice_constant": scale * first["a0"], "group": first["group"],
+                "element": first["element"], "split": np.array([r[0]["split"] for r in rows]),
+            }  # fmt: skip
+            packs.append(labelled_pack(samples, props, [r[2] for r in rows],
+                                       perceive_bonds(stable), ["metallic"]))  # fmt: skip
+    stats = {"points": len(cells), "emt_s": time.perf_counter() - t1}
+    joined = (
+        None if not packs else packs[0] if len(packs) == 1 else PackedSystems.concatenate(packs)
+    )
+    return joined, failures, stats
+
+
+def _runs(cells: Sequence[dict]) -> list[tuple[int, int]]:
+    """``[start, stop)`` of the runs of consecutive cells with the same element."""
+    out, start = [], 0
+    for k in range(1, len(cells) + 1):
+        if k == len(cells) or cells[k]["group"] != cells[start]["group"]:
+            out.append((start, k))
+            start = k
+    return out

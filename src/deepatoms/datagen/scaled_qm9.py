@@ -46,11 +46,13 @@ from deepatoms.datagen.resumable import (
     DatagenResult,
     GeneratedDataset,
     check_count,
+    label_bases,
     labelled_pack,
     parse_fractions,
     split_labels,
     versions,
 )
+from deepatoms.distribute.cluster import on_cluster
 
 __all__ = [
     "SOURCE",
@@ -158,7 +160,7 @@ def generate_scaled_qm9(
     scales: str | Sequence[float] = DEFAULT_SCALES, seed: int = 0, bond_rule: str = "rdkit",
     calculator: str = "xtb", split: str | Sequence[float] = (0.8, 0.1, 0.1),
     temperatures: Sequence[float] = XTB_TEMPERATURES, flush_every: int = 50,
-    overwrite: bool = False, progress: bool | Progress = True,
+    overwrite: bool = False, progress: bool | Progress = True, workers: int = 1, scheduler: str | None = None,
 ) -> DatagenResult:  # fmt: skip
     """Write the Augmented-QM9 dataset (module docstring) to ``out``, continuing an interrupted
     run with the same settings.
@@ -173,10 +175,13 @@ def generate_scaled_qm9(
         calculator: ``"xtb"`` (GFN2-xTB through tblite).
         split: train/val/test fractions of the molecules.
         temperatures: electronic temperatures (K) tried in turn.
-        flush_every: molecules between writes.
+        flush_every: molecules per chunk (the unit of work, distribution and resumption).
         overwrite: start again even if ``out`` holds a run.
         progress: a progress bar on stderr (True), none (False) or a ``progress(done, total)``
             callback over the molecules.
+        workers: local Dask worker processes for the chunks (1: this process).
+        scheduler: address (tcp://HOST:8786) or scheduler file of a running Dask cluster to
+            use instead. The data do not depend on where the chunks run.
 
     Returns:
         summary: ``out``, ``n_samples``, ``n_molecules``, ``n_new`` (molecules done by this
@@ -208,16 +213,18 @@ def generate_scaled_qm9(
         overwrite=overwrite,
     )  # fmt: skip
     labels = split_labels(molecules, fractions, seed)
-    stats = {"points": 0, "xtb_s": 0.0, "retried": 0}
-    with writer.session(), reporting(progress, "molecules") as report:
-        todo = read_qm9_molecules(first + writer.n_done, molecules - writer.n_done)
-        for group, (qm9_index, smiles, atoms) in enumerate(todo, start=writer.n_done):
-            base = {"group": group, "qm9_index": qm9_index, "smiles": smiles,
-                    "split": labels[group]}  # fmt: skip
-            writer.add(*_label_molecule(atoms, base, grid, temps, labeller["method"], bond_rule,
-                                        vocab, stats))  # fmt: skip
-            if report is not None:
-                report(writer.n_done, molecules)
+    bases = [
+        {"group": group, "qm9_index": qm9_index, "smiles": smiles, "split": str(labels[group]),
+         "atoms": atoms}
+        for group, (qm9_index, smiles, atoms) in enumerate(read_qm9_molecules(first, molecules))
+    ]  # fmt: skip
+    with (
+        on_cluster(workers, scheduler, bool(progress)) as cluster,
+        reporting(progress, "molecules") as report,
+    ):
+        writer.run(label_bases, bases, (_label_molecule, grid, temps, labeller["method"],
+                                        bond_rule, vocab), cluster=cluster, progress=report)  # fmt: skip
+    stats = {"points": 0, "xtb_s": 0.0, "retried": 0, **writer.stats}
     if writer.n_samples == 0:
         raise ValueError(
             f"no samples: every point failed ({len(writer.failures)} failures, e.g. "
@@ -248,16 +255,18 @@ def _provenance(labeller: dict, temps: list[float], bond_rule: str) -> dict[str,
 
 
 def _label_molecule(
-    atoms: Atoms, base: dict, grid: np.ndarray, temps: list[float], method: str, bond_rule: str,
-    vocab: list[str], stats: dict,
-) -> tuple[PackedSystems | None, list[dict[str, Any]]]:  # fmt: skip
-    """The scaled copies of one molecule labelled with xTB (None if every point failed);
-    ``stats`` counts points, xTB seconds and retried points."""
+    base: dict, grid: np.ndarray, temps: list[float], method: str, bond_rule: str,
+    vocab: list[str],
+) -> tuple[PackedSystems | None, list[dict[str, Any]], dict[str, float]]:  # fmt: skip
+    """The scaled copies of one molecule ``base`` labelled with xTB (None if every point
+    failed), the failed points, and counts of points, xTB seconds and retried points."""
+    atoms = base["atoms"]
+    stats = {"points": 0, "xtb_s": 0.0, "retried": 0}
     where = {"group": base["group"], "qm9_index": base["qm9_index"]}
     try:
         bonds = perceive_bonds(atoms, bond_rule, smiles=base["smiles"])
     except ValueError as exc:
-        return None, [{**where, "scale": None, "reason": f"bond perception: {exc}"}]
+        return None, [{**where, "scale": None, "reason": f"bond perception: {exc}"}], stats
     samples, rows, failures = [], [], []
     for s in grid:
         scaled = scale_atoms(atoms, float(s))
@@ -274,11 +283,11 @@ def _label_molecule(
         samples.append(scaled)
         rows.append((energy, float(s), forces, t_el))
     if not samples:
-        return None, failures
+        return None, failures, stats
     props = {
         "energy": np.array([r[0] for r in rows], dtype=np.float64),
         "scale": np.array([r[1] for r in rows], dtype=np.float64),
         "group": base["group"], "qm9_index": base["qm9_index"], "smiles": base["smiles"],
         "split": base["split"], "electronic_temperature": np.array([r[3] for r in rows]),
     }  # fmt: skip
-    return labelled_pack(samples, props, [r[2] for r in rows], bonds, vocab), failures
+    return labelled_pack(samples, props, [r[2] for r in rows], bonds, vocab), failures, stats

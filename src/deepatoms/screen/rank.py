@@ -22,7 +22,10 @@ import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
 from deepatoms.data.packed import PackedSystems
-from deepatoms.data.prototypes.substitution import Candidate, CandidateSpace
+from deepatoms.data.prototypes.substitution import Candidate, CandidateSpace, pack
+from deepatoms.distribute.chunks import ChunkStore, MemoryStore, chunk_ranges
+from deepatoms.distribute.cluster import Cluster
+from deepatoms.distribute.engine import run_chunks
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -143,57 +146,66 @@ class CandidateTable:
         return np.array([self.candidate(k).candidate_id for k in range(len(self))], dtype=str)
 
 
+def _predict_slice(
+    indices: range, space: CandidateSpace, predictor: Predictor, on_item: Any = None
+) -> dict[str, np.ndarray]:
+    """A chunk task: energies per atom (eV/atom) and atom counts of candidates ``indices``."""
+    cands = space.slice(indices.start, indices.stop)
+    data = pack(cands)
+
+    def inner(k: int, _n: int) -> None:
+        if on_item is not None:
+            on_item(k)
+
+    values = np.asarray(predictor(data, cands, inner), dtype=np.float64).reshape(-1)
+    if values.shape != (len(cands),):
+        raise ValueError(f"the predictor returned {values.size} values for {len(cands)} candidates")
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ValueError(
+            f"the predictor gave non-finite energies for {bad.size} candidates, e.g. "
+            f"{cands[bad[0]].candidate_id}; check the model and the candidate structures"
+        )
+    return {"energy": values, "n_atoms": np.asarray(data.n_atoms, dtype=np.int32)}
+
+
 def predict_candidates(
-    space: CandidateSpace,
-    predictor: Predictor,
-    chunk: int = 10_000,
-    progress: Progress | None = None,
-) -> CandidateTable:
+    space: CandidateSpace, predictor: Predictor, chunk: int = 10_000,
+    progress: Progress | None = None, *, cluster: Cluster | None = None,
+    store: ChunkStore | None = None,
+) -> CandidateTable:  # fmt: skip
     """Predict every candidate of ``space``, ``chunk`` candidates (structures) at a time; only
-    one chunk of structures is in memory. ``progress(done, total)`` counts candidates."""
+    one chunk of structures is in memory per process. ``progress(done, total)`` counts
+    candidates. With a Dask ``cluster`` the chunks (at most ``chunk``, and small enough for
+    about four per worker) run on its workers; ``store`` keeps finished chunks (an unfinished
+    screen continues from them), by default in memory."""
     total = len(space)
     if total == 0:
         raise ValueError(
             "no candidates to screen: no prototype fits the requested compositions (check the "
             "arity / stoichiometry / formulas and --max-atoms)"
         )
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk size must be a positive number of candidates, got {chunk!r}")
+    store = store if store is not None else MemoryStore(total)
+    size = chunk
+    if cluster is not None and cluster.distributed:
+        size = max(1, min(chunk, -(-total // (4 * max(cluster.n_workers, 1)))))
+    run_chunks(_predict_slice, range(total), chunk_ranges(store.missing(), size), store, cluster,
+               args=(space, predictor), progress=progress, name="screen")  # fmt: skip
+    parts = [r for _, _, r in store.results()]
+    energy = np.concatenate([r["energy"] for r in parts]).astype(np.float64)
+    n_atoms = np.concatenate([r["n_atoms"] for r in parts]).astype(np.int32)
     index = {p.name: i for i, p in enumerate(space.prototypes)}
     max_sites = max(p.n_sites for p in space.prototypes)
     prototype = np.empty(total, dtype=np.int32)
     elements = np.zeros((total, max_sites), dtype=np.int16)
     composition = np.empty(total, dtype=np.int32)
-    n_atoms = np.empty(total, dtype=np.int32)
-    energy = np.empty(total, dtype=np.float64)
     codes: dict[str, int] = {}
-    done = 0
-    for cands, data in space.chunks(chunk):
-        start = done
-
-        def inner(k: int, _n: int, start: int = start) -> None:
-            if progress is not None:
-                progress(start + k, total)
-
-        values = np.asarray(predictor(data, cands, inner), dtype=np.float64).reshape(-1)
-        if values.shape != (len(cands),):
-            raise ValueError(
-                f"the predictor returned {values.size} values for {len(cands)} candidates"
-            )
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise ValueError(
-                f"the predictor gave non-finite energies for {bad.size} candidates, e.g. "
-                f"{cands[bad[0]].candidate_id}; check the model and the candidate structures"
-            )
-        stop = start + len(cands)
-        energy[start:stop] = values
-        n_atoms[start:stop] = data.n_atoms
-        for k, c in enumerate(cands, start):
-            prototype[k] = index[c.prototype.name]
-            elements[k, : len(c.elements)] = [atomic_numbers[e] for e in c.elements]
-            composition[k] = codes.setdefault(c.composition, len(codes))
-        done = stop
-        if progress is not None:
-            progress(done, total)
+    for k, c in enumerate(space):
+        prototype[k] = index[c.prototype.name]
+        elements[k, : len(c.elements)] = [atomic_numbers[e] for e in c.elements]
+        composition[k] = codes.setdefault(c.composition, len(codes))
     names = np.array(sorted(codes), dtype=str)
     alphabetical = np.empty(len(codes), dtype=np.int32)  # first-seen code → sorted code
     alphabetical[[codes[n] for n in names.tolist()]] = np.arange(len(codes), dtype=np.int32)

@@ -13,6 +13,7 @@ Writes into the output folder:
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,8 @@ from deepatoms import __version__
 from deepatoms.core.files import atomic_target
 from deepatoms.data.prototypes.library import filter_prototypes, resolve_prototypes
 from deepatoms.data.prototypes.substitution import CandidateSpace, CompositionRequest
+from deepatoms.distribute.chunks import ChunkStore
+from deepatoms.distribute.cluster import Cluster
 from deepatoms.screen.output import write_best_db, write_ranking_csv
 from deepatoms.screen.rank import (
     DEFAULT_WINDOW,
@@ -94,7 +97,7 @@ def run_screen(
     model_info: dict[str, Any] | None = None, window: float = DEFAULT_WINDOW, top: int = 3,
     chunk: int = 10_000, reference: str | Path | None = None,
     reference_column: str = "formation_energy_per_atom", overwrite: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, cluster: Cluster | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Predict, rank and write the files of :data:`OUTPUT_FILES` into ``out_dir``.
 
@@ -112,6 +115,8 @@ def run_screen(
             e.g. ``relaxed.h5`` of ``deepatoms datagen prototypes``: adds ΔE_c statistics.
         overwrite: replace existing output files.
         progress: ``progress(done, total)`` over candidates.
+        cluster: where the prediction chunks run (default this process). Finished chunks wait
+            in ``out_dir/.parts``; the same call after a kill continues from them.
 
     Returns:
         the summary written to ``screen.json`` (without the per-composition ΔE arrays).
@@ -134,8 +139,14 @@ def run_screen(
         check(np.array([atomic_numbers[e] for e in space.request.all_elements]))
     refs = reference_energies(reference, reference_column) if reference is not None else None
     out.mkdir(parents=True, exist_ok=True)
-
-    table = predict_candidates(space, predictor, chunk=chunk, progress=progress)
+    store = ChunkStore(
+        out / ".parts", job="deepatoms screen", n_items=len(space),
+        settings={"candidates": space.describe(), "model": model_info or {}},
+        save=_save_arrays, load=_load_arrays, overwrite=overwrite,
+    )  # fmt: skip
+    resumed = store.n_done()
+    table = predict_candidates(space, predictor, chunk=chunk, progress=progress, cluster=cluster,
+                               store=store)  # fmt: skip
     t_predict = time.perf_counter() - start
     ranking = rank_candidates(table, window=window)
     write_ranking_csv(out / "ranking.csv", ranking)
@@ -157,6 +168,8 @@ def run_screen(
         }
     summary["wall_time_s"] = round(time.perf_counter() - start, 3)
     summary["predict_time_s"] = round(t_predict, 3)
+    summary["n_resumed"] = resumed
+    summary["workers"] = cluster.n_workers if cluster is not None else 1
     record = {
         "source": "deepatoms screen",
         "summary": summary,
@@ -168,7 +181,18 @@ def run_screen(
     }
     with atomic_target(out / "screen.json") as tmp:
         tmp.write_text(json.dumps(_jsonable(record), indent=2) + "\n", encoding="utf-8")
+    store.remove()
     return _jsonable(summary)
+
+
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _load_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 def model_predictor(
@@ -184,6 +208,7 @@ def model_predictor(
     predictor = ModelPredictor(loaded, batch_size=batch_size, per_atom=per_atom)
     info = {
         "path": str(path.resolve()),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         **predictor.info,
         "graph": predictor.loaded.graph.to_config(),
     }

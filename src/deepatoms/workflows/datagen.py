@@ -25,6 +25,7 @@ from deepatoms.datagen.infinite_crystal import generate_infinite_crystal as infi
 from deepatoms.datagen.prototypes import generate_prototype_set as prototype_set
 from deepatoms.datagen.resumable import DatagenResult
 from deepatoms.datagen.scaled_qm9 import generate_scaled_qm9 as scaled_qm9
+from deepatoms.distribute.cluster import on_cluster
 
 __all__ = [
     "DEFAULT_ELEMENTS",
@@ -59,7 +60,8 @@ def _starting_structure(molecule: str | None, bulk: str | None, structure: str |
                           seed=seed)  # fmt: skip
 
 
-def _calculator(name: str, atoms: Any, method: str | None, threads: int) -> tuple[Any, dict]:
+def _calculator_settings(name: str, atoms: Any, method: str | None, threads: int) -> dict:
+    """The settings of the reference calculator ``name``; builds it once to refuse bad ones."""
     from deepatoms.simulate.reference import make_calculator
 
     settings: dict[str, Any] = {}
@@ -74,9 +76,10 @@ def _calculator(name: str, atoms: Any, method: str | None, threads: int) -> tupl
         if atoms.info.get("charge"):
             settings["charge"] = atoms.info["charge"]
     try:
-        return make_calculator(name, atoms, **settings)
+        make_calculator(name, atoms, **settings)
     except ImportError as exc:
         raise DeepatomsError(str(exc)) from exc
+    return settings
 
 
 def reference_md(
@@ -85,38 +88,49 @@ def reference_md(
     calculator: str | None = None, method: str | None = None, threads: int = 1,
     temperature: float = 500.0, timestep: float = 0.5, frames: int = 1000, stride: int = 10,
     equilibration: int = 1000, friction: float = 0.01, seed: int = 0, rattle: float = 0.0,
-    strain: float | None = None, overwrite: bool = False, progress: bool = True,
+    strain: float | None = None, replicas: int = 1, workers: int = 1,
+    scheduler: str | None = None, overwrite: bool = False, progress: bool = True,
 ) -> DatagenResult:  # fmt: skip
     """Langevin MD of a ``molecule`` (ASE name, alias or SMILES; GFN2-xTB) or ``bulk`` metal or
     alloy (EMT) at ``temperature`` K; ``frames`` frames every ``stride`` steps after
     ``equilibration`` steps, written with energies (eV), forces (eV/Å) and, for bulk cells,
-    stress. Bulk frames get a random cell ``strain`` (default 0.02) so the stress varies."""
-    from deepatoms.data.dataset import write_dataset
-    from deepatoms.datagen.md import generate_md
+    stress. Bulk frames get a random cell ``strain`` (default 0.02) so the stress varies.
+
+    ``replicas`` independent trajectories share the frames (:mod:`deepatoms.datagen.md_replicas`);
+    they run on ``workers`` local Dask processes or the cluster at ``scheduler``, and an
+    interrupted run continues with the missing replicas when called again.
+    """
+    from deepatoms.datagen.md_replicas import generate_md_replicas
+    from deepatoms.distribute.chunks import parts_folder
     from deepatoms.simulate.reference import DEFAULT_CALCULATOR
 
-    check_new_file(out, overwrite)
+    if overwrite or not parts_folder(out).is_dir():  # else: continue the unfinished run
+        check_new_file(out, overwrite)
     atoms = _starting_structure(molecule, bulk, structure, size, lattice_constant, seed)
     kind = atoms.info["kind"]
     if strain is not None and kind == "molecule":
         raise DeepatomsError("--strain applies to --bulk only (molecules have no cell); drop it")
     name = (calculator or DEFAULT_CALCULATOR[kind]).lower()
-    calc, calc_provenance = _calculator(name, atoms, method, threads)
-    with ProgressBar("MD steps", quiet=not progress) as bar:
-        data, meta = generate_md(
-            atoms, calc, calc_provenance, temperature=temperature, timestep=timestep,
-            n_frames=frames, stride=stride, seed=seed, equilibration_steps=equilibration,
-            friction=friction, rattle=rattle,
-            strain=(0.02 if kind == "bulk" else 0.0) if strain is None else strain, progress=bar,
+    settings = _calculator_settings(name, atoms, method, threads)
+    md = {"temperature": temperature, "timestep": timestep, "stride": stride,
+          "equilibration_steps": equilibration, "friction": friction, "rattle": rattle,
+          "strain": (0.02 if kind == "bulk" else 0.0) if strain is None else strain}  # fmt: skip
+    with (
+        on_cluster(workers, scheduler, progress) as cluster,
+        ProgressBar("MD replicas" if replicas > 1 else "MD", quiet=not progress) as bar,
+    ):
+        data, meta, run = generate_md_replicas(
+            out, atoms, name, settings, frames=frames, replicas=replicas, seed=seed, md=md,
+            cluster=cluster, overwrite=overwrite, progress=bar,
         )  # fmt: skip
-    write_dataset(out, data, meta)
     prov = meta["provenance"]
     energy = data.system_props["energy"]
     return DatagenResult(
         out=str(out), n_systems=len(data), n_atoms=prov["structure"]["n_atoms"],
-        formula=prov["structure"]["formula"], calculator=calc_provenance["calculator"],
-        method=calc_provenance["method"], properties=data.property_names, units=meta["units"],
+        formula=prov["structure"]["formula"], calculator=prov["calculator"]["calculator"],
+        method=prov["calculator"]["method"], properties=data.property_names, units=meta["units"],
         energy_mean=float(energy.mean()), energy_std=float(energy.std()),
         mean_kinetic_temperature_K=prov["observed"]["mean_kinetic_temperature_K"],
-        wall_time_s=prov["wall_time_s"],
+        replicas=replicas, replicas_done_before=run["n_done_before"], workers=run["workers"],
+        wall_time_s=prov["run_wall_time_s"],
     )  # fmt: skip

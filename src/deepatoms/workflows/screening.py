@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from deepatoms.core.progress import ProgressBar
 from deepatoms.core.results import Result
+from deepatoms.distribute.cluster import on_cluster
 
 __all__ = ["ScreenResult", "screen"]
 
@@ -33,7 +34,7 @@ def screen(
     chunk: int = 10_000, batch_size: int = 100, per_atom: str = "auto",
     reference: str | os.PathLike | None = None, reference_column: str = "formation_energy_per_atom",
     threads: int | None = None, overwrite: bool = False, progress: bool = True,
-    device: str = "cpu",
+    device: str = "cpu", workers: int = 1, scheduler: str | None = None,
 ) -> ScreenResult:  # fmt: skip
     """Rank the candidates (prototype × elements) of the requested compositions with ``model``
     (a run folder or model file) and write the files of the run into ``out_dir``.
@@ -41,7 +42,9 @@ def screen(
     Compositions: ``elements`` ("Al,Cu,Ni") combined ``arity`` at a time (or limited to
     ``stoichiometry``, e.g. "AB,AB3"), or explicit ``formula`` ("CuAu"). ``prototypes``:
     "aflow", AFLOW labels, Strukturbericht designations (L1_2, B2) or CIF files. ``device``:
-    the torch device of the model (cpu, cuda).
+    the torch device of the model (cpu, cuda). ``workers`` local Dask processes, or the
+    cluster at ``scheduler``, predict the chunks; an interrupted screen continues from the
+    finished chunks in ``out_dir/.parts`` when called again.
     """
     from deepatoms.data.prototypes.substitution import CompositionRequest
     from deepatoms.screen.run import build_space, model_predictor, run_screen
@@ -58,10 +61,13 @@ def screen(
                                       device=resolve_device(device))  # fmt: skip
     specs = [x.strip() for spec in prototypes for x in spec.split(",") if x.strip()]
     space = build_space(request, specs, max_atoms=max_atoms, rescale=rescale)
-    with ProgressBar("screening", quiet=not progress) as bar:
+    with (
+        on_cluster(workers, scheduler, progress) as cluster,
+        ProgressBar("screening", quiet=not progress) as bar,
+    ):
         summary = run_screen(
             space, out_dir, predictor, model_info=info, window=window, top=top, chunk=chunk,
             reference=reference, reference_column=reference_column, overwrite=overwrite,
-            progress=bar,
+            progress=bar, cluster=cluster,
         )  # fmt: skip
     return ScreenResult(**summary, n_prototypes=len(space.prototypes), model=info)

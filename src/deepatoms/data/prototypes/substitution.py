@@ -371,6 +371,24 @@ class CandidateSpace:
             for elements in self._assignments(p):
                 yield self.make(p, elements)
 
+    def slice(self, start: int, stop: int) -> list[Candidate]:
+        """Candidates ``start … stop-1`` of the enumeration order, built without building the
+        ones before them (whole prototypes are skipped by their counts)."""
+        out: list[Candidate] = []
+        offset = 0
+        for p in self.prototypes:
+            n = self.counts[p.name]
+            if offset + n > start and offset < stop:
+                for k, elements in enumerate(self._assignments(p), start=offset):
+                    if k >= stop:
+                        break
+                    if k >= start:
+                        out.append(self.make(p, elements))
+            offset += n
+            if offset >= stop:
+                break
+        return out
+
     def chunks(self, size: int = 10_000) -> Iterator[tuple[list[Candidate], PackedSystems]]:
         """Consecutive chunks of at most ``size`` candidates with their structures packed."""
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:

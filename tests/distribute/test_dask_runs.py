@@ -1,0 +1,154 @@
+"""Chunked work on a 2-worker Dask ``LocalCluster`` equals the serial run; a killed worker or a
+killed command loses and repeats nothing (issue: scale-out)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli_helpers import invoke, last_json
+from deepatoms.data.dataset import read_dataset
+from deepatoms.data.neighbors import GraphSpec
+from deepatoms.datagen.infinite_crystal import generate_infinite_crystal
+from deepatoms.datagen.scaled_qm9 import generate_scaled_qm9
+from deepatoms.models.registry import build_model
+from deepatoms.workflows.datagen import reference_md
+from deepatoms.workflows.screening import screen
+from model_helpers import save_atomistic
+
+distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+
+
+def assert_same_data(a_path, b_path) -> None:
+    a, _ = read_dataset(a_path)
+    b, _ = read_dataset(b_path)
+    assert len(a) == len(b) and a.property_names == b.property_names
+    np.testing.assert_array_equal(a.numbers, b.numbers)
+    np.testing.assert_array_equal(a.positions, b.positions)
+    np.testing.assert_array_equal(a.cell, b.cell)
+    for k in a.system_props:
+        np.testing.assert_array_equal(a.system_props[k], b.system_props[k], err_msg=k)
+    for k in a.atom_props:
+        np.testing.assert_array_equal(a.atom_props[k], b.atom_props[k], err_msg=k)
+
+
+def test_md_replicas_on_two_workers_equal_the_serial_run_bitwise(tmp_path):
+    kw = {"bulk": "Cu", "size": 4, "frames": 10, "stride": 2, "equilibration": 4, "replicas": 3,
+          "progress": False}  # fmt: skip
+    serial = reference_md(tmp_path / "serial.h5", **kw)
+    par = reference_md(tmp_path / "par.h5", workers=2, **kw)
+    assert (serial["workers"], par["workers"]) == (1, 2)
+    assert_same_data(tmp_path / "serial.h5", tmp_path / "par.h5")
+    _, meta = read_dataset(tmp_path / "par.h5")
+    assert meta["provenance"]["md"]["frames_per_replica"] == [4, 3, 3]
+    assert not (tmp_path / "par.h5.parts").exists()
+    one = reference_md(tmp_path / "one.h5", **{**kw, "replicas": 1})
+    assert one["n_systems"] == 10  # one replica is the plain trajectory of the seed
+
+
+def test_scaled_qm9_with_xtb_on_two_workers_equals_the_serial_run_bitwise(tmp_path):
+    kw = {"molecules": 4, "scales": "0.95,1.05", "flush_every": 1, "progress": False}
+    generate_scaled_qm9(tmp_path / "serial.h5", **kw)
+    res = generate_scaled_qm9(tmp_path / "par.h5", workers=2, **kw)
+    assert res["complete"] and res["workers"] == 2 and res["n_new"] == 4
+    assert_same_data(tmp_path / "serial.h5", tmp_path / "par.h5")
+
+
+def _ranking(folder: Path) -> list[dict]:
+    with open(folder / "ranking.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_screen_on_two_workers_equals_the_serial_screen(tmp_path):
+    cfg = {"name": "schnet", "n_atom_basis": 8, "n_interactions": 1, "readout": "mean",
+           "property": "formation_energy_per_atom", "head": {"zero_init_last": False}}  # fmt: skip
+    model = save_atomistic(tmp_path / "m.pt", build_model(cfg), GraphSpec(), "eV/atom",
+                           meta={"elements": [13, 28, 29, 47, 79]})  # fmt: skip
+    kw = {"elements": "Al,Cu,Ni,Ag,Au", "arity": [2], "max_atoms": 4, "progress": False,
+          "chunk": 40}  # fmt: skip
+    serial = screen(model, tmp_path / "serial", **kw)
+    par = screen(model, tmp_path / "par", workers=2, **kw)
+    assert par["workers"] == 2 and par["n_candidates"] == serial["n_candidates"] > 100
+    a, b = _ranking(tmp_path / "serial"), _ranking(tmp_path / "par")
+    assert [r["candidate_id"] for r in a] == [r["candidate_id"] for r in b]
+    assert [r["rank"] for r in a] == [r["rank"] for r in b]
+    ea = np.array([float(r["predicted_eV_per_atom"]) for r in a])
+    eb = np.array([float(r["predicted_eV_per_atom"]) for r in b])
+    np.testing.assert_allclose(ea, eb, atol=2e-6)
+    assert len(set(ea.round(6))) > 10  # the model is not constant
+    assert not (tmp_path / "par" / ".parts").exists()
+
+
+def test_a_worker_killed_mid_run_loses_and_repeats_no_item(tmp_path):
+    """Kill one of two worker processes after the first chunk is stored: the scheduler runs its
+    chunk elsewhere and the dataset holds every cell exactly once, as the serial run."""
+    kw = {"elements": ["Cu", "Al"], "points": 600, "chunk": 30, "progress": False}
+    generate_infinite_crystal(tmp_path / "serial.h5", **kw)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")
+    killed: list[int] = []
+
+    def kill_one_worker() -> None:
+        parts = tmp_path / "par.h5.parts"
+        deadline = time.monotonic() + 120
+        while not list(parts.glob("chunk-*.part")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with distributed.Client(cluster.scheduler_address, timeout=30) as client:
+            pids = client.run(os.getpid)
+            pid = sorted(pids.values())[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    try:
+        killer = threading.Thread(target=kill_one_worker)
+        killer.start()
+        res = generate_infinite_crystal(tmp_path / "par.h5", scheduler=cluster.scheduler_address,
+                                        **kw)  # fmt: skip
+        killer.join()
+    finally:
+        cluster.close()
+    assert killed, "no worker was killed"
+    assert res["complete"] and res["n_new"] == 1200
+    data, _ = read_dataset(tmp_path / "par.h5")
+    sp = data.system_props
+    keys = list(zip(sp["group"].tolist(), sp["scale"].tolist(), strict=True))
+    expected, written = 1200, len(keys)
+    duplicated = written - len(set(keys))
+    lost = expected - len(set(keys))
+    assert (written, duplicated, lost) == (expected, 0, 0)
+    assert_same_data(tmp_path / "serial.h5", tmp_path / "par.h5")
+
+
+def test_a_killed_command_resumes_with_the_missing_chunks_only(tmp_path):
+    """SIGKILL `deepatoms datagen crystal` after a few chunks; the same command continues and
+    the result equals an uninterrupted run."""
+    args = ["datagen", "crystal", "--elements", "Cu,Al", "--points", "1500", "--chunk", "50"]
+    out = tmp_path / "cut.h5"
+    parts = tmp_path / "cut.h5.parts"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepatoms.cli", *args, "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("chunk-*.part"))) < 3 and time.monotonic() < deadline:
+        assert proc.poll() is None, "the command ended before it was killed"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = len(list(parts.glob("chunk-*.part")))
+    assert before >= 3 and not out.exists() and not list(parts.glob(".*.tmp"))
+    summary = last_json(invoke(*args, "--out", out, "--quiet", "--json").stdout)
+    assert summary["complete"] and summary["n_skipped"] >= 150
+    assert summary["n_skipped"] + summary["n_new"] == 3000
+    assert not parts.exists()
+    invoke(*args, "--out", tmp_path / "whole.h5", "--quiet")
+    assert_same_data(tmp_path / "whole.h5", out)
