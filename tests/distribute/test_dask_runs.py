@@ -152,3 +152,59 @@ def test_a_killed_command_resumes_with_the_missing_chunks_only(tmp_path):
     assert not parts.exists()
     invoke(*args, "--out", tmp_path / "whole.h5", "--quiet")
     assert_same_data(tmp_path / "whole.h5", out)
+
+
+def test_predict_of_a_potential_on_two_workers_equals_serial_and_resumes(tmp_path):
+    """Energies, forces and stress of 30 Cu frames on 2 workers agree with the serial run; a
+    serial run stopped after its first chunk continues from the chunk folder."""
+    from deepatoms.workflows.evaluation import predict
+
+    frames = tmp_path / "frames.h5"
+    reference_md(frames, bulk="Cu", size=4, frames=30, stride=1, equilibration=2, progress=False)
+    from ase.io import write
+
+    data, _ = read_dataset(frames)
+    write(tmp_path / "frames.extxyz", [data.get_atoms(k) for k in range(len(data))])
+    cfg = {"name": "schnet", "n_atom_basis": 8, "n_interactions": 1, "property": "energy",
+           "head": {"zero_init_last": False}}  # fmt: skip
+    model = save_atomistic(tmp_path / "pot.pt", build_model(cfg), GraphSpec(kind="cutoff"), "eV",
+                           meta={"elements": [29], "stats": {"forces": {"mean": 0.0}}})  # fmt: skip
+    inputs = [tmp_path / "frames.extxyz"]
+    serial = predict(model, inputs, tmp_path / "serial.csv", progress=False, chunk=7)
+    assert "forces" in serial and "stress" in serial
+    par = predict(model, inputs, tmp_path / "par.csv", progress=False, chunk=7, workers=2)
+    np.testing.assert_allclose(par["predicted"], serial["predicted"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate(par["forces"]), np.concatenate(serial["forces"]),
+                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(par["stress"], serial["stress"], atol=1e-8)
+
+    def stop_after_first_chunk(done, total):
+        if done >= 7:
+            raise KeyboardInterrupt
+
+    from deepatoms.workflows import evaluation
+
+    with pytest.raises(KeyboardInterrupt):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(evaluation, "ProgressBar", lambda *a, **k: _Stopper(stop_after_first_chunk))
+            predict(model, inputs, tmp_path / "cut.csv", chunk=7)
+    assert [p.name for p in sorted((tmp_path / "cut.csv.parts").glob("chunk-*"))] == [
+        "chunk-000000000-000000007.part"
+    ]
+    again = predict(model, inputs, tmp_path / "cut.csv", progress=False, chunk=7)
+    np.testing.assert_allclose(again["predicted"], serial["predicted"], rtol=1e-12)
+    assert not (tmp_path / "cut.csv.parts").exists()
+    assert (tmp_path / "cut.csv").read_text() == (tmp_path / "serial.csv").read_text()
+
+
+class _Stopper:
+    """A progress bar stand-in that calls ``fn(done, total)``."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __enter__(self):
+        return self.fn
+
+    def __exit__(self, *exc):
+        return False

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import Run, command, commands, out, print_notes, run_options
+from deepatoms.cli.common import (
+    Run,
+    Workers,
+    cluster_options,
+    command,
+    commands,
+    out,
+    print_notes,
+    run_options,
+)
 
 app = commands()
 
@@ -67,14 +76,16 @@ def evaluate_command(
     run.emit(res)
 
 
-@command(app, "predict", run_options(device=True))
+@command(app, "predict", run_options(device=True), cluster_options())
 def predict_command(
     model: Annotated[Path, typer.Argument(metavar="MODEL")],
     inputs: Annotated[list[Path], typer.Argument(metavar="INPUT...")],
     out_file: Annotated[Path | None, typer.Option("--out", metavar="OUT.csv")] = None,
     batch_size: int = 100,
+    chunk: Annotated[int, typer.Option(min=1)] = 10_000,
     *,
     run: Run,
+    dask: Workers,
 ) -> None:
     """Predict the model's property for every structure in the input files.
 
@@ -84,11 +95,13 @@ def predict_command(
         out_file: CSV of the predictions (potentials: forces in OUT_forces.csv too), or an
             .extxyz file of the structures with predicted energy, forces and stress.
         batch_size: Systems per inference batch.
+        chunk: Structures per chunk (the unit of --workers and of continuing after a kill).
     """
     from deepatoms.workflows.evaluation import predict
 
     res = predict(model, inputs, out_file, batch_size, progress=run.progress,
-                  overwrite=run.overwrite, device=run.device)  # fmt: skip
+                  overwrite=run.overwrite, device=run.device, chunk=chunk,
+                  **dask.kwargs())  # fmt: skip
     print_notes(res["warnings"], "warning")
     print_notes(res["notes"])
     col = res["column"]

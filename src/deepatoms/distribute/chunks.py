@@ -30,7 +30,14 @@ from deepatoms.core.files import (
     write_json,
 )
 
-__all__ = ["ChunkStore", "MemoryStore", "chunk_ranges", "parts_folder"]
+__all__ = [
+    "ChunkStore",
+    "MemoryStore",
+    "chunk_ranges",
+    "load_arrays",
+    "parts_folder",
+    "save_arrays",
+]
 
 _NAME = re.compile(r"^chunk-(\d+)-(\d+)\.part$")
 FORMAT = "deepatoms-chunks"
@@ -41,6 +48,22 @@ def parts_folder(out: str | Path) -> Path:
     inside a folder output."""
     out = Path(out)
     return out / ".parts" if out.is_dir() else out.with_name(out.name + ".parts")
+
+
+def save_arrays(path: Path, arrays: Mapping[str, Any]) -> None:
+    """A chunk codec for results that are named numpy arrays (``.npz`` content)."""
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def load_arrays(path: Path) -> dict[str, Any]:
+    """Read a chunk written by :func:`save_arrays` (no pickled objects are loaded)."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 def chunk_ranges(

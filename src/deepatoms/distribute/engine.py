@@ -21,13 +21,21 @@ from deepatoms.core.results import Result
 from deepatoms.distribute.chunks import ChunkStore
 from deepatoms.distribute.cluster import Cluster
 
-__all__ = ["ChunkRun", "run_chunks"]
+__all__ = ["ChunkRun", "chunk_size", "run_chunks"]
 
 
 class ChunkRun(Result):
     """What :func:`run_chunks` did: ``n_items``, ``n_done_before`` (items found finished),
     ``n_new`` (items computed now), ``n_chunks`` (chunks computed now), ``workers``, ``where``
     and ``wall_time_s``."""
+
+
+def chunk_size(chunk: int, n_items: int, cluster: Cluster | None) -> int:
+    """Items per chunk: ``chunk`` in this process; on a cluster at most ``chunk`` and small
+    enough for about four chunks per worker, so that all workers have work to the end."""
+    if cluster is None or not cluster.distributed:
+        return chunk
+    return max(1, min(chunk, -(-n_items // (4 * max(cluster.n_workers, 1)))))
 
 
 def run_chunks(

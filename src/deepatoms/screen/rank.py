@@ -25,7 +25,7 @@ from deepatoms.data.packed import PackedSystems
 from deepatoms.data.prototypes.substitution import Candidate, CandidateSpace, pack
 from deepatoms.distribute.chunks import ChunkStore, MemoryStore, chunk_ranges
 from deepatoms.distribute.cluster import Cluster
-from deepatoms.distribute.engine import run_chunks
+from deepatoms.distribute.engine import chunk_size, run_chunks
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -188,9 +188,7 @@ def predict_candidates(
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk size must be a positive number of candidates, got {chunk!r}")
     store = store if store is not None else MemoryStore(total)
-    size = chunk
-    if cluster is not None and cluster.distributed:
-        size = max(1, min(chunk, -(-total // (4 * max(cluster.n_workers, 1)))))
+    size = chunk_size(chunk, total, cluster)
     run_chunks(_predict_slice, range(total), chunk_ranges(store.missing(), size), store, cluster,
                args=(space, predictor), progress=progress, name="screen")  # fmt: skip
     parts = [r for _, _, r in store.results()]

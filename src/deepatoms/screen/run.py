@@ -26,7 +26,7 @@ from deepatoms import __version__
 from deepatoms.core.files import atomic_target
 from deepatoms.data.prototypes.library import filter_prototypes, resolve_prototypes
 from deepatoms.data.prototypes.substitution import CandidateSpace, CompositionRequest
-from deepatoms.distribute.chunks import ChunkStore
+from deepatoms.distribute.chunks import ChunkStore, load_arrays, save_arrays
 from deepatoms.distribute.cluster import Cluster
 from deepatoms.screen.output import write_best_db, write_ranking_csv
 from deepatoms.screen.rank import (
@@ -142,7 +142,7 @@ def run_screen(
     store = ChunkStore(
         out / ".parts", job="deepatoms screen", n_items=len(space),
         settings={"candidates": space.describe(), "model": model_info or {}},
-        save=_save_arrays, load=_load_arrays, overwrite=overwrite,
+        save=save_arrays, load=load_arrays, overwrite=overwrite,
     )  # fmt: skip
     resumed = store.n_done()
     table = predict_candidates(space, predictor, chunk=chunk, progress=progress, cluster=cluster,
@@ -183,16 +183,6 @@ def run_screen(
         tmp.write_text(json.dumps(_jsonable(record), indent=2) + "\n", encoding="utf-8")
     store.remove()
     return _jsonable(summary)
-
-
-def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def _load_arrays(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
 
 
 def model_predictor(

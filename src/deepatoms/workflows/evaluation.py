@@ -10,6 +10,7 @@ every structure of any ASE-readable files, as rows (and a CSV).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 from collections.abc import Sequence
@@ -29,6 +30,16 @@ from deepatoms.data.dataset import read_dataset
 from deepatoms.data.packed import PackedSystems
 from deepatoms.data.splits import saved_split
 from deepatoms.data.validate import check_atoms, packed_problems, raise_problems
+from deepatoms.distribute.chunks import (
+    ChunkStore,
+    MemoryStore,
+    chunk_ranges,
+    load_arrays,
+    parts_folder,
+    save_arrays,
+)
+from deepatoms.distribute.cluster import on_cluster
+from deepatoms.distribute.engine import chunk_size, run_chunks
 from deepatoms.models.inference import (
     is_potential,
     predict_packed,
@@ -236,6 +247,9 @@ def predict(
     progress: bool = True,
     overwrite: bool = False,
     device: str = "cpu",
+    workers: int = 1,
+    scheduler: str | None = None,
+    chunk: int = 10_000,
 ) -> Prediction:
     """The model's property (a run folder, model file or loaded model) for every structure of
     ``inputs``: ASE-readable files (every frame) and/or ``ase.Atoms``.
@@ -247,7 +261,11 @@ def predict(
     3-D periodic, ``stress`` ([n, 6] Voigt, eV/Å³). ``out``: a CSV of the rows (potentials:
     forces in ``<out stem>_forces.csv``, one row per atom) or an extxyz/xyz file of the
     structures with the predictions attached. An existing output is replaced only with
-    ``overwrite``, and never one of the inputs. ``device``: torch device (cpu, cuda)."""
+    ``overwrite``, and never one of the inputs. ``device``: torch device (cpu, cuda).
+
+    The structures are predicted in chunks of at most ``chunk``, on ``workers`` local Dask
+    processes or the cluster at ``scheduler`` when given; with ``out`` (and a model file),
+    finished chunks wait in ``OUT.parts`` and the same call after a kill continues from them."""
     if isinstance(inputs, ase.Atoms):
         inputs = [inputs]
     if batch_size < 1:
@@ -271,15 +289,21 @@ def predict(
     periodic = bool(len(data) and data.pbc.all())
     forces: list[np.ndarray] | None = None
     stress = None
-    with ProgressBar("predicting", quiet=not progress) as bar:
-        if potential:
-            pot = predict_potential(loaded.model, loaded.graph, data, None, batch_size,
-                                    periodic, bar)  # fmt: skip
-            values = pot["energy"]
-            forces = np.split(pot["forces"], data.offsets[1:-1])
-            stress = pot.get("stress")
-        else:
-            values = predict_packed(loaded, data, None, batch_size, bar)
+    store = _prediction_store(model, loaded, inputs, out, len(data), overwrite)
+    with (
+        on_cluster(workers, scheduler, progress) as cluster,
+        ProgressBar("predicting", quiet=not progress) as bar,
+    ):
+        size = chunk_size(chunk, len(data), cluster)
+        run_chunks(_predict_systems, range(len(data)), chunk_ranges(store.missing(), size), store,
+                   cluster, args=(loaded, data, batch_size, potential, periodic), progress=bar,
+                   name="predict")  # fmt: skip
+    parts = [r for _, _, r in store.results()]
+    values = np.concatenate([r["values"] for r in parts])
+    if potential:
+        forces = np.split(np.concatenate([r["forces"] for r in parts]), data.offsets[1:-1])
+        if periodic:
+            stress = np.concatenate([r["stress"] for r in parts])
     col = f"{loaded.property} [{loaded.unit}]" if loaded.unit else loaded.property
     rows: list[dict[str, Any]] = [
         {"file": f, "frame": k, "formula": a.get_chemical_formula(), "n_atoms": len(a),
@@ -292,6 +316,7 @@ def predict(
     elif kind == "structures":
         written = [_write_prediction_structures(Path(out), loaded.property, atoms_list, values,
                                                 forces, stress)]  # fmt: skip
+    store.remove()
     result = Prediction(model=loaded.meta.get("model_file"), property=loaded.property,
                         unit=loaded.unit, column=col, n=len(rows), predicted=np.asarray(values),
                         out=str(out) if out is not None else None, written=written, rows=rows,
@@ -301,6 +326,47 @@ def predict(
     if stress is not None:
         result.update(stress=stress, stress_unit="eV/Å^3")
     return result
+
+
+def _predict_systems(
+    indices: range, loaded: LoadedModel, data: PackedSystems, batch_size: int, potential: bool,
+    periodic: bool, on_item: Any = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """A chunk task: ``values`` (model unit) of systems ``indices`` of ``data`` and, for
+    potentials, ``forces`` (eV/Å, per atom) and ``stress`` (eV/Å³, periodic cells)."""
+    sub = data.subset(np.arange(indices.start, indices.stop))
+
+    def bar(done: int, _total: int) -> None:
+        if on_item is not None:
+            on_item(done)
+
+    if not potential:
+        return {"values": np.asarray(predict_packed(loaded, sub, None, batch_size, bar))}
+    pot = predict_potential(loaded.model, loaded.graph, sub, None, batch_size, periodic, bar)
+    out = {"values": np.asarray(pot["energy"]), "forces": np.asarray(pot["forces"])}
+    if periodic:
+        out["stress"] = np.asarray(pot["stress"])
+    return out
+
+
+def _prediction_store(model: Any, loaded: LoadedModel, inputs: Sequence[Any],
+                      out: str | os.PathLike | None, n: int, overwrite: bool) -> ChunkStore:  # fmt: skip
+    """Where finished chunks wait: ``OUT.parts`` for a model file and input files with an
+    output, else memory (nothing to continue from)."""
+    if (
+        out is None
+        or isinstance(model, LoadedModel)
+        or any(isinstance(p, ase.Atoms) for p in inputs)
+    ):
+        return MemoryStore(n)
+    path = resolve_model_path(model)
+    files = [Path(p).resolve() for p in inputs]
+    settings = {
+        "model": str(path.resolve()), "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "inputs": [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+    }  # fmt: skip
+    return ChunkStore(parts_folder(out), job="deepatoms predict", n_items=n, settings=settings,
+                      save=save_arrays, load=load_arrays, overwrite=overwrite)  # fmt: skip
 
 
 def _output_kind(out: str | os.PathLike, inputs: Sequence[Any], overwrite: bool) -> str:
