@@ -232,3 +232,15 @@ def test_clear_errors(files):
     res = invoke("evaluate-generated", files / "mols.db", "--reference", ref, "--train-split",
                  files, code=2)  # fmt: skip
     assert "no split.json there" in one_line(res.stderr)
+
+
+def test_relaxation_and_xtb_gaps_on_two_workers_equal_the_serial_run(files):
+    pytest.importorskip("distributed")
+    args = ["evaluate-generated", files / "mols.db", "--reference", files / "ref.h5",
+            "--relax", "xtb", "--relax-sample", 10, "--xtb-gap", "--quiet", "--json"]  # fmt: skip
+    serial = last_json(invoke(*args, "--out", files / "serial").stdout)
+    par = last_json(invoke(*args, "--out", files / "par", "--workers", "2").stdout)
+    assert serial["relaxation"]["n_relaxed"] == 6 and serial["gaps"]["xtb"]["n"] == 6
+    assert par["relaxation"] == serial["relaxation"]
+    assert par["gaps"] == serial["gaps"]
+    assert not (files / "par" / ".parts").exists()

@@ -124,14 +124,14 @@ def datagen_md(
     run.emit(res)
 
 
-@command(app, "prototypes", run_options())
+@command(app, "prototypes", run_options(), cluster_options())
 def datagen_prototypes(
     out_dir: Annotated[Path, typer.Option("--out", metavar="DIR")],
     elements: str = ",".join(DEFAULT_ELEMENTS), arity: str = "1,2,3",
     prototypes: str = ",".join(DEFAULT_PROTOTYPES), fmax: float = 0.01, steps: int = 500,
     optimizer: str = "bfgs", rescale: str = "volume", rattle: float = 0.0, seed: int = 0,
-    limit: int | None = None, resume: Annotated[bool, typer.Option("--resume")] = False, *,
-    run: Run,
+    limit: int | None = None, resume: Annotated[bool, typer.Option("--resume")] = False,
+    flush_every: int = 50, *, run: Run, dask: Workers,
 ) -> None:  # fmt: skip
     """Relax ordered alloys on crystal prototypes with EMT; formation energies per atom.
 
@@ -153,6 +153,7 @@ def datagen_prototypes(
         seed: Seed of the rattle.
         limit: Stop after this many new candidates (continue: --resume).
         resume: Continue the run in --out, skipping done candidates.
+        flush_every: Candidates per chunk (unit of work, parallelism and writing).
     """
     from deepatoms.workflows.datagen import prototype_set
 
@@ -164,6 +165,7 @@ def datagen_prototypes(
         out_dir, elements=_split(elements), arities=arities, prototypes=_split(prototypes),
         fmax=fmax, steps=steps, optimizer=optimizer, rescale=rescale, rattle=rattle, seed=seed,
         limit=limit, resume=resume, overwrite=run.overwrite, progress=run.progress,
+        flush_every=flush_every, **dask.kwargs(),
     )  # fmt: skip
     skipped = f", {summary['n_skipped']} already there" if summary["n_skipped"] else ""
     state = "complete" if summary["complete"] else "INCOMPLETE (continue with --resume)"

@@ -204,7 +204,7 @@ def curves_command(
     run.emit(res)
 
 
-@command(app, "evaluate-generated", run_options(overwrite=False))
+@command(app, "evaluate-generated", run_options(overwrite=False), cluster_options())
 def evaluate_generated_command(
     generated: Annotated[Path, typer.Argument(metavar="MOLS.db")],
     reference: Annotated[Path, typer.Option(metavar="QM9GEN.h5")],
@@ -213,6 +213,7 @@ def evaluate_generated_command(
     gap_model: Annotated[Path | None, typer.Option(metavar="RUN_OR_MODEL")] = None,
     xtb_gap: Annotated[bool, typer.Option("--xtb-gap")] = False, seed: int = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", metavar="DIR")] = None, *, run: Run,
+    dask: Workers,
 ) -> None:  # fmt: skip
     """Evaluate generated molecules: validity, uniqueness, novelty (G-SchNet Table 1).
 
@@ -243,6 +244,8 @@ def evaluate_generated_command(
         xtb_gaps=xtb_gap,
         seed=seed,
         progress=run.progress,
+        out_dir=out_dir,
+        **dask.kwargs(),
     )
     metrics = report["metrics"]
     out.print(format_table1(metrics).rstrip())

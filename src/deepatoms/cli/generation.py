@@ -8,19 +8,19 @@ from typing import Annotated
 
 import typer
 
-from deepatoms.cli.common import Run, command, commands, out, run_options
+from deepatoms.cli.common import Run, Workers, cluster_options, command, commands, out, run_options
 
 app = commands("Generate new molecules with a trained generative model.")
 
 __all__ = ["app"]
 
 
-@command(app, "gschnet", run_options(device=True))
+@command(app, "gschnet", run_options(device=True), cluster_options())
 def gschnet_command(
     model: Annotated[Path, typer.Argument(metavar="MODEL")],
     n: Annotated[int, typer.Option("-n", "--n")],
     out_file: Annotated[Path, typer.Option("--out", metavar="FILE")], temperature: float = 0.1,
-    seed: int = 0, max_atoms: int = 35, chunk: int = 1000, *, run: Run,
+    seed: int = 0, max_atoms: int = 35, chunk: int = 1000, *, run: Run, dask: Workers,
 ) -> None:  # fmt: skip
     """Generate N molecules atom by atom in 3-D (Gebauer et al. 2019) and write the finished ones.
 
@@ -33,13 +33,14 @@ def gschnet_command(
         temperature: Temperature T > 0 of the position distribution (Eq. 5).
         seed: Random seed; the same seed gives the same set.
         max_atoms: Discard molecules that reach this many atoms.
-        chunk: Molecules generated together.
+        chunk: Molecules generated together, with their own seed (the unit of --workers and of
+            continuing after a kill).
     """
     from deepatoms.workflows.generation import generate_gschnet
 
     res = generate_gschnet(model, n, out_file, temperature=temperature, seed=seed,
                            max_atoms=max_atoms, chunk=chunk, device=run.device, overwrite=run.overwrite,
-                           progress=run.progress)  # fmt: skip
+                           progress=run.progress, **dask.kwargs())  # fmt: skip
     out.print(
         f"requested {res.requested}, finished {res.finished}, discarded at the "
         f"{max_atoms}-atom cap {res.discarded_cap}, NaN {res.discarded_nan} "

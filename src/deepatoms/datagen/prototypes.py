@@ -29,8 +29,9 @@ relaxed structures), same row order, both with string columns ``composition``, `
 ``assignment``, ``candidate_id``, ``geometry`` (initial|relaxed) and numeric
 ``formation_energy_per_atom`` (eV/atom, of the relaxed structure, in both files), ``energy``
 (eV, EMT energy of the file's geometry), ``n_elements``, ``converged``, ``relax_steps``,
-``final_fmax`` (eV/Å). Rows are written every ``flush_every`` candidates, so an interrupted run
-continues with ``resume``. ``rattle`` > 0 displaces the atoms of the relaxation start by a
+``final_fmax`` (eV/Å). Candidates are relaxed in chunks of ``flush_every`` (here or on Dask
+workers) and each chunk's rows are appended as it arrives, so an interrupted run continues with
+``resume``; once all are in, the rows are put in enumeration order. ``rattle`` > 0 displaces the atoms of the relaxation start by a
 Gaussian (Å, std) seeded by ``seed`` and the candidate id, letting relaxations leave the
 prototype's symmetry; with the default 0 the run is deterministic and ``seed`` has no effect.
 """
@@ -60,6 +61,9 @@ from deepatoms.data.prototypes.library import (
 from deepatoms.data.prototypes.substitution import Candidate, CandidateSpace, CompositionRequest
 from deepatoms.datagen.defaults import DEFAULT_ARITIES, DEFAULT_ELEMENTS, DEFAULT_PROTOTYPES
 from deepatoms.datagen.resumable import DatagenResult, versions
+from deepatoms.distribute.chunks import MemoryStore, chunk_ranges
+from deepatoms.distribute.cluster import Cluster, on_cluster
+from deepatoms.distribute.engine import run_chunks
 
 __all__ = [
     "DEFAULT_ARITIES",
@@ -325,6 +329,7 @@ def generate_prototype_set(
     fmax: float = 0.01, steps: int = 500, optimizer: str = "bfgs", rescale: str = "volume",
     rattle: float = 0.0, seed: int = 0, resume: bool = False, overwrite: bool = False,
     limit: int | None = None, flush_every: int = 50, progress: bool | Progress = True,
+    workers: int = 1, scheduler: str | None = None,
 ) -> DatagenResult:  # fmt: skip
     """Relax every candidate with EMT and write ``initial.h5`` and ``relaxed.h5`` (module
     docstring) into ``out_dir``.
@@ -344,9 +349,12 @@ def generate_prototype_set(
         resume: continue the run in ``out_dir`` (same settings), skipping written candidates.
         overwrite: start again, replacing existing files.
         limit: stop after this many new candidates (None: all).
-        flush_every: candidates between writes to disk.
+        flush_every: candidates per chunk: the unit of work, of ``workers`` and of writing.
         progress: a progress bar on stderr (True), none (False) or a ``progress(done, total)``
             callback over the relaxations of this call.
+        workers: local Dask worker processes for the chunks (1: this process).
+        scheduler: address (tcp://HOST:8786) or scheduler file of a running Dask cluster to
+            use instead. The files do not depend on where the chunks run.
 
     Returns:
         summary: counts (``n_candidates``, ``n_written``, ``n_new``, ``n_skipped``,
@@ -372,9 +380,12 @@ def generate_prototype_set(
     if unknown:
         raise ValueError(f"{out} holds candidates outside this set, e.g. {sorted(unknown)[0]}")
     todo = [c for c in space if c.candidate_id not in set(written)]
-    with reporting(progress, "relaxations") as report:
+    with (
+        on_cluster(workers, scheduler, bool(progress)) as cluster,
+        reporting(progress, "relaxations") as report,
+    ):
         run = _Run(space, calc, calc_prov, settings, relaxation, written, prev, t0, report)
-        run.relax_all(todo[:limit] if limit is not None else todo, out, flush_every)
+        run.relax_all(todo[:limit] if limit is not None else todo, out, flush_every, cluster)
     return run.summary(out)
 
 
@@ -399,6 +410,60 @@ def _open_output(out: Path, settings: dict, resume: bool, overwrite: bool) -> tu
         written, prev = _load_existing(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     return written, prev
+
+
+def _relax_chunk(
+    cands: Sequence[Candidate],
+    relaxation: dict[str, Any],
+    cached: dict[str, dict[str, Any]],
+    on_item: Any = None,
+) -> list[dict[str, Any]]:
+    """A chunk task: the relaxation record of each candidate (``cached`` ones reused), with an
+    EMT calculator made here."""
+    from deepatoms.simulate.reference import make_calculator
+
+    calc, _ = make_calculator("emt")
+    r = relaxation
+    out = []
+    for n, cand in enumerate(cands, start=1):
+        res = cached.get(cand.candidate_id) or relax_candidate(
+            cand.atoms(), calc, fmax=r["fmax"], steps=r["steps"], optimizer=r["optimizer"],
+            rattle=r["rattle"], rng=_rng(r["seed"], cand.candidate_id),
+        )  # fmt: skip
+        out.append(res)
+        if on_item is not None:
+            on_item(n)
+    return out
+
+
+class _AppendStore(MemoryStore):
+    """The run's two files as the chunk store: each chunk's rows are appended as it arrives
+    (the chunks themselves are not kept)."""
+
+    def __init__(self, run: _Run, out: Path, todo: Sequence[Candidate]) -> None:
+        super().__init__(len(todo))
+        self.run, self.out, self.todo = run, out, todo
+
+    def save(self, start: int, stop: int, result: Any) -> Path:
+        rows = _Rows()
+        for cand, res in zip(self.todo[start:stop], result, strict=True):
+            self.run.add(cand, res, rows)
+        _flush(self.out, rows, self.run.provenance())
+        self._chunks[(start, stop)] = None
+        return self.out
+
+
+def _enumeration_order(out: Path, rank: dict[str, int], provenance: dict[str, Any]) -> None:
+    """Rewrite both files with their rows in the candidates' enumeration order ``rank`` (chunks
+    from workers arrive in any order) and the final ``provenance``; nothing is written when the
+    rows are in order already."""
+    for geometry, name in FILES.items():
+        data, meta = read_dataset(out / name)
+        order = np.argsort([rank[i] for i in data.system_props["candidate_id"].tolist()],
+                           kind="stable")  # fmt: skip
+        if np.any(order != np.arange(len(order))):
+            meta["provenance"] = {**meta["provenance"], **provenance, "geometry": geometry}
+            write_dataset(out / name, data.subset(order), meta)
 
 
 class _Run:
@@ -427,9 +492,11 @@ class _Run:
             self.progress(self.count, self.total)
         return res
 
-    def relax_all(self, todo: list[Candidate], out: Path, flush_every: int) -> None:
-        """Relax the references (unless saved) and then ``todo``, writing every
-        ``flush_every`` candidates and, when interrupted, what is finished."""
+    def relax_all(self, todo: list[Candidate], out: Path, flush_every: int,
+                  cluster: Cluster | None = None) -> None:  # fmt: skip
+        """Relax the references (unless saved) here, then ``todo`` in chunks of
+        ``flush_every`` (here or on ``cluster``), appending each chunk's rows to both files as
+        it arrives; once every candidate is written, the rows are put in enumeration order."""
         ref_ids: set[str] = set()
         if not self.references:  # relaxed first; unary candidates among them are reused
             for proto in select_prototypes(load_aflow_prototypes(), REFERENCE_PROTOTYPES):
@@ -439,25 +506,34 @@ class _Run:
         if not self.references:
             self.references = _references(self.space.request.elements, self.cache,
                                           self.relax_one, self.space)  # fmt: skip
+        cached = {c.candidate_id: self.cache[c.candidate_id] for c in todo
+                  if c.candidate_id in self.cache}  # fmt: skip
+        n_refs = self.count
+
+        def report(done: int, _total: int) -> None:
+            if self.progress is not None and todo:  # cached candidates counted with the refs
+                self.progress(n_refs + done * (self.total - n_refs) // len(todo), self.total)
+
+        store = _AppendStore(self, out, todo)
+        run_chunks(_relax_chunk, todo, chunk_ranges([(0, len(todo))], flush_every), store,
+                   cluster, args=(self.relaxation, cached), progress=report,
+                   name="relax")  # fmt: skip
+        if len(self.written) + self.n_new == len(self.space):
+            rank = {c.candidate_id: k for k, c in enumerate(self.space)}
+            self.unconverged.sort(key=rank.__getitem__)
+            self.failed.sort(key=rank.__getitem__)
+            _enumeration_order(out, rank, self.provenance())
+
+    def add(self, cand: Candidate, res: dict[str, Any], rows: _Rows) -> None:
+        """Record one relaxed candidate in ``rows``."""
         mu = {el: r["energy_per_atom"] for el, r in self.references.items()}
-        rows = _Rows()
-        try:
-            for cand in todo:
-                res = self.cache.get(cand.candidate_id) or self.relax_one(cand)
-                symbols = res["atoms"].get_chemical_symbols()
-                rows.add(cand, res, formation_energy_per_atom(res["energy"], symbols, mu))
-                self.n_new += 1
-                if res["error"] is not None:
-                    self.failed.append(cand.candidate_id)
-                elif not res["converged"]:
-                    self.unconverged.append(cand.candidate_id)
-                if len(rows) >= flush_every:
-                    pending, rows = rows, _Rows()
-                    _flush(out, pending, self.provenance())
-        except BaseException:
-            _flush(out, rows, self.provenance())  # keep the finished candidates for --resume
-            raise
-        _flush(out, rows, self.provenance())
+        symbols = res["atoms"].get_chemical_symbols()
+        rows.add(cand, res, formation_energy_per_atom(res["energy"], symbols, mu))
+        self.n_new += 1
+        if res["error"] is not None:
+            self.failed.append(cand.candidate_id)
+        elif not res["converged"]:
+            self.unconverged.append(cand.candidate_id)
 
     def provenance(self) -> dict[str, Any]:
         r, n_written = self.relaxation, len(self.written) + self.n_new

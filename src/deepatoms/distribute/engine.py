@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from deepatoms.core.errors import DeepatomsError
 from deepatoms.core.results import Result
 from deepatoms.distribute.chunks import ChunkStore
 from deepatoms.distribute.cluster import Cluster
@@ -83,7 +84,7 @@ def _run_on_dask(
     store: ChunkStore, cluster: Cluster, args: Sequence[Any],
     progress: Callable[[int, int], None] | None, name: str, done: int,
 ) -> int:  # fmt: skip
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
 
     client = cluster.client
     shared = client.scatter(list(args), broadcast=False, hash=False) if args else []
@@ -95,7 +96,16 @@ def _run_on_dask(
     try:
         for future in as_completed(futures):
             a, b = futures[future]
-            store.save(a, b, future.result())
+            try:
+                result = future.result()
+            except KilledWorker:
+                raise DeepatomsError(
+                    f"items {a}–{b - 1} of {name} killed every worker that ran them (out of "
+                    "memory, or a crash in a compiled library); the finished chunks are kept in "
+                    f"{store.folder}: run the same command again, with smaller chunks or "
+                    "workers with more memory"
+                ) from None
+            store.save(a, b, result)
             future.release()
             done += b - a
             if progress is not None:

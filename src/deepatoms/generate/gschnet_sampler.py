@@ -17,9 +17,10 @@ one step:
    is NaN (or nowhere finite).
 
 The origin token stays at the origin, so output coordinates are relative to it ("re-centred on
-the origin token"). Every random draw (focus, type, position) comes from one ``torch.Generator``
-seeded with ``seed``: the same model, arguments (``chunk`` included) and seed give the same
-molecules.
+the origin token"). Every random draw (focus, type, position) of chunk k (molecules
+k·chunk … (k+1)·chunk − 1) comes from one ``torch.Generator`` seeded with :func:`chunk_seed`
+(``seed`` itself for chunk 0): the same model, arguments (``chunk`` included) and seed give the
+same molecules, whether the chunks run in turn here or at once on Dask workers.
 
 Cost: the type and the distance head are read from two model calls per placement step (the
 distance head is conditioned on the type just sampled). On a CPU the grid dominates: about 80 %
@@ -48,7 +49,7 @@ from deepatoms.generate.grid import (
 from deepatoms.generate.steps import steps_batch
 from deepatoms.models.gschnet import FOCUS_TOKEN, ORIGIN_TOKEN, STOP, TYPE_CLASSES
 
-__all__ = ["generate_molecules"]
+__all__ = ["chunk_seed", "generate_chunk", "generate_molecules", "joined_stats"]
 
 #: Bound on grid values (steps × points) held at once: groups of ≈ 120 steps on the shell grid.
 GRID_ELEMENTS = 1 << 24
@@ -58,6 +59,29 @@ NODE_ELEMENTS = 1 << 23
 MODEL_EDGES = 1 << 17
 
 _RUNNING, _FINISHED, _CAP, _NAN = 0, 1, 2, 3
+
+
+def chunk_seed(seed: int, k: int) -> int:
+    """The generator seed of chunk ``k``: ``seed`` for k = 0, else drawn from the seed sequence
+    ``(seed, k)`` (numpy ``SeedSequence``), so chunks are independent of each other."""
+    if k == 0:
+        return int(seed)
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _check_arguments(n: int, temperature: float, max_atoms: int, chunk: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"number of molecules must be a whole number >= 1, got {n!r}")
+    if not (
+        isinstance(temperature, int | float) and math.isfinite(temperature) and temperature > 0
+    ):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if isinstance(max_atoms, bool) or not isinstance(max_atoms, int) or max_atoms < 2:
+        raise ValueError(f"max_atoms must be a whole number >= 2, got {max_atoms!r}")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a whole number of molecules >= 1, got {chunk!r}")
 
 
 def generate_molecules(
@@ -75,59 +99,71 @@ def generate_molecules(
     ``placements`` (atoms placed, discarded molecules included), ``wall_s``,
     ``molecules_per_minute`` (finished molecules per minute of wall time).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"number of molecules must be a whole number >= 1, got {n!r}")
-    if not (
-        isinstance(temperature, int | float) and math.isfinite(temperature) and temperature > 0
-    ):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    if isinstance(max_atoms, bool) or not isinstance(max_atoms, int) or max_atoms < 2:
-        raise ValueError(f"max_atoms must be a whole number >= 2, got {max_atoms!r}")
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a whole number of molecules >= 1, got {chunk!r}")
+    _check_arguments(n, temperature, max_atoms, chunk)
+    t0 = time.perf_counter()
+    molecules: list[Atoms] = []
+    parts = []
+    for lo in range(0, n, chunk):
+        size = min(chunk, n - lo)
+
+        def report(done: int, _size: int, lo: int = lo) -> None:
+            if progress is not None:
+                progress(lo + done, n)
+
+        mols, part = generate_chunk(model, lo, size, lo // chunk, temperature=temperature,
+                                    seed=seed, max_atoms=max_atoms, progress=report)  # fmt: skip
+        molecules += mols
+        parts.append(part)
+    return molecules, joined_stats(parts, n, time.perf_counter() - t0)
+
+
+def joined_stats(parts: list[dict], n: int, wall: float) -> dict:
+    """The stats of a whole generation from those of its chunks and the wall time (s)."""
+    stats: dict = {"requested": n}
+    for key in ("finished", "discarded_cap", "discarded_nan", "steps", "placements"):
+        stats[key] = int(sum(int(p[key]) for p in parts))
+    stats["wall_s"] = round(wall, 3)
+    stats["molecules_per_minute"] = round(60.0 * stats["finished"] / wall, 2) if wall > 0 else None
+    return stats
+
+
+def generate_chunk(
+    model: nn.Module, lo: int, size: int, k: int, *, temperature: float, seed: int,
+    max_atoms: int, progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Atoms], dict]:  # fmt: skip
+    """Molecules ``lo … lo+size−1``, chunk ``k`` of a generation (its generator seeded with
+    :func:`chunk_seed`); returns the finished molecules and the chunk's counts."""
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.get_default_dtype()
     generator = torch.Generator(device=device)
-    generator.manual_seed(int(seed))
+    generator.manual_seed(chunk_seed(seed, k))
     bins = model.bins.to(device=device, dtype=dtype)
     grids = (
         first_step_grid(bins.shape[0], float(bins[-1]), dtype).to(device),
         shell_grid(dtype=dtype).to(device),
     )
-    stats = {"requested": n, "finished": 0, "discarded_cap": 0, "discarded_nan": 0}
-    stats.update(steps=0, placements=0)
+    stats = {"finished": 0, "discarded_cap": 0, "discarded_nan": 0, "steps": 0, "placements": 0}
     molecules: list[Atoms] = []
-    t0 = time.perf_counter()
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for lo in range(0, n, chunk):
-                size = min(chunk, n - lo)
-                state = _Chunk(size, max_atoms, device, dtype)
-                done_before = stats["finished"] + stats["discarded_cap"] + stats["discarded_nan"]
-
-                def report(state=state, done_before=done_before) -> None:
-                    if progress is not None:
-                        progress(done_before + int((state.status != _RUNNING).sum()), n)
-
-                while bool((state.status == _RUNNING).any()):
-                    steps, placed = _advance(model, state, grids, bins, temperature, generator)
-                    stats["steps"] += steps
-                    stats["placements"] += placed
-                    report()
-                for i in range(size):
-                    code = int(state.status[i])
-                    if code == _FINISHED:
-                        molecules.append(state.atoms(i, lo + i, seed, temperature))
-                    key = {_FINISHED: "finished", _CAP: "discarded_cap", _NAN: "discarded_nan"}
-                    stats[key[code]] += 1
+            state = _Chunk(size, max_atoms, device, dtype)
+            while bool((state.status == _RUNNING).any()):
+                steps, placed = _advance(model, state, grids, bins, temperature, generator)
+                stats["steps"] += steps
+                stats["placements"] += placed
+                if progress is not None:
+                    progress(int((state.status != _RUNNING).sum()), size)
+            for i in range(size):
+                code = int(state.status[i])
+                if code == _FINISHED:
+                    molecules.append(state.atoms(i, lo + i, seed, temperature))
+                key = {_FINISHED: "finished", _CAP: "discarded_cap", _NAN: "discarded_nan"}
+                stats[key[code]] += 1
     finally:
         model.train(was_training)
-    wall = time.perf_counter() - t0
-    stats["wall_s"] = round(wall, 3)
-    stats["molecules_per_minute"] = round(60.0 * stats["finished"] / wall, 2) if wall > 0 else None
     return molecules, stats
 
 

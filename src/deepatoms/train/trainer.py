@@ -145,6 +145,9 @@ def make_trainer(
             log_every_n_steps=10,
             deterministic=False,
             use_distributed_sampler=False,
+            # several GPU processes: BatchNorm (density U-Net) normalises over the whole step's
+            # batch, as one process with the total batch would (torch has no CPU SyncBatchNorm)
+            sync_batchnorm=_sync_batchnorm(t),
             inference_mode=inference_mode,
         )
     except (MisconfigurationException, ValueError, RuntimeError) as exc:
@@ -153,6 +156,15 @@ def make_trainer(
             f"{t.get('accelerator')!r}, train.devices={t.get('devices')!r}, train.strategy="
             f"{t.get('strategy')!r}, train.precision={t.get('precision')!r}): {exc}"
         ) from None
+
+
+def _sync_batchnorm(t: dict) -> bool:
+    """Whether BatchNorm statistics are taken over all processes: DDP on GPUs."""
+    import torch
+
+    ddp = str(t.get("strategy", "auto")).startswith("ddp")
+    acc = str(t.get("accelerator", "cpu"))
+    return ddp and (acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()))
 
 
 class _StderrProgressBar(TQDMProgressBar):

@@ -55,6 +55,15 @@ from deepatoms.analysis.generated_eval import (
 from deepatoms.analysis.molecule_validity import ring_counts
 from deepatoms.core.progress import ProgressBar
 from deepatoms.data.packed import PackedSystems
+from deepatoms.distribute.chunks import (
+    ChunkStore,
+    MemoryStore,
+    chunk_ranges,
+    load_arrays,
+    save_arrays,
+)
+from deepatoms.distribute.cluster import Cluster, on_cluster
+from deepatoms.distribute.engine import run_chunks
 from deepatoms.simulate.molecules import relax_molecule, xtb_gap
 
 __all__ = ["RELAX_METHODS", "evaluate_report", "format_table1", "training_labels", "write_report"]
@@ -204,17 +213,62 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def _relax_molecules(
+    items: Sequence[tuple[int, np.ndarray, np.ndarray, Any]], relax: str, xtb_gaps: bool,
+    on_item: Any = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """A chunk task: relax each molecule ``(index, numbers, positions Å, RDKit mol)`` with
+    ``relax`` (``xtb``, ``mmff``, ``none``) and, with ``xtb_gaps``, its GFN2-xTB gap (eV) at the
+    relaxed geometry (the generated one if not relaxed); failures are named, not raised."""
+    pos_out, relax_err, gaps, gap_err = [], [], [], []
+    xtb_s = 0.0
+    for n, (_, numbers, positions, mol) in enumerate(items, start=1):
+        pos, err = positions, ""
+        if relax != "none":
+            try:
+                pos, _ = relax_molecule(Atoms(numbers=numbers, positions=positions), relax, mol)
+            except Exception as exc:  # SCF failures, missing MMFF parameters …
+                pos, err = positions, type(exc).__name__
+        pos_out.append(np.asarray(pos, dtype=np.float64))
+        relax_err.append(err)
+        gap, gerr = math.nan, ""
+        if xtb_gaps:
+            t1 = time.perf_counter()
+            try:
+                gap = xtb_gap(numbers, pos)
+            except Exception as exc:  # reported as a failure count
+                gerr = type(exc).__name__
+            xtb_s += time.perf_counter() - t1
+        gaps.append(gap)
+        gap_err.append(gerr)
+        if on_item is not None:
+            on_item(n)
+    return {
+        "index": np.array([k for k, *_ in items], dtype=np.int64),
+        "positions": np.concatenate(pos_out).reshape(-1, 3),
+        "relax_error": np.array(relax_err, dtype=str),
+        "gap_xtb": np.array(gaps, dtype=np.float64),
+        "gap_error": np.array(gap_err, dtype=str),
+        "xtb_seconds": np.array(xtb_s),
+    }
+
+
 # -- the report -----------------------------------------------------------------------------------
 def evaluate_report(
     generated: Path, reference: Path, train_splits: Sequence[Path] = (), relax: str = "xtb",
     relax_sample: int = 100, gap_model: Path | None = None, xtb_gaps: bool = False, seed: int = 0,
-    progress: bool = True,
+    progress: bool = True, workers: int = 1, scheduler: str | None = None,
+    out_dir: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Evaluate generated molecules against a prepared QM9 reference (module docstring).
 
     Returns a dict: ``metrics`` (JSON-ready: counts, Table 1 rows, statistics, distribution
     distances, RMSDs, gaps, timings), ``molecules`` (per-molecule rows) and ``plots`` (arrays
     for :mod:`deepatoms.analysis.generated_plots`).
+
+    The relaxations and xTB gaps of the sample run in chunks of 10 molecules, on ``workers``
+    local Dask processes or the cluster at ``scheduler`` when given; with ``out_dir`` finished
+    chunks wait in ``out_dir/.parts`` and the same call after a kill continues from them.
     """
     if not Path(reference).is_file():
         raise FileNotFoundError(f"reference dataset '{reference}' does not exist")
@@ -224,7 +278,9 @@ def evaluate_report(
         raise ValueError(f"--relax-sample must be ≥ 0, got {relax_sample}")
     ev = _Evaluation(Path(generated), Path(reference), gap_model, progress)
     ev.check_and_compare(train_splits)
-    ev.relax_sample(relax, relax_sample, seed, xtb_gaps)
+    parts = Path(out_dir) / ".parts" if out_dir is not None else None
+    with on_cluster(workers, scheduler, progress) as cluster:
+        ev.relax_sample(relax, relax_sample, seed, xtb_gaps, cluster, parts)
     return {"metrics": ev.metrics(), "molecules": ev.molecules(), "plots": ev.plots()}
 
 
@@ -319,21 +375,34 @@ class _Evaluation:
         )
         self.timing["statistics"] = time.perf_counter() - t0
 
-    def relax_sample(self, relax: str, size: int, seed: int, xtb_gaps: bool) -> None:
-        """Relax a random sample of the unique molecules (RMSD to the generated geometry),
-        model gaps on the relaxed geometries, GFN2-xTB gaps when asked."""
+    def relax_sample(self, relax: str, size: int, seed: int, xtb_gaps: bool,
+                     cluster: Cluster | None = None, parts: Path | None = None) -> None:  # fmt: skip
+        """Relax a random sample of the unique molecules (RMSD to the generated geometry) and,
+        when asked, compute their GFN2-xTB gaps, in chunks of molecules here or on ``cluster``
+        (finished chunks wait in ``parts`` when given); model gaps on the relaxed geometries.
+        ``timing["relax"]`` is the wall time of the chunked stage, ``timing["xtb_gap"]`` the
+        summed time of the gap calculations in it."""
         self.relax, self.xtb_gaps = relax, xtb_gaps
         rng = np.random.default_rng(seed)
         self.n_sample = n_sample = min(int(size), len(self.uidx))
         self.sample = (np.sort(rng.choice(self.uidx, size=n_sample, replace=False)) if n_sample
                        else self.uidx[:0])  # fmt: skip
         t0 = time.perf_counter()
-        if relax != "none" and n_sample:
-            with self._bar(f"relaxing ({relax})") as cb:
-                for n, k in enumerate(self.sample):
-                    self._relax_one(int(k), relax)
-                    if cb is not None:
-                        cb(n + 1, n_sample)
+        self.timing["xtb_gap"] = 0.0
+        if (relax != "none" or xtb_gaps) and n_sample:
+            items = [(int(k), self.atoms[k].numbers, self.atoms[k].positions, self.checks[k].mol)
+                     for k in self.sample]  # fmt: skip
+            settings = {"generated": str(self.generated.resolve()), "relax": relax,
+                        "xtb_gaps": xtb_gaps, "sample": [int(k) for k in self.sample]}  # fmt: skip
+            store = (ChunkStore(parts, job="deepatoms evaluate-generated", n_items=n_sample,
+                                settings=settings, save=save_arrays, load=load_arrays)
+                     if parts is not None else MemoryStore(n_sample))  # fmt: skip
+            with self._bar(f"relaxing ({relax})" if relax != "none" else "GFN2-xTB gaps") as cb:
+                run_chunks(_relax_molecules, items, chunk_ranges(store.missing(), 10), store,
+                           cluster, args=(relax, xtb_gaps), progress=cb, name="relax")  # fmt: skip
+            for _, _, r in store.results():
+                self._take(r)
+            store.remove()
         self.timing["relax"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if self.loaded is not None and self.relaxed:
@@ -345,29 +414,25 @@ class _Evaluation:
             )
             self.gap_relaxed[done] = predict_packed(self.loaded, pack)
         self.timing["gap_model"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if xtb_gaps and n_sample:
-            with self._bar("GFN2-xTB gaps") as cb:
-                for n, k in enumerate(self.sample):
-                    pos = self.relaxed.get(int(k), self.atoms[k].positions)
-                    try:
-                        self.gap_xtb[k] = xtb_gap(self.atoms[k].numbers, pos)
-                    except Exception as exc:  # reported as a failure count
-                        self.failures[f"xtb_gap:{type(exc).__name__}"] += 1
-                    if cb is not None:
-                        cb(n + 1, n_sample)
-        self.timing["xtb_gap"] = time.perf_counter() - t0
 
-    def _relax_one(self, k: int, relax: str) -> None:
-        a = self.atoms[k]
-        try:
-            pos, _ = relax_molecule(a, relax, self.checks[k].mol)
-        except Exception as exc:  # SCF failures, missing MMFF parameters …
-            self.failures[type(exc).__name__] += 1
-            return
-        self.relaxed[k] = pos
-        self.rmsd_all[k] = kabsch_rmsd(a.positions, pos)
-        self.rmsd_heavy[k] = kabsch_rmsd(a.positions, pos, a.numbers != 1)
+    def _take(self, r: dict[str, np.ndarray]) -> None:
+        """Record one chunk of :func:`_relax_molecules`."""
+        start = 0
+        for n, k in enumerate(r["index"].tolist()):
+            a = self.atoms[k]
+            stop = start + len(a)
+            if r["relax_error"][n]:
+                self.failures[str(r["relax_error"][n])] += 1
+            elif self.relax != "none":
+                pos = r["positions"][start:stop]
+                self.relaxed[k] = pos
+                self.rmsd_all[k] = kabsch_rmsd(a.positions, pos)
+                self.rmsd_heavy[k] = kabsch_rmsd(a.positions, pos, a.numbers != 1)
+            if r["gap_error"][n]:
+                self.failures[f"xtb_gap:{r['gap_error'][n]}"] += 1
+            self.gap_xtb[k] = r["gap_xtb"][n]
+            start = stop
+        self.timing["xtb_gap"] += float(r["xtb_seconds"])
 
     def _table1(self) -> tuple[list[dict[str, Any]], str | None]:
         """Table 1 rows (with the paper's numbers) and where the gap column comes from."""

@@ -106,6 +106,14 @@ class TrainingTask(L.LightningModule):
 
     model: nn.Module
 
+    def sum_over_processes(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` (running sums, on the CPU) summed over the processes of a multi-process run
+        (each process saw its share of the batches); ``t`` itself in one process."""
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None or trainer.world_size <= 1:
+            return t
+        return trainer.strategy.reduce(t.to(self.device), reduce_op="sum").to("cpu", t.dtype)
+
     @classmethod
     def prepare(cls, ctx: RunContext) -> Prepared:
         """Read the data, split it, build the model: the task and its loaders."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,15 @@ class _Sums:
             if not math.isnan(v):
                 self.sums[k] += v * n
                 self.counts[k] += n
+
+    def reduced(self, total: Callable[[torch.Tensor], torch.Tensor]) -> _Sums:
+        """These sums with ``total`` (a sum over the processes) applied to sums and counts."""
+        t = total(torch.tensor([*(self.sums[k] for k in _TERMS), *(self.counts[k] for k in _TERMS)],
+                               dtype=torch.float64))  # fmt: skip
+        out = _Sums()
+        for i, k in enumerate(_TERMS):
+            out.sums[k], out.counts[k] = float(t[i]), round(float(t[len(_TERMS) + i]))
+        return out
 
     def means(self, prefix: str) -> dict[str, float]:
         return {
@@ -344,9 +353,10 @@ class DensityVAETask(TrainingTask):
             self._log_epoch(with_val=False)
 
     def _log_epoch(self, with_val: bool) -> None:
-        row = {"time_s": round(time.perf_counter() - self._t0, 3), **self._train.means("train")}
+        train = self._train.reduced(self.sum_over_processes)
+        row = {"time_s": round(time.perf_counter() - self._t0, 3), **train.means("train")}
         if with_val:
-            row.update(self._val.means("val"))
+            row.update(self._val.reduced(self.sum_over_processes).means("val"))
         self.rows.append({"epoch": self.current_epoch, "step": self.global_step, **row})
         value = row[self.monitor]
         if self.best_epoch < 0 or value < self.rows[self.best_epoch][self.monitor]:

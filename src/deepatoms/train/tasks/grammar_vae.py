@@ -42,6 +42,7 @@ from deepatoms.grammar.cfg import Grammar, load_grammar
 from deepatoms.models.grammar_vae import GrammarVAE, token_accuracy, vae_loss
 from deepatoms.models.latent_space import TRAINING_STRINGS, LatentSpace, parse_strings
 from deepatoms.train.data_split import run_split
+from deepatoms.train.loader import EpochBatchSampler
 from deepatoms.train.tasks.base import Export, Prepared, RunContext, TrainingTask
 
 __all__ = ["GrammarVAETask", "string_table_split"]
@@ -90,14 +91,10 @@ def string_table_split(table: StringTable, data_cfg: dict, seed: int) -> dict[st
 
 
 def _loader(idx: np.ndarray, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    gen = torch.Generator()
-    gen.manual_seed(seed)
-    return DataLoader(
-        TensorDataset(torch.from_numpy(idx)),
-        batch_size=int(batch_size),
-        shuffle=shuffle,
-        generator=gen,
-    )
+    """Batches of string indices: per-epoch seeded order, shared out among the processes of a
+    multi-process run (:class:`~deepatoms.train.loader.EpochBatchSampler`)."""
+    sampler = EpochBatchSampler(np.arange(len(idx)), int(batch_size), shuffle, seed)
+    return DataLoader(TensorDataset(torch.from_numpy(idx)), batch_sampler=sampler)
 
 
 class GrammarVAETask(TrainingTask):
@@ -302,8 +299,8 @@ class GrammarVAETask(TrainingTask):
         }
 
     def on_validation_epoch_end(self) -> None:
-        metrics = self._means("val_", self._sums["val"])
-        train = self._sums["train"]
+        metrics = self._means("val_", self.sum_over_processes(self._sums["val"]))
+        train = self.sum_over_processes(self._sums["train"])
         if train[3] > 0:
             metrics.update(self._means("train_", train))
             metrics["strings_per_s"] = float(train[3]) / max(self._t_last - self._t0, 1e-9)

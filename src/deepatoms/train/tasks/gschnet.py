@@ -245,7 +245,7 @@ class GSchNetTask(TrainingTask):
         )
 
     def on_validation_epoch_end(self) -> None:
-        s_type, n_steps, s_dist, n_dist = self._val.tolist()
+        s_type, n_steps, s_dist, n_dist = self.sum_over_processes(self._val).tolist()
         type_term = s_type / max(n_steps, 1)
         dist_term = s_dist / max(n_dist, 1)
         self.log("val_loss", type_term + dist_term, prog_bar=True)

@@ -36,6 +36,7 @@ from deepatoms.data.strings import read_string_csv
 from deepatoms.models.latent_regressor import LatentRegressors
 from deepatoms.models.loading import load_model
 from deepatoms.train.data_split import run_split
+from deepatoms.train.loader import EpochBatchSampler
 from deepatoms.train.tasks.base import Export, Prepared, RunContext, TrainingTask
 
 __all__ = ["LatentRegressorTask"]
@@ -92,8 +93,6 @@ class LatentRegressorTask(TrainingTask):
             axis=1,
         )
         y_val = np.stack([y[p][val] for p in props], axis=1)
-        gen = torch.Generator()
-        gen.manual_seed(ctx.seed)
         train_ds = TensorDataset(
             torch.as_tensor(mu, dtype=torch.float32),
             torch.exp(0.5 * torch.as_tensor(logvar, dtype=torch.float32)),
@@ -103,10 +102,10 @@ class LatentRegressorTask(TrainingTask):
             torch.as_tensor(val_mu, dtype=torch.float32),
             torch.as_tensor(y_val, dtype=torch.float64),
         )
-        train_loader = DataLoader(
-            train_ds, batch_size=int(tcfg["batch_size"]), shuffle=True, generator=gen
-        )
-        val_loader = DataLoader(val_ds, batch_size=int(tcfg["eval_batch_size"]))
+        train_loader = DataLoader(train_ds, batch_sampler=EpochBatchSampler(
+            np.arange(len(train_ds)), int(tcfg["batch_size"]), True, ctx.seed))  # fmt: skip
+        val_loader = DataLoader(val_ds, batch_sampler=EpochBatchSampler(
+            np.arange(len(val_ds)), int(tcfg["eval_batch_size"]), False))  # fmt: skip
         ctx.write_stats(
             {"properties": props, "mean": mean, "std": std, "n_train": len(tr), "n_val": len(val)}
         )
@@ -206,7 +205,9 @@ class LatentRegressorTask(TrainingTask):
         self._val_n += len(y)
 
     def on_validation_epoch_end(self) -> None:
-        mae = self._val_abs / max(self._val_n, 1)
+        total = self.sum_over_processes(torch.cat([self._val_abs, torch.tensor([self._val_n],
+                                                                              dtype=torch.float64)]))  # fmt: skip
+        mae = total[:-1] / max(float(total[-1]), 1.0)
         for k, p in enumerate(self.model.properties):
             self.log(f"val_mae_{p}", float(mae[k]))
             if p not in self.best or float(mae[k]) < self.best[p]["mae"]:
