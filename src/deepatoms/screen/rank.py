@@ -149,7 +149,8 @@ class CandidateTable:
 def _predict_slice(
     indices: range, space: CandidateSpace, predictor: Predictor, on_item: Any = None
 ) -> dict[str, np.ndarray]:
-    """A chunk task: energies per atom (eV/atom) and atom counts of candidates ``indices``."""
+    """A chunk task: energies per atom (eV/atom), atom counts, prototype indices, site atomic
+    numbers and compositions of candidates ``indices``."""
     cands = space.slice(indices.start, indices.stop)
     data = pack(cands)
 
@@ -166,7 +167,17 @@ def _predict_slice(
             f"the predictor gave non-finite energies for {bad.size} candidates, e.g. "
             f"{cands[bad[0]].candidate_id}; check the model and the candidate structures"
         )
-    return {"energy": values, "n_atoms": np.asarray(data.n_atoms, dtype=np.int32)}
+    index = {p.name: i for i, p in enumerate(space.prototypes)}
+    elements = np.zeros((len(cands), max(p.n_sites for p in space.prototypes)), dtype=np.int16)
+    for k, c in enumerate(cands):
+        elements[k, : len(c.elements)] = [atomic_numbers[e] for e in c.elements]
+    return {
+        "energy": values,
+        "n_atoms": np.asarray(data.n_atoms, dtype=np.int32),
+        "prototype": np.array([index[c.prototype.name] for c in cands], dtype=np.int32),
+        "elements": elements,
+        "composition": np.array([c.composition for c in cands], dtype=str),
+    }
 
 
 def predict_candidates(
@@ -194,21 +205,12 @@ def predict_candidates(
     parts = [r for _, _, r in store.results()]
     energy = np.concatenate([r["energy"] for r in parts]).astype(np.float64)
     n_atoms = np.concatenate([r["n_atoms"] for r in parts]).astype(np.int32)
-    index = {p.name: i for i, p in enumerate(space.prototypes)}
-    max_sites = max(p.n_sites for p in space.prototypes)
-    prototype = np.empty(total, dtype=np.int32)
-    elements = np.zeros((total, max_sites), dtype=np.int16)
-    composition = np.empty(total, dtype=np.int32)
-    codes: dict[str, int] = {}
-    for k, c in enumerate(space):
-        prototype[k] = index[c.prototype.name]
-        elements[k, : len(c.elements)] = [atomic_numbers[e] for e in c.elements]
-        composition[k] = codes.setdefault(c.composition, len(codes))
-    names = np.array(sorted(codes), dtype=str)
-    alphabetical = np.empty(len(codes), dtype=np.int32)  # first-seen code → sorted code
-    alphabetical[[codes[n] for n in names.tolist()]] = np.arange(len(codes), dtype=np.int32)
+    prototype = np.concatenate([r["prototype"] for r in parts]).astype(np.int32)
+    elements = np.concatenate([r["elements"] for r in parts]).astype(np.int16)
+    names, composition = np.unique(np.concatenate([r["composition"] for r in parts]),
+                                   return_inverse=True)  # fmt: skip
     return CandidateTable(
-        space, prototype, elements, alphabetical[composition], names, n_atoms, energy
+        space, prototype, elements, composition.astype(np.int32), names.astype(str), n_atoms, energy
     )
 
 
