@@ -424,7 +424,7 @@ class SpkWorker:
         self.log = open(args.workdir / "spk_worker.log", "w")
         env = dict(os.environ)
         if args.spk_malloc_tuned:  # the glibc settings the deepatoms Calculator applies itself
-            from deepatoms.simulate.allocator import MMAP_THRESHOLD, TRIM_THRESHOLD
+            from deepatoms.core.allocator import MMAP_THRESHOLD, TRIM_THRESHOLD
 
             env.update(
                 MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD),
@@ -533,7 +533,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--spk-malloc-tuned",
         action="store_true",
         help="give the SchNetPack worker the glibc malloc thresholds that deepatoms' Calculator "
-        "sets for itself (deepatoms.simulate.allocator), to separate that effect",
+        "sets for itself (deepatoms.core.allocator), to separate that effect",
     )
     p.add_argument(
         "--spk-only", action="store_true", help="run only the SchNetPack side (in .venv-spk)"

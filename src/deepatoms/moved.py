@@ -55,6 +55,7 @@ MOVED: dict[str, tuple[str, dict[str, str]]] = {
     "deepatoms.datagen.scaling": ("deepatoms.data.scaling", {}),
     "deepatoms.datagen.structures": ("deepatoms.data.structures", {}),
     "deepatoms.simulate.structures": ("deepatoms.data.structure_files", {}),
+    "deepatoms.simulate.allocator": ("deepatoms.core.allocator", {}),
     "deepatoms.screen.candidates": ("deepatoms.data.prototypes.substitution", {}),
     "deepatoms.screen.prototypes": ("deepatoms.data.prototypes.library", {}),
     "deepatoms.screen.scaling": ("deepatoms.data.prototypes.rescale", {}),

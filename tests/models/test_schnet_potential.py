@@ -12,12 +12,12 @@ from ase.build import bulk, molecule
 from f64 import F64, float64_default
 from test_invariance import ALL, RC, rattled
 
+from deepatoms.core.allocator import keep_freed_memory
 from deepatoms.data.graph import Batch
 from deepatoms.data.neighbors import GraphSpec
 from deepatoms.models.potential import compute_potential
 from deepatoms.models.registry import build_model
 from deepatoms.models.schnet_potential import SchNetPotential
-from deepatoms.simulate.allocator import keep_freed_memory
 
 CUT = GraphSpec("cutoff", RC)
 BASE = {

@@ -7,7 +7,10 @@ same chunk computed here and a rerun after a crash computes the same values. On 
 arguments shared by all chunks are sent to the workers once (``Client.scatter``); a chunk whose
 worker dies is computed again on another worker by the scheduler (up to
 ``distributed.scheduler.allowed-failures`` times), and because results are stored by their item
-range, a chunk computed twice is still written once.
+range, a chunk computed twice is still written once. Dask's worker processes start with glibc
+told to hand freed memory back at once (``MALLOC_TRIM_THRESHOLD_``); torch then page-faults its
+tensors in again on every call (model inference ran at half speed), so the workers are switched
+to keep freed memory (:func:`deepatoms.core.allocator.keep_freed_memory`) before the chunks.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from deepatoms.core.allocator import keep_freed_memory
 from deepatoms.core.errors import DeepatomsError
 from deepatoms.core.results import Result
 from deepatoms.distribute.chunks import ChunkStore
@@ -87,6 +91,7 @@ def _run_on_dask(
     from distributed import KilledWorker, as_completed
 
     client = cluster.client
+    client.run(keep_freed_memory)  # Dask's workers return freed memory at once by default
     shared = client.scatter(list(args), broadcast=False, hash=False) if args else []
     token = uuid.uuid4().hex[:8]
     futures = {

@@ -30,12 +30,12 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator as AseCalculator
 from ase.calculators.calculator import all_changes
 
+from deepatoms.core.allocator import keep_freed_memory
 from deepatoms.data.graph import Batch
 from deepatoms.data.neighbors import GraphSpec, build_edges
 from deepatoms.models.loaded import LoadedModel
 from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 from deepatoms.models.potential import inference_potential, stress_to_voigt
-from deepatoms.simulate.allocator import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class Calculator(AseCalculator):
         dtype: cast the model, e.g. ``torch.float64`` for tight relaxations (default: as saved).
         keep_memory: raise glibc's malloc thresholds for this process so that the tensors of
             one force call are reused by the next instead of being page-faulted in again
-            (:func:`deepatoms.simulate.allocator.keep_freed_memory`; large cells run up to 2x
+            (:func:`deepatoms.core.allocator.keep_freed_memory`; large cells run up to 2x
             faster and steadier). False leaves the allocator alone.
     """
 
