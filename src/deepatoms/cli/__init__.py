@@ -35,7 +35,7 @@ app = typer.Typer(
 
 #: Each module's commands: top-level (None) or a named group, in the order of ``--help``.
 MODULES = (
-    (training, None),  # train, cv, presets
+    (training, None),  # train, cv, presets, learn
     (evaluation, None),  # evaluate, predict, curves, evaluate-generated
     (simulation, None),  # relax, md, vibrations, scan
     (screening, None),  # screen

@@ -73,7 +73,30 @@ def evaluate_command(
     out.print(f"parity plot: {res['plot']}")
     if res.get("force_plot"):
         out.print(f"force parity plot: {res['force_plot']}")
+    if res.get("uncertainty"):
+        _report_uncertainty(res["uncertainty"])
     run.emit(res)
+
+
+def _report_uncertainty(unc: dict) -> None:
+    """The committee's calibration lines of ``evaluate``."""
+    u = unc["unit"]
+    out.print(
+        f"committee of {unc['n_members']} (σ scale {unc['variance_scale']:.3g}): mean σ "
+        f"{unc.get('mean_std', float('nan')):.4g} {u}, Spearman ρ(|error|, σ) "
+        f"{unc.get('spearman_abs_error_std', float('nan')):.2f}, NLL {unc.get('nll', float('nan')):.3g}, "
+        f"miscalibration area {unc.get('miscalibration_area', float('nan')):.3f}, within ±1σ "
+        f"{100 * unc.get('coverage_1sigma', float('nan')):.0f} % (68 % if calibrated)"
+    )
+    if unc.get("forces"):
+        f = unc["forces"]
+        rho = f["spearman_force_error_deviation"]
+        out.print(
+            f"force deviation: mean {f['mean_force_deviation']:.4g} eV/Å, max "
+            f"{f['max_force_deviation']:.4g} eV/Å, Spearman ρ(|ΔF_i|, d_i) "
+            f"{rho if rho is None else round(rho, 2)}"
+        )
+    out.print(f"calibration plot: {unc['plot']}")
 
 
 @command(app, "predict", run_options(device=True), cluster_options())

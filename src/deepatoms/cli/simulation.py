@@ -82,7 +82,9 @@ def relax_command(
     model: ModelArg, structure: StructureArg, fmax: float = 0.05, optimizer: str = "bfgs",
     steps: int = 1000, cell: Annotated[bool, typer.Option("--cell")] = False,
     out_file: Annotated[Path | None, typer.Option("--out", metavar="FILE")] = None,
-    traj: Annotated[Path | None, typer.Option(metavar="FILE.traj")] = None, *, calc: dict, run: Run,
+    traj: Annotated[Path | None, typer.Option(metavar="FILE.traj")] = None,
+    max_force_deviation: Annotated[float | None, typer.Option(metavar="EV_PER_A")] = None,
+    flag: Annotated[bool, typer.Option("--flag")] = False, *, calc: dict, run: Run,
 ) -> None:  # fmt: skip
     """Relax a structure with the model until the largest force is below --fmax.
 
@@ -93,12 +95,17 @@ def relax_command(
         cell: Relax the cell too (periodic structures).
         out_file: Relaxed structure (extxyz, cif, POSCAR, …).
         traj: ASE trajectory of every step.
+        max_force_deviation: Committee models: stop when the maximum per-atom force deviation
+            exceeds this (eV/Å).
+        flag: With --max-force-deviation: go on and list the steps above it instead.
     """
     from deepatoms.workflows.simulation import public, relax_structure
 
     res = relax_structure(model, structure, fmax=fmax, optimizer=optimizer, steps=steps,
                           cell=cell, out=out_file, trajectory=traj, **calc,
-                          overwrite=run.overwrite, progress=run.progress)  # fmt: skip
+                          overwrite=run.overwrite, progress=run.progress,
+                          max_force_deviation=max_force_deviation,
+                          on_deviation="flag" if flag else "stop")  # fmt: skip
     if "frames" in res:
         for k, r in enumerate(res["frames"]):
             out.print(f"frame {k}: {'converged' if r['converged'] else 'NOT converged'} in "
@@ -109,6 +116,9 @@ def relax_command(
         run.emit(public(res))
         return
     status = "converged" if res["converged"] else "NOT converged"
+    if res.get("force_deviation"):
+        out.print(f"committee: largest per-atom force deviation {max(res['force_deviation']):.4g} "
+                  "eV/Å over the steps")  # fmt: skip
     out.print(
         f"{status} in {res['steps']} {res['optimizer'].upper()} steps: energy "
         f"{res['initial_energy']:.6f} → {res['final_energy']:.6f} eV, max force "
@@ -134,7 +144,9 @@ def md_command(
     out_file: Annotated[Path, typer.Option("--out", metavar="TRAJ")], ensemble: str = "nvt",
     temperature: float = 300.0, timestep: float = 0.5, steps: int = 1000, friction: float = 0.01,
     interval: int = 10, seed: int = 0,
-    log: Annotated[Path | None, typer.Option(metavar="FILE")] = None, *, calc: dict, run: Run,
+    log: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
+    max_force_deviation: Annotated[float | None, typer.Option(metavar="EV_PER_A")] = None,
+    flag: Annotated[bool, typer.Option("--flag")] = False, *, calc: dict, run: Run,
 ) -> None:  # fmt: skip
     """Run MD with the model (NVT Langevin by default, 0.5 fs steps); writes a trajectory and a log.
 
@@ -149,7 +161,11 @@ def md_command(
         friction: Langevin friction (1/fs), NVT only.
         interval: Steps between frames and log lines.
         seed: Seed of velocities and thermostat noise.
-        log: Energy/temperature log (default: TRAJ with .log).
+        log: Energy/temperature log (default: TRAJ with .log); with a committee model also the
+            maximum per-atom force deviation (eV/Å).
+        max_force_deviation: Committee models: stop at the first step whose maximum per-atom
+            force deviation exceeds this (eV/Å), e.g. 0.3.
+        flag: With --max-force-deviation: keep running and list the steps above it instead.
     """
     from deepatoms.workflows.simulation import molecular_dynamics, public
 
@@ -157,12 +173,13 @@ def md_command(
         model, structure, out_file, ensemble=ensemble, temperature=temperature,
         timestep=timestep, steps=steps, friction=friction, interval=interval, seed=seed, log=log,
         **calc, overwrite=run.overwrite, progress=run.progress,
+        max_force_deviation=max_force_deviation, on_deviation="flag" if flag else "stop",
     )  # fmt: skip
     print_notes(res["warnings"], "warning")
     d = res["energy_drift"]
     out.print(
         f"{res['ensemble'].upper()} MD of {res['formula']} ({res['n_atoms']} atoms): "
-        f"{steps} steps × {timestep:g} fs = {res['duration_ps']:.4g} ps in {res['wall_time_s']:.1f} s "
+        f"{res['steps']} steps × {timestep:g} fs = {res['duration_ps']:.4g} ps in {res['wall_time_s']:.1f} s "
         f"({res['steps_per_s']:.0f} steps/s, {res['ns_per_day']:.3g} ns/day)"
     )
     out.print(
@@ -170,6 +187,16 @@ def md_command(
         f"Etot drift {d['drift'] * 1e3:+.4g} meV/atom/ps, fluctuation {d['std'] * 1e3:.3g} "
         "meV/atom"
     )
+    if res["max_force_deviation"] is not None:
+        out.print(f"committee: largest per-atom force deviation {res['max_force_deviation']:.4g} "
+                  "eV/Å")  # fmt: skip
+    if res["stopped_untrusted"]:
+        u = res["stopped_untrusted"]
+        out.print(f"stopped at step {u['step']}: force deviation {u['max_force_deviation']:.4g} "
+                  f"eV/Å above the trust level {res['trust_level']:g} eV/Å")  # fmt: skip
+    elif res["flagged_steps"]:
+        out.print(f"{len(res['flagged_steps'])} steps above {res['trust_level']:g} eV/Å, the "
+                  f"first {res['flagged_steps'][0]} (flagged_steps)")  # fmt: skip
     out.print(f"wrote {res['n_frames']} frames to {out_file}, log {res['log']}")
     run.emit(public(res), drop=("formula", "warnings"))
 

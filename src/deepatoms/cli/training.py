@@ -12,6 +12,8 @@ import typer
 from deepatoms.cli.common import (
     Run,
     SetOpt,
+    Workers,
+    cluster_options,
     command,
     commands,
     number,
@@ -25,7 +27,7 @@ app = commands()
 __all__ = ["app"]
 
 
-@command(app, "train", run_options(overwrite=False))
+@command(app, "train", run_options(overwrite=False), cluster_options())
 def train_command(
     preset: Annotated[str, typer.Option()], data: Annotated[Path, typer.Option(metavar="FILE.h5")],
     out_dir: Annotated[Path, typer.Option("--out")], target: str | None = None,
@@ -36,7 +38,8 @@ def train_command(
     force: Annotated[bool, typer.Option("--force")] = False,
     refit_statistics: Annotated[bool, typer.Option("--refit-statistics")] = False,
     accelerator: str | None = None, devices: int | None = None, strategy: str | None = None,
-    precision: str | None = None, *, run: Run,
+    precision: str | None = None, ensemble: Annotated[int, typer.Option(min=1)] = 1,
+    bootstrap: Annotated[bool, typer.Option("--bootstrap")] = False, *, run: Run, dask: Workers,
 ) -> None:  # fmt: skip
     """Train a model on a dataset; writes a run folder with checkpoints, metrics and model.pt.
 
@@ -66,6 +69,11 @@ def train_command(
         devices: Number of devices, e.g. 2 GPUs or 2 CPU processes (train.devices).
         strategy: auto or ddp (one process per device; train.strategy).
         precision: 32, bf16-mixed or 16-mixed (train.precision).
+        ensemble: Train a committee of N members (seeds seed … seed+N-1) into one model.pt
+            whose predictions carry a standard deviation; members run in parallel with
+            --workers.
+        bootstrap: Committee: each member trains on a resample (with replacement) of the
+            training set.
     """
     from deepatoms.workflows.training import train
 
@@ -78,7 +86,12 @@ def train_command(
     if run.progress:
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     summary = train(preset, data, out_dir, overrides=list(set_ or []), init=init,
-                        progress=run.progress, command="deepatoms train", **options)  # fmt: skip
+                    progress=run.progress, command="deepatoms train", ensemble=ensemble,
+                    bootstrap=bootstrap, **dask.kwargs(), **options)  # fmt: skip
+    if "n_members" in summary:
+        _report_committee(summary)
+        run.emit(summary)
+        return
     if summary.get("rank"):  # another process of a multi-process run: rank 0 reports
         return
     verb = training_verb(summary)
@@ -99,6 +112,19 @@ def train_command(
     )
     out.print(f"stopped: {summary['stopped']}; model: {summary['model_file']}")
     run.emit(summary)
+
+
+def _report_committee(summary: dict) -> None:
+    v, u = summary["val"], summary["unit"] or "(no unit)"
+    members = ", ".join(f"{m:.4g}" for m in v["member_mae"])
+    out.print(
+        f"trained a committee of {summary['n_members']} on {summary['property']}: validation "
+        f"MAE {v['mae']:.5g} {u} (members {members}); σ scale {summary['variance_scale']:.3g}, "
+        f"Spearman ρ(|error|, σ) {v.get('spearman_abs_error_std', float('nan')):.2f}, "
+        f"miscalibration area {v.get('miscalibration_area', float('nan')):.3f} "
+        f"({summary['wall_time_s']} s)"
+    )
+    out.print(f"model: {summary['model_file']}")
 
 
 @command(app, "cv", run_options(overwrite=False))
@@ -185,4 +211,73 @@ def presets_command(
         out.print(f"{group['title']} — {group['summary']}; train with `{group['command']}`")
         for row in group["presets"]:
             out.print(f"  {row['name']:<22} {row['description']}")
+    run.emit(res)
+
+
+@command(app, "learn", run_options(overwrite=False), cluster_options())
+def learn_command(
+    out_dir: Annotated[Path, typer.Option("--out")], molecule: str | None = None,
+    bulk: str | None = None, size: int | None = None,
+    data: Annotated[Path | None, typer.Option(metavar="FILE.h5")] = None,
+    preset: str = "schnet-md17-fast", calculator: str | None = None, initial: int = 20,
+    test: int = 50, rounds: int = 3, ensemble: int = 3, max_epochs: int = 100,
+    temperatures: str = "300,600", steps: int = 200, interval: int = 10, timestep: float = 1.0,
+    explorers: int = 4, trust_low: float = 0.05, trust_high: float = 0.5, per_round: int = 20,
+    select: str = "deviation", seed: int = 0, set_: SetOpt = None, *, run: Run, dask: Workers,
+) -> None:  # fmt: skip
+    """Active learning: train a committee, explore with MD, label where it disagrees, retrain.
+
+    Each round trains a committee on all labelled frames (warm start from the last round),
+    measures it on a fixed test set, runs MD with it, picks frames whose maximum force
+    deviation lies between the trust levels, labels them with GFN2-xTB (molecules) or EMT
+    (metals) and adds them. The run folder is resumable; give the same command (with more
+    --rounds) to continue. Logs: OUT/rounds.jsonl and OUT/error_vs_labels.png.
+
+    Args:
+        out_dir: Run folder.
+        molecule: Molecule: name, alias or SMILES (labelled with GFN2-xTB).
+        bulk: Bulk metal or alloy, e.g. Cu or Cu3Au (labelled with EMT).
+        size: Bulk: about this many atoms in the cell (default 32).
+        data: Labelled start (energies and forces) instead of reference MD.
+        preset: Potential preset of the members.
+        calculator: Reference calculator: xtb or emt (default by the system).
+        initial: Frames of reference MD labelled to start with.
+        test: Frames of separate reference MD as the fixed test set.
+        rounds: Rounds in all.
+        ensemble: Committee members.
+        max_epochs: Training epochs per round.
+        temperatures: Exploration temperatures (K), comma-separated.
+        steps: MD steps per exploration run.
+        interval: MD steps between explored frames.
+        timestep: Exploration time step (fs).
+        explorers: Exploration runs per temperature.
+        trust_low: Lower trust level on the maximum force deviation (eV/Å).
+        trust_high: Upper trust level (eV/Å); exploration runs stop above it.
+        per_round: Frames labelled per round at most.
+        select: deviation (trust levels) or random (uniform from the explored frames).
+        seed: Seed of everything random.
+    """
+    from deepatoms.workflows.learn import learn
+
+    try:
+        temps = [float(t) for t in temperatures.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(
+            f"--temperatures takes numbers such as 300,600; got {temperatures!r}"
+        ) from None
+    res = learn(out_dir, preset=preset, molecule=molecule, bulk=bulk, size=size, data=data,
+                calculator=calculator, initial=initial, test=test, rounds=rounds,
+                ensemble=ensemble, max_epochs=max_epochs, temperatures=temps, steps=steps,
+                interval=interval, timestep=timestep, explorers=explorers, trust_low=trust_low,
+                trust_high=trust_high, per_round=per_round, select=select,
+                overrides=list(set_ or []), seed=seed, progress=run.progress,
+                **dask.kwargs())  # fmt: skip
+    for r in res["rounds"]:
+        force = r["test_force_mae"]
+        f_text = f", force MAE {force:.4g} eV/Å" if force is not None else ""
+        out.print(f"round {r['round']}: {r['labels']} labels, test energy MAE "
+                  f"{r['test_energy_mae']:.4g} eV{f_text}; explored {r['explored']}, "
+                  f"candidates {r['candidates']}, labelled {r['selected']}")  # fmt: skip
+    out.print(f"{res['n_labels']} labelled frames in {res['out']}/labelled.h5; "
+              f"{res['out']}/error_vs_labels.png")  # fmt: skip
     run.emit(res)

@@ -46,6 +46,34 @@ def predict_packed(
     return out
 
 
+def predict_members(
+    graph: GraphSpec,
+    committee: torch.nn.Module,
+    data: PackedSystems,
+    indices: Sequence[int] | np.ndarray | None = None,
+    batch_size: int = 100,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Every member's prediction of a :class:`~deepatoms.models.committee.Committee` for
+    ``indices`` of ``data``: [N members, M systems], in target units."""
+    idx = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
+    if graph.precomputed and (data.edges is None or data.edges.spec != graph):
+        data = attach_edges(data.subset(idx), graph, progress)
+        idx = np.arange(len(data))
+    model = committee.eval()
+    dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
+    key = f"{model.property}_members"
+    out = np.empty((len(model.members), len(idx)), dtype=np.float64)
+    with torch.inference_mode():
+        for s in range(0, len(idx), batch_size):
+            chunk = idx[s : s + batch_size]
+            batch = collate(data, chunk, graph, dtype=dtype, targets=()).to(device)
+            out[:, s : s + len(chunk)] = model(batch)[key].double().cpu().numpy()
+            if progress is not None:
+                progress(s + len(chunk), len(idx))
+    return out
+
+
 def predict_potential(
     model: torch.nn.Module, graph: GraphSpec, data: PackedSystems,
     indices: Sequence[int] | np.ndarray | None = None, batch_size: int = 50, stress: bool = False,
@@ -55,7 +83,8 @@ def predict_potential(
 
     ``model`` is an energy model (``model.property`` names the energy); forces are −∂E/∂R of the
     whole batch (:func:`deepatoms.models.potential.inference_potential`). Atoms of the selected
-    systems are returned in selection order. ``progress(done, total)`` as in
+    systems are returned in selection order. For a committee also ``members``: ``energy``
+    [N, M] and ``forces`` [N, N_sel, 3] of every member. ``progress(done, total)`` as in
     :func:`predict_packed`.
     """
     if batch_size < 1:
@@ -66,11 +95,15 @@ def predict_potential(
     potential = inference_potential(model)
     energy = np.empty(len(idx), dtype=np.float64)
     forces, voigt = [], []
+    members: dict[str, list[np.ndarray]] = {}
     for s in range(0, len(idx), batch_size):
         chunk = idx[s : s + batch_size]
         batch = collate(data, chunk, graph, dtype=dtype, targets=()).to(device)
         out = potential(batch, forces=True, stress=stress)
         energy[s : s + len(chunk)] = out["energy"].detach().double().cpu().numpy()
+        for k, v in out.get("members", {}).items():
+            if k in ("energy", "forces"):
+                members.setdefault(k, []).append(v.double().cpu().numpy())
         forces.append(out["forces"].detach().double().cpu().numpy())
         if stress:
             voigt.append(stress_to_voigt(out["stress"].double().cpu()))
@@ -79,6 +112,8 @@ def predict_potential(
     result = {"energy": energy, "forces": np.concatenate(forces) if forces else np.zeros((0, 3))}
     if stress:
         result["stress"] = np.concatenate(voigt) if voigt else np.zeros((0, 6))
+    if members:  # a committee: the member values too
+        result["members"] = {k: np.concatenate(v, axis=1) for k, v in members.items()}
     return result
 
 

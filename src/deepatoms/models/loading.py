@@ -117,9 +117,24 @@ def _title(name: str) -> str:
     return fam.title if fam is not None else name
 
 
+def _build(kind: Any, mf: ModelFile) -> torch.nn.Module:
+    """The model of ``mf`` with fresh weights: one model, or a committee of its members
+    (``extras["committee"]``, :mod:`deepatoms.models.committee`)."""
+    from deepatoms.models.committee import Committee
+
+    spec = mf.extras.get("committee")
+    if spec is None:
+        return kind.build(mf.config)
+    n = spec.get("n_members") if isinstance(spec, dict) else None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"extras['committee']['n_members'] must be a whole number ≥ 2, got {n!r}")
+    return Committee([kind.build(mf.config) for _ in range(n)],
+                     float(spec.get("variance_scale", 1.0)))  # fmt: skip
+
+
 def _rebuild(kind: Any, mf: ModelFile) -> torch.nn.Module:
     try:
-        model = kind.build(mf.config)
+        model = _build(kind, mf)
     except (ValueError, TypeError, KeyError) as exc:
         raise ModelFileError(f"{mf.path}: its model config cannot be built: {exc}") from None
     params = dict(model.named_parameters())

@@ -98,8 +98,14 @@ def inference_potential(model: nn.Module) -> Callable[..., dict[str, torch.Tenso
 
     Returns a callable ``f(batch, forces=True, stress=False)`` with the results of
     :func:`compute_potential`: the analytic :class:`SchNetPotential` for SchNet energy models
-    (a snapshot of the current weights: call again after changing them), else autograd.
+    (a snapshot of the current weights: call again after changing them), else autograd. For a
+    :class:`~deepatoms.models.committee.Committee`: the member mean, with the member values
+    under ``"members"``.
     """
+    from deepatoms.models.committee import Committee, member_potential
+
+    if isinstance(model, Committee):  # each member on its own fastest path; mean and members
+        return member_potential(model, inference_potential)
     fast = SchNetPotential.from_model(model)
     return fast if fast is not None else partial(compute_potential, model)
 

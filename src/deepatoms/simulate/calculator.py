@@ -33,6 +33,7 @@ from ase.calculators.calculator import all_changes
 from deepatoms.core.allocator import keep_freed_memory
 from deepatoms.data.graph import Batch
 from deepatoms.data.neighbors import GraphSpec, build_edges
+from deepatoms.models.committee import force_deviation, member_std
 from deepatoms.models.loaded import LoadedModel
 from deepatoms.models.loading import PROPERTY_FAMILIES, load_model
 from deepatoms.models.potential import inference_potential, stress_to_voigt
@@ -107,6 +108,11 @@ class _Neighbours:
 
 class Calculator(AseCalculator):
     """ASE calculator around a deepatoms model file (or a :class:`LoadedModel`).
+
+    A committee model (``deepatoms train --ensemble N``) gives the member mean and puts its
+    spread in ``results``: ``energy_std`` (eV), ``forces_std`` ([n, 3] eV/Å, per component),
+    ``force_deviation`` ([n] eV/Å, per atom) and ``max_force_deviation`` (eV/Å;
+    :mod:`deepatoms.models.committee`).
 
     Args:
         model: ``model.pt`` of a training run (energy in eV), or a loaded model.
@@ -284,6 +290,13 @@ class Calculator(AseCalculator):
             res["forces"] = out["forces"].detach().double().cpu().numpy()
         if want_stress:
             res["stress"] = stress_to_voigt(out["stress"].double())
+        if "members" in out and self.force_model is None:  # a committee: its spread
+            m = {k: v.double().cpu().numpy() for k, v in out["members"].items()}
+            scale = self.energy_model.model.variance_scale
+            res["energy_std"] = member_std(m["energy"], scale)
+            if derivs:
+                res["forces_std"] = member_std(m["forces"], scale)
+                res["force_deviation"] = force_deviation(m["forces"])
         return res
 
     def calculate(
@@ -315,6 +328,12 @@ class Calculator(AseCalculator):
             self.results["forces"] = res["forces"]
         if "stress" in res:
             self.results["stress"] = res["stress"][0]
+        if "energy_std" in res:
+            self.results["energy_std"] = float(res["energy_std"][0])
+        if "force_deviation" in res:
+            self.results["forces_std"] = res["forces_std"]
+            self.results["force_deviation"] = res["force_deviation"]
+            self.results["max_force_deviation"] = float(res["force_deviation"].max())
 
     def calculate_images(
         self, images: Sequence[Atoms], forces: bool = True, stress: bool = False

@@ -85,7 +85,8 @@ def run_md(
     atoms: Atoms, calculator: Calculator, *, ensemble: str = "nvt", temperature_K: float = 300.0,
     timestep_fs: float = 0.5, steps: int = 1000, friction: float = 0.01, seed: int = 0,
     trajectory: str | Path | None = None, log: str | Path | None = None, interval: int = 10,
-    progress: Progress | None = None,
+    progress: Progress | None = None, max_force_deviation: float | None = None,
+    on_deviation: str = "stop",
 ) -> dict:  # fmt: skip
     """Run MD from ``atoms`` (not modified) with ``calculator``.
 
@@ -103,6 +104,12 @@ def run_md(
         log: text log written every ``interval`` steps, columns :data:`LOG_COLUMNS`.
         interval: steps between trajectory frames and log lines.
         progress: called as ``progress(steps_done, steps)``.
+        max_force_deviation: trust level (eV/Å) on a committee's maximum per-atom force
+            deviation (:mod:`deepatoms.models.committee`); needs a committee calculator. Above
+            it the run stops (``on_deviation="stop"``: the result says where, it is no error)
+            or the step is listed in ``flagged_steps`` (``"flag"``). With a committee the log
+            has a column ``max_dev[eV/Å]`` and the result ``series["max_force_deviation"]``.
+        on_deviation: ``stop`` or ``flag`` (above).
 
     Returns:
         dict with the settings, ``duration_ps``, ``n_frames`` (trajectory), ``mean_temperature_K``
@@ -114,8 +121,19 @@ def run_md(
         (final structure with momenta, energy and forces).
     """
     ensemble = _check(ensemble, temperature_K, timestep_fs, steps, friction, interval)
+    if on_deviation not in ("stop", "flag"):
+        raise ValueError(f"on_deviation must be stop or flag, got {on_deviation!r}")
+    if max_force_deviation is not None and not max_force_deviation > 0:
+        raise ValueError(f"max_force_deviation must be > 0 eV/Å, got {max_force_deviation!r}")
     work = atoms.copy()
     work.calc = calculator
+    work.get_forces()
+    committee = "max_force_deviation" in calculator.results
+    if max_force_deviation is not None and not committee:
+        raise ValueError(
+            "--max-force-deviation needs a committee model (train one with --ensemble N): this "
+            "model gives no force deviation"
+        )
     if not work.constraints:
         work.set_constraint(FixCom())
     rng = np.random.default_rng(seed)
@@ -135,6 +153,8 @@ def run_md(
 
     n = steps + 1
     epot, ekin, temp = np.empty(n), np.empty(n), np.empty(n)
+    dev = np.full(n, np.nan)
+    flagged: list[int] = []
     report_every = max(1, steps // 500)
     files: list[PartialFile] = []
     traj: Trajectory | None = None
@@ -149,14 +169,21 @@ def run_md(
         why = simulation_problem(work, epot[k], check_distances=k % interval == 0)
         if why:
             raise SimulationStopped(k, why)
-        if k % interval == 0:
-            if log_fh is not None:
-                etot = epot[k] + ekin[k]
-                t_ps = k * timestep_fs / 1000.0
-                log_fh.write(
-                    f"{k:10d} {t_ps:12.6f} {etot:16.8f} {epot[k]:16.8f} {ekin[k]:14.8f} "
-                    f"{temp[k]:10.3f}\n"
-                )
+        if committee:
+            dev[k] = calculator.results["max_force_deviation"]
+        beyond = max_force_deviation is not None and dev[k] > max_force_deviation
+        if (k % interval == 0 or beyond) and log_fh is not None:
+            etot = epot[k] + ekin[k]
+            t_ps = k * timestep_fs / 1000.0
+            extra = f" {dev[k]:12.6f}" if committee else ""
+            log_fh.write(
+                f"{k:10d} {t_ps:12.6f} {etot:16.8f} {epot[k]:16.8f} {ekin[k]:14.8f} "
+                f"{temp[k]:10.3f}{extra}\n"
+            )
+        if beyond:
+            if on_deviation == "stop":
+                raise _Untrusted(k, float(dev[k]))
+            flagged.append(k)
         if progress is not None and (k % report_every == 0 or k == steps):
             progress(k, steps)
 
@@ -166,6 +193,7 @@ def run_md(
         n_frames += 1
 
     stopped: SimulationStopped | None = None
+    untrusted: _Untrusted | None = None
     start = time.perf_counter()
     try:
         dyn.attach(record, interval=1)  # first: a frame is written only after its checks
@@ -176,11 +204,14 @@ def run_md(
         if log is not None:
             files.append(PartialFile(log))
             log_fh = open(files[-1].part, "w")  # closed in the finally block
-            log_fh.write("# " + "  ".join(LOG_COLUMNS) + "\n")
+            columns = (*LOG_COLUMNS, "max_dev[eV/Å]") if committee else LOG_COLUMNS
+            log_fh.write("# " + "  ".join(columns) + "\n")
         try:
             dyn.run(steps)
         except SimulationStopped as stop:
             stopped = stop
+        except _Untrusted as stop:
+            untrusted = stop
     finally:
         wall = time.perf_counter() - start
         if traj is not None:
@@ -194,6 +225,9 @@ def run_md(
         kept = f"; the {n_frames} frames written so far are in {trajectory}" if n_frames else ""
         raise DeepatomsError(f"MD stopped at step {stopped.step}: {stopped.reason}{kept}. "
                              "Use a smaller --timestep, or a model trained on such structures")  # fmt: skip
+    if untrusted is not None:  # the run ends at the first untrusted step
+        steps, n = untrusted.step, untrusted.step + 1
+        epot, ekin, temp, dev = epot[:n], ekin[:n], temp[:n], dev[:n]
     times = np.arange(n) * timestep_fs / 1000.0
     etot = epot + ekin
     tail = temp[1:] if steps > 0 else temp
@@ -220,9 +254,25 @@ def run_md(
         "wall_time_s": round(wall, 3),
         "steps_per_s": steps / wall if wall > 0 else float("nan"),
         "ns_per_day": duration_ps * 1e-3 / wall * 86400 if wall > 0 else float("nan"),
-        "series": {"time_ps": times, "etot": etot, "epot": epot, "ekin": ekin, "temperature": temp},
+        "series": {"time_ps": times, "etot": etot, "epot": epot, "ekin": ekin, "temperature": temp,
+                   **({"max_force_deviation": dev} if committee else {})},
+        "max_force_deviation": float(np.nanmax(dev)) if committee else None,
+        "trust_level": max_force_deviation,
+        "stopped_untrusted": (
+            {"step": untrusted.step, "max_force_deviation": untrusted.deviation}
+            if untrusted is not None else None
+        ),
+        "flagged_steps": flagged,
         "atoms": frozen_copy(work, calculator),
-    }
+    }  # fmt: skip
+
+
+class _Untrusted(Exception):
+    """A committee's force deviation passed the trust level at ``step``."""
+
+    def __init__(self, step: int, deviation: float) -> None:
+        super().__init__(step, deviation)
+        self.step, self.deviation = step, deviation
 
 
 __all__ = ["ENSEMBLES", "LOG_COLUMNS", "initial_velocities", "run_md"]

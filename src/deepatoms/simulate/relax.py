@@ -59,6 +59,7 @@ def relax(
     atoms: Atoms, calculator: Calculator, *, fmax: float = 0.05, optimizer: str = "bfgs",
     steps: int = 1000, relax_cell: bool = False, trajectory: str | Path | None = None,
     logfile: str | Path | None = None, progress: Any = None,
+    max_force_deviation: float | None = None, on_deviation: str = "stop",
 ) -> dict:  # fmt: skip
     """Relax ``atoms`` (not modified) with ``calculator`` until the max force is below ``fmax``.
 
@@ -74,12 +75,17 @@ def relax(
         trajectory: optional ASE ``.traj`` file of every step (moved into place at the end).
         logfile: optional optimiser log file (None: no log).
         progress: called as ``progress(step, steps)`` after every optimiser step.
+        max_force_deviation: trust level (eV/Å) on a committee calculator's maximum per-atom
+            force deviation: above it the relaxation stops (``on_deviation="stop"``, reported
+            in ``stopped_untrusted``) or the step is listed in ``flagged_steps`` (``"flag"``).
+        on_deviation: ``stop`` or ``flag``.
 
     Returns:
         dict with ``converged``, ``steps``, ``initial_energy`` / ``final_energy`` (eV),
         ``initial_fmax`` / ``final_fmax`` (eV/Å), ``fmax`` (tolerance), ``optimizer``,
         ``relax_cell``, for cell relaxations ``final_stress_GPa`` (max |σ|) and ``volume``
         (initial, final in Å³), and ``atoms`` (the final structure with its energy and forces).
+        With a committee calculator also ``force_deviation`` (per step, eV/Å).
     """
     if not fmax > 0:
         raise ValueError(f"fmax must be > 0 eV/Å, got {fmax}")
@@ -100,6 +106,17 @@ def relax(
             f"the model gives a non-finite energy ({initial_energy}) or forces for this "
             "structure; check the model file (e.g. `deepatoms evaluate`) and the structure"
         )
+    committee = "max_force_deviation" in calculator.results
+    if on_deviation not in ("stop", "flag"):
+        raise ValueError(f"on_deviation must be stop or flag, got {on_deviation!r}")
+    if max_force_deviation is not None and not committee:
+        raise ValueError(
+            "--max-force-deviation needs a committee model (train one with --ensemble N): this "
+            "model gives no force deviation"
+        )
+    deviations: list[float] = []
+    flagged: list[int] = []
+    untrusted: dict | None = None
     initial_volume = float(work.get_volume()) if relax_cell else None
     target = work
     if relax_cell:
@@ -114,15 +131,26 @@ def relax(
     )
 
     def guard() -> None:
+        nonlocal untrusted
         why = simulation_problem(work, work.get_potential_energy())
         if why:
             raise SimulationStopped(opt.nsteps, why)
+        if committee:
+            d = float(calculator.results["max_force_deviation"])
+            deviations.append(d)
+            if max_force_deviation is not None and d > max_force_deviation:
+                if on_deviation == "stop":
+                    untrusted = {"step": int(opt.nsteps), "max_force_deviation": d}
+                    raise _Untrusted
+                flagged.append(int(opt.nsteps))
         if progress is not None:
             progress(opt.nsteps, steps)
 
     opt.attach(guard, interval=1)
     try:
         converged = bool(opt.run(fmax=fmax, steps=steps))
+    except _Untrusted:
+        converged = False
     except SimulationStopped as stop:
         kept = f"; the steps so far are in {trajectory}" if trajectory is not None else ""
         raise DeepatomsError(f"relaxation stopped at step {stop.step}: {stop.reason}{kept}. "
@@ -148,8 +176,15 @@ def relax(
         stress = work.get_stress(voigt=True)
         result["final_stress_GPa"] = float(np.abs(stress).max() * _EV_A3_TO_GPA)
         result["volume"] = {"initial": initial_volume, "final": float(work.get_volume())}
+    if committee:
+        result.update(force_deviation=deviations, trust_level=max_force_deviation,
+                      stopped_untrusted=untrusted, flagged_steps=flagged)  # fmt: skip
     result["atoms"] = frozen_copy(work, calculator)
     return result
+
+
+class _Untrusted(Exception):
+    """The committee's force deviation passed the trust level."""
 
 
 __all__ = ["OPTIMIZERS", "frozen_copy", "is_periodic", "max_force", "optimizer_class", "relax"]

@@ -28,7 +28,9 @@ Split = dict[str, np.ndarray]
 
 
 def explicit_split(split: Mapping, n: int) -> Split:
-    """User-given split indices, checked: keys train/val(/test), in range, disjoint."""
+    """User-given split indices, checked: keys train/val(/test), in range, disjoint. With
+    ``split["bootstrap"]`` true the training indices may repeat (a bootstrap resample; a
+    committee member's training set)."""
     missing = {"train", "val"} - set(split)
     if missing:
         raise ConfigError(f"an explicit split needs 'train' and 'val' indices; missing {missing}")
@@ -36,7 +38,8 @@ def explicit_split(split: Mapping, n: int) -> Split:
         k: np.asarray(split.get(k, []), dtype=np.int64).reshape(-1)
         for k in ("train", "val", "test")
     }
-    seen = np.concatenate(list(out.values()))
+    train = np.unique(out["train"]) if split.get("bootstrap") else out["train"]
+    seen = np.concatenate([train, out["val"], out["test"]])
     if len(seen) and (seen.min() < 0 or seen.max() >= n):
         raise ConfigError(f"split indices must lie in 0 … {n - 1} for this dataset of {n} systems")
     if len(np.unique(seen)) != len(seen):

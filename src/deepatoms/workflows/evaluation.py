@@ -40,8 +40,10 @@ from deepatoms.distribute.chunks import (
 )
 from deepatoms.distribute.cluster import on_cluster
 from deepatoms.distribute.engine import chunk_size, run_chunks
+from deepatoms.models.committee import committee_info, force_deviation, member_std
 from deepatoms.models.inference import (
     is_potential,
+    predict_members,
     predict_packed,
     predict_potential,
     unseen_elements,
@@ -171,10 +173,17 @@ def evaluate(
         problems = packed_problems(sub, [prop] + ([flabel] if flabel else []), progress=bar)
     raise_problems({int(idx[k]): why for k, why in problems.items()}, data_path,
                    hint="; remove them from the dataset")  # fmt: skip
+    info = committee_info(loaded)
+    members = f_members = None
     with ProgressBar("evaluating", quiet=not progress) as bar:
         if flabel:
             pot = predict_potential(loaded.model, loaded.graph, data, idx, batch_size, False, bar)
             pred = pot["energy"]
+            if info is not None:
+                members, f_members = pot["members"]["energy"], pot["members"]["forces"]
+        elif info is not None:
+            members = predict_members(loaded.graph, loaded.model, data, idx, batch_size, bar)
+            pred = members.mean(0)
         else:
             pred = predict_packed(loaded, data, idx, batch_size, bar)
     ref = data.system_props[prop][idx].astype(np.float64)
@@ -194,7 +203,39 @@ def evaluate(
         result["force_plot"] = str(plot_parity(f_ref, f_pred, f_plot, "force component", "eV/Å",
                                                f_err["force_mae"], f_err["force_rmse"], None,
                                                counted="force components"))  # fmt: skip
+    if members is not None:
+        result["uncertainty"] = _uncertainty(members, pred - ref, info, loaded.unit, plot,
+                                             f_members, data.subset(idx), flabel)  # fmt: skip
     return result
+
+
+def _uncertainty(members: np.ndarray, errors: np.ndarray, info: dict, unit: str, plot: Path,
+                 f_members: np.ndarray | None, sub: PackedSystems,
+                 flabel: str | None) -> dict[str, Any]:  # fmt: skip
+    """A committee's uncertainty on the evaluated systems: mean σ, calibration of σ against the
+    errors (:func:`deepatoms.analysis.calibration.calibration_report`) with its plot and, for
+    potentials, the per-atom force deviation against the per-atom force error."""
+    from deepatoms.analysis.calibration import calibration_report, plot_calibration
+
+    std = member_std(members, info["variance_scale"])
+    out: dict[str, Any] = {**info, "unit": unit, "std": std,
+                           **calibration_report(errors, std)}  # fmt: skip
+    out["plot"] = plot_calibration(errors, std, plot.with_name(plot.stem + "_calibration.png"),
+                                   unit)  # fmt: skip
+    if f_members is not None and flabel:
+        dev = force_deviation(f_members)
+        f_err = np.linalg.norm(f_members.mean(0) - sub.atom_props[flabel].astype(np.float64),
+                               axis=1)  # fmt: skip
+        from scipy.stats import spearmanr
+
+        out["forces"] = {
+            "unit": "eV/Å",
+            "mean_force_deviation": float(dev.mean()),
+            "max_force_deviation": float(dev.max()) if len(dev) else None,
+            "spearman_force_error_deviation": float(spearmanr(f_err, dev).statistic)
+            if len(dev) > 1 and np.ptp(dev) > 0 else None,
+        }  # fmt: skip
+    return out
 
 
 def _parity(loaded: LoadedModel, sub: PackedSystems, ref: np.ndarray, pred: np.ndarray,
@@ -261,7 +302,9 @@ def predict(
     3-D periodic, ``stress`` ([n, 6] Voigt, eV/Å³). ``out``: a CSV of the rows (potentials:
     forces in ``<out stem>_forces.csv``, one row per atom) or an extxyz/xyz file of the
     structures with the predictions attached. An existing output is replaced only with
-    ``overwrite``, and never one of the inputs. ``device``: torch device (cpu, cuda).
+    ``overwrite``, and never one of the inputs. ``device``: torch device (cpu, cuda). A
+    committee model adds ``std`` (per structure, the model's unit) and, for potentials,
+    ``max_force_deviation`` (per structure, eV/Å); the CSV gets the same columns.
 
     The structures are predicted in chunks of at most ``chunk``, on ``workers`` local Dask
     processes or the cluster at ``scheduler`` when given; with ``out`` (and a model file),
@@ -300,6 +343,12 @@ def predict(
                    name="predict")  # fmt: skip
     parts = [r for _, _, r in store.results()]
     values = np.concatenate([r["values"] for r in parts])
+    std = np.concatenate([r["std"] for r in parts]) if "std" in parts[0] else None
+    deviation = None
+    if "force_deviation" in parts[0]:
+        per_atom = np.split(np.concatenate([r["force_deviation"] for r in parts]),
+                            data.offsets[1:-1])  # fmt: skip
+        deviation = np.array([d.max() if len(d) else 0.0 for d in per_atom])
     if potential:
         forces = np.split(np.concatenate([r["forces"] for r in parts]), data.offsets[1:-1])
         if periodic:
@@ -310,6 +359,12 @@ def predict(
          col: float(v)}
         for (f, k), a, v in zip(labels, atoms_list, values, strict=True)
     ]  # fmt: skip
+    std_col = f"{loaded.property} std [{loaded.unit}]" if loaded.unit else f"{loaded.property} std"
+    for n, row in enumerate(rows):
+        if std is not None:
+            row[std_col] = float(std[n])
+        if deviation is not None:
+            row["max force deviation [eV/Å]"] = float(deviation[n])
     written = []
     if kind == "csv":
         written = _write_prediction_csv(Path(out), rows, labels, atoms_list, forces, overwrite)
@@ -325,6 +380,10 @@ def predict(
         result.update(forces=forces, force_unit="eV/Å")
     if stress is not None:
         result.update(stress=stress, stress_unit="eV/Å^3")
+    if std is not None:
+        result.update(std=std, committee=committee_info(loaded))
+    if deviation is not None:
+        result.update(max_force_deviation=deviation)
     return result
 
 
@@ -333,19 +392,29 @@ def _predict_systems(
     periodic: bool, on_item: Any = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """A chunk task: ``values`` (model unit) of systems ``indices`` of ``data`` and, for
-    potentials, ``forces`` (eV/Å, per atom) and ``stress`` (eV/Å³, periodic cells)."""
+    potentials, ``forces`` (eV/Å, per atom) and ``stress`` (eV/Å³, periodic cells); for a
+    committee also ``std`` (model unit) and, for potentials, the per-atom ``force_deviation``
+    (eV/Å, :func:`deepatoms.models.committee.force_deviation`)."""
     sub = data.subset(np.arange(indices.start, indices.stop))
 
     def bar(done: int, _total: int) -> None:
         if on_item is not None:
             on_item(done)
 
+    info = committee_info(loaded)
     if not potential:
-        return {"values": np.asarray(predict_packed(loaded, sub, None, batch_size, bar))}
+        if info is None:
+            return {"values": np.asarray(predict_packed(loaded, sub, None, batch_size, bar))}
+        members = predict_members(loaded.graph, loaded.model, sub, None, batch_size, bar)
+        return {"values": members.mean(0), "std": member_std(members, info["variance_scale"])}
     pot = predict_potential(loaded.model, loaded.graph, sub, None, batch_size, periodic, bar)
     out = {"values": np.asarray(pot["energy"]), "forces": np.asarray(pot["forces"])}
     if periodic:
         out["stress"] = np.asarray(pot["stress"])
+    if info is not None:
+        m = pot["members"]
+        out["std"] = member_std(m["energy"], info["variance_scale"])
+        out["force_deviation"] = force_deviation(m["forces"])  # per atom, eV/Å
     return out
 
 

@@ -114,6 +114,7 @@ def relax_structure(
     trajectory: str | os.PathLike | None = None, dtype: str | None = "float64",
     force_model: str | os.PathLike | None = None, threads: int | None = None,
     overwrite: bool = False, device: str = "cpu", progress: bool = False,
+    max_force_deviation: float | None = None, on_deviation: str = "stop",
 ) -> SimulationResult:  # fmt: skip
     """Relax ``structure`` with the model until the largest force is below ``fmax`` (eV/Å);
     ``cell`` relaxes the cell of a periodic structure too. Writes ``out`` (any ASE format) and
@@ -123,7 +124,11 @@ def relax_structure(
 
     ``FILE@SLICE`` (e.g. ``frames.xyz@:``) relaxes every selected frame: ``out`` then holds all
     relaxed frames, ``frames`` the result of each (the keys above without ``atoms``), and
-    ``converged`` is True when all converged; ``trajectory`` is for one structure only."""
+    ``converged`` is True when all converged; ``trajectory`` is for one structure only.
+
+    With a committee model every step's maximum per-atom force deviation is in
+    ``force_deviation`` (eV/Å); ``max_force_deviation`` stops the relaxation above it
+    (``on_deviation="stop"``, in ``stopped_untrusted``) or flags the steps (``"flag"``)."""
     from deepatoms.data.structure_files import (
         is_frame_range,
         read_structure_frames,
@@ -145,7 +150,8 @@ def relax_structure(
         with ProgressBar("structures", quiet=not progress) as bar:
             for k, atoms in enumerate(frames):
                 results.append(relax(atoms, calc, fmax=fmax, optimizer=optimizer, steps=steps,
-                                     relax_cell=cell))  # fmt: skip
+                                     relax_cell=cell, max_force_deviation=max_force_deviation,
+                                     on_deviation=on_deviation))  # fmt: skip
                 bar(k + 1, len(frames))
         if out is not None:
             write_structures(out, [r["atoms"] for r in results])
@@ -160,10 +166,15 @@ def relax_structure(
     atoms, warnings = _structure(structure, calc)
     with ProgressBar("optimiser steps", quiet=not progress) as bar:
         res = relax(atoms, calc, fmax=fmax, optimizer=optimizer, steps=steps, relax_cell=cell,
-                    trajectory=trajectory, progress=bar)  # fmt: skip
+                    trajectory=trajectory, progress=bar, max_force_deviation=max_force_deviation,
+                    on_deviation=on_deviation)  # fmt: skip
     if out is not None:
         write_structures(out, res["atoms"])
-    if not res["converged"]:
+    if res.get("stopped_untrusted"):
+        u = res["stopped_untrusted"]
+        warnings.append(f"stopped at step {u['step']}: the committee's force deviation "
+                        f"{u['max_force_deviation']:.4g} eV/Å passed {max_force_deviation:g} eV/Å")  # fmt: skip
+    elif not res["converged"]:
         warnings.append(f"not converged after {steps} steps; raise --steps or --fmax")
     return SimulationResult(**res, out=str(out) if out else None,
                             traj=str(trajectory) if trajectory else None, warnings=warnings)  # fmt: skip
@@ -175,6 +186,7 @@ def molecular_dynamics(
     interval: int = 10, seed: int = 0, log: str | os.PathLike | None = None,
     dtype: str | None = None, force_model: str | os.PathLike | None = None,
     threads: int | None = None, overwrite: bool = False, progress: bool = True, device: str = "cpu",
+    max_force_deviation: float | None = None, on_deviation: str = "stop",
 ) -> SimulationResult:  # fmt: skip
     """MD with the model (Langevin NVT at ``temperature`` K, or NVE), ``timestep`` fs, a frame
     and a log line every ``interval`` steps to the trajectory ``out`` (ASE .traj, or .extxyz
@@ -182,7 +194,12 @@ def molecular_dynamics(
     error, keeping the frames so far, when energies or positions turn non-finite or atoms
     collide. Keys: ``n_atoms``, ``duration_ps``, ``wall_time_s``,
     ``steps_per_s``, ``ns_per_day``, ``mean_temperature_K``, ``std_temperature_K``,
-    ``energy_drift`` (``drift`` eV/atom/ps of a linear fit, ``std`` eV/atom), ``n_frames``."""
+    ``energy_drift`` (``drift`` eV/atom/ps of a linear fit, ``std`` eV/atom), ``n_frames``.
+
+    With a committee model the log has the maximum per-atom force deviation (eV/Å) of every
+    logged step; ``max_force_deviation`` (eV/Å) stops the run at the first step above it
+    (``on_deviation="stop"``, reported in ``stopped_untrusted``, not an error) or lists such
+    steps in ``flagged_steps`` (``"flag"``)."""
     from deepatoms.simulate.md import run_md
 
     out = Path(out)
@@ -201,7 +218,8 @@ def molecular_dynamics(
             res = run_md(
                 atoms, calc, ensemble=ensemble, temperature_K=temperature, timestep_fs=timestep,
                 steps=steps, friction=friction, seed=seed, trajectory=traj, log=log,
-                interval=interval, progress=bar,
+                interval=interval, progress=bar, max_force_deviation=max_force_deviation,
+                on_deviation=on_deviation,
             )  # fmt: skip
     finally:
         if traj != out and traj.exists():  # the frames so far, also when the run stopped

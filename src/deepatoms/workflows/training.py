@@ -68,6 +68,7 @@ def train(
     preset: str | Mapping[str, Any], data: Any, out: str | os.PathLike, *,
     overrides: Sequence[str] = (), init: str | os.PathLike | None = None, init_part: str = "all",
     split: Mapping[str, Any] | None = None, progress: bool = True, command: str | None = None,
+    ensemble: int = 1, bootstrap: bool = False, workers: int = 1, scheduler: str | None = None,
     **options: Any,
 ) -> TrainResult:  # fmt: skip
     """Train (or resume) the model of ``preset`` on ``data`` in the run folder ``out``.
@@ -77,12 +78,26 @@ def train(
     ``max_epochs``, ``max_time`` (minutes), ``n_train``, ``n_val``, ``seed``, ``regime``,
     ``grammar``; ``overrides``: ``"section.key=value"`` strings. ``init``: a model file to
     start from (fine-tuning). ``command``: the command line that asks (its family must be the
-    one that command trains). Returns the run summary.
+    one that command trains). ``ensemble`` > 1 trains a committee of that many members
+    (``bootstrap``: each on a resample of the training set), on ``workers`` local Dask processes
+    or the cluster at ``scheduler`` when given (:mod:`deepatoms.train.committee`). Returns the
+    run summary.
     """
     cfg = training_config(preset, overrides, **options)
     fam = family_of(cfg)
     if command is not None and fam.command != command:
         raise ConfigError(_wrong_command(cfg.get("name") or "(config)", fam, command))
+    if ensemble != 1:
+        from deepatoms.train.committee import fit_committee
+
+        if split is not None:
+            raise ConfigError("a committee takes its split from the config, not an explicit one")
+        return fit_committee(cfg, data, out, n_members=ensemble, bootstrap=bootstrap,
+                             workers=workers, scheduler=scheduler, init=init,
+                             progress=progress)  # fmt: skip
+    if bootstrap or workers != 1 or scheduler is not None:
+        raise ConfigError("--bootstrap, --workers and --scheduler apply to committees "
+                          "(--ensemble N); for one model use --devices/--strategy")  # fmt: skip
     return fit(cfg, data, out, split=split, init=init, init_part=init_part, progress=progress)
 
 

@@ -1,0 +1,373 @@
+"""Active learning with a committee: the function behind ``deepatoms learn``
+(docs/active-learning.md).
+
+Each round, in the resumable run folder ``OUT``:
+
+1. **train** a committee on every frame labelled so far (``round_k/committee``; from round 1 on
+   every member starts from the previous round's member: warm start);
+2. **evaluate** it on the fixed test set (energy and force MAE, calibration);
+3. **explore**: MD with the committee from labelled frames at each temperature, recording a frame
+   and its maximum per-atom force deviation d_max every ``interval`` steps (or, with ``rattle``,
+   randomly displaced copies of labelled frames); an MD run stops early once d_max passes the
+   upper trust level (the committee cannot be trusted beyond it);
+4. **select** frames with ``trust_low ≤ d_max ≤ trust_high`` (DP-GEN, Zhang et al. 2020), those
+   with the largest d_max first, at most ``per_round``; ``select="random"`` picks as many frames
+   uniformly from all explored ones instead (the baseline of ``benchmarks/active_learning.py``);
+5. **label** them with the reference calculator (GFN2-xTB for molecules, EMT for metals) and add
+   them to ``labelled.h5``.
+
+Every frame has an id (``r<round>/T<temperature>/s<seed>/<step>``) stored with its label; a frame
+whose id is already labelled is never labelled again, so a rerun after a kill at any point goes
+on without repeating or losing a label. ``rounds.jsonl`` has one line per finished round and
+``error_vs_labels.png`` the test force error against the number of labels.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from deepatoms.core.errors import DeepatomsError
+from deepatoms.core.files import atomic_write_text, read_json, write_json
+from deepatoms.core.progress import note
+from deepatoms.core.results import Result
+from deepatoms.data.dataset import read_dataset, write_dataset
+from deepatoms.data.packed import PackedSystems
+from deepatoms.distribute.chunks import MemoryStore, chunk_ranges
+from deepatoms.distribute.cluster import on_cluster
+from deepatoms.distribute.engine import run_chunks
+
+__all__ = ["LearnResult", "learn"]
+
+SOURCE = "deepatoms learn"
+
+
+class LearnResult(Result):
+    """An active-learning run: ``out``, ``rounds`` (one record per round: ``labels``,
+    ``test_energy_mae`` eV, ``test_force_mae`` eV/Å, ``explored``, ``candidates``,
+    ``selected``, calibration), ``n_labels`` and ``wall_time_s``."""
+
+
+def _label_frames(frames: Sequence[Atoms], calculator: str, settings: dict,
+                  on_item: Any = None) -> dict[str, Any]:  # fmt: skip
+    """A chunk task: energy (eV), forces (eV/Å) and, for periodic cells, stress of each frame
+    from the reference calculator (built here)."""
+    from deepatoms.simulate.reference import make_calculator
+
+    calc, _ = make_calculator(calculator, frames[0], **settings)
+    out: dict[str, list] = {"energy": [], "forces": [], "stress": []}
+    for n, atoms in enumerate(frames, start=1):
+        a = atoms.copy()
+        a.calc = calc
+        out["energy"].append(float(a.get_potential_energy()))
+        out["forces"].append(np.asarray(a.get_forces(), dtype=np.float64))
+        if a.pbc.all():
+            out["stress"].append(np.asarray(a.get_stress(voigt=True), dtype=np.float64))
+        if on_item is not None:
+            on_item(n)
+    return out
+
+
+def _pack(frames: Sequence[Atoms], labels: dict[str, list], ids: Sequence[str]) -> PackedSystems:
+    system = {"energy": np.asarray(labels["energy"], dtype=np.float64),
+              "frame_id": np.asarray(list(ids), dtype=str)}  # fmt: skip
+    if labels["stress"] and len(labels["stress"]) == len(frames):
+        system["stress"] = np.asarray(labels["stress"], dtype=np.float64)
+    return PackedSystems.from_atoms(list(frames), system_props=system,
+                                    atom_props={"forces": list(labels["forces"])})  # fmt: skip
+
+
+def _label(frames: list[Atoms], ids: list[str], calculator: str, settings: dict,
+           cluster: Any) -> PackedSystems:  # fmt: skip
+    store = MemoryStore(len(frames))
+    run_chunks(_label_frames, frames, chunk_ranges([(0, len(frames))], 10), store, cluster,
+               args=(calculator, settings), name="label")  # fmt: skip
+    labels: dict[str, list] = {"energy": [], "forces": [], "stress": []}
+    for _, _, part in store.results():
+        for k in labels:
+            labels[k] += part[k]
+    return _pack(frames, labels, ids)
+
+
+def _explore_md(starts: Sequence[tuple[str, Atoms]], model: str, temperature: float,
+                steps: int, interval: int, timestep: float, trust_high: float, seed: int,
+                on_item: Any = None) -> list[dict]:  # fmt: skip
+    """A chunk task: committee MD from each ``(id, start)``; every ``interval`` steps a frame
+    with its d_max, stopping a run once d_max passes ``trust_high``."""
+    from deepatoms.simulate.calculator import Calculator
+    from deepatoms.simulate.md import initial_velocities
+
+    calc = Calculator(model)
+    out = []
+    from ase import units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+
+    for n, (sid, start) in enumerate(starts, start=1):
+        atoms = start.copy()
+        atoms.calc = calc
+        atoms.set_constraint(FixCom())
+        rng = np.random.default_rng([seed, n, int(temperature)])
+        initial_velocities(atoms, temperature, rng)
+        dyn = Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature,
+                       friction=0.01 / units.fs, fixcm=False, rng=rng)  # fmt: skip
+        for step in range(interval, steps + 1, interval):
+            try:
+                dyn.run(interval)
+                d = float(calc.results["max_force_deviation"])
+            except Exception:  # the committee broke down (e.g. atoms collided): stop here
+                break
+            frame = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+            out.append({"id": f"{sid}/T{temperature:g}/{step}", "atoms": frame, "d_max": d})
+            if not math.isfinite(d) or d > trust_high:
+                break
+        if on_item is not None:
+            on_item(n)
+    return out
+
+
+def learn(
+    out: str | os.PathLike, *, preset: str = "schnet-md17-fast", molecule: str | None = None,
+    bulk: str | None = None, size: int | None = None, data: str | os.PathLike | None = None,
+    calculator: str | None = None, initial: int = 20, test: int = 50, rounds: int = 3,
+    ensemble: int = 3, max_epochs: int = 100, temperatures: Sequence[float] = (300.0, 600.0),
+    steps: int = 200, interval: int = 10, timestep: float = 1.0, explorers: int = 4,
+    trust_low: float = 0.05, trust_high: float = 0.5, per_round: int = 20,
+    select: str = "deviation", overrides: Sequence[str] = (), seed: int = 0,
+    workers: int = 1, scheduler: str | None = None, progress: bool = True,
+) -> LearnResult:  # fmt: skip
+    """Run (or continue) the active-learning loop of the module docstring in ``out``.
+
+    Args:
+        out: run folder.
+        preset: potential preset of the committee members (``deepatoms presets``).
+        molecule, bulk, size: the system: a molecule (name or SMILES; GFN2-xTB) or a bulk metal
+            or alloy cell of about ``size`` atoms (EMT).
+        data: labelled start instead of reference MD (a dataset with energy and forces).
+        calculator: reference calculator (``xtb``, ``emt``; default by the system).
+        initial: frames of reference MD (500 K) labelled to start with.
+        test: frames of a separate reference MD (other seed) as the fixed test set.
+        rounds: rounds to run in all (a rerun with more continues).
+        ensemble: committee members.
+        max_epochs: training epochs per round.
+        temperatures: exploration MD temperatures (K).
+        steps, interval, timestep: exploration MD steps per run, steps between recorded frames
+            and time step (fs).
+        explorers: MD runs per temperature (each from a labelled frame).
+        trust_low, trust_high: trust levels on d_max (eV/Å).
+        per_round: frames labelled per round at most.
+        select: ``deviation`` (trust levels) or ``random`` (uniform from the explored frames).
+        overrides: ``section.key=value`` settings of the members.
+        seed: seed of everything random.
+        workers, scheduler: Dask workers or cluster for training, exploration and labelling.
+        progress: report on stderr.
+    """
+    from deepatoms.datagen.md import generate_md
+    from deepatoms.simulate.reference import DEFAULT_CALCULATOR, make_calculator
+    from deepatoms.workflows.datagen import _starting_structure
+
+    t0 = time.time()
+    if select not in ("deviation", "random"):
+        raise DeepatomsError(f"--select must be deviation or random, got {select!r}")
+    if not 0 <= trust_low < trust_high:
+        raise DeepatomsError(f"need 0 ≤ --trust-low < --trust-high, got {trust_low}, {trust_high}")
+    run = Path(out)
+    run.mkdir(parents=True, exist_ok=True)
+    settings = {"preset": preset, "molecule": molecule, "bulk": bulk, "size": size,
+                "data": str(data) if data else None, "calculator": calculator, "initial": initial,
+                "test": test, "ensemble": ensemble, "max_epochs": max_epochs,
+                "temperatures": [float(t) for t in temperatures], "steps": steps,
+                "interval": interval, "timestep": timestep, "explorers": explorers,
+                "trust_low": trust_low, "trust_high": trust_high, "per_round": per_round,
+                "select": select, "overrides": list(overrides), "seed": seed}  # fmt: skip
+    saved = run / "settings.json"
+    if saved.is_file():
+        old = read_json(saved)
+        diff = [k for k in settings if old.get(k) != json.loads(json.dumps(settings[k]))]
+        if diff:
+            raise DeepatomsError(f"{run} holds a learning run with other settings ({', '.join(diff)}); "
+                                 "repeat them to continue (only --rounds may grow) or choose "
+                                 "another --out")  # fmt: skip
+    else:
+        write_json(saved, settings)
+    say = note if progress else (lambda _text: None)
+    atoms = _starting_structure(molecule, bulk, None, size, None, seed)
+    kind = atoms.info["kind"]
+    calc_name = (calculator or DEFAULT_CALCULATOR[kind]).lower()
+    calc_settings = {"threads": 1} if calc_name == "xtb" else {}
+    labelled_path, test_path = run / "labelled.h5", run / "test.h5"
+    if not test_path.is_file():
+        say(f"labelling the test set: {test} frames of reference MD")
+        calc, prov = make_calculator(calc_name, atoms, **calc_settings)
+        tdata, tmeta = generate_md(atoms, calc, prov, temperature=500.0, n_frames=test, stride=5,
+                                   equilibration_steps=50, seed=seed + 1000,
+                                   strain=0.02 if kind == "bulk" else 0.0)  # fmt: skip
+        write_dataset(test_path, tdata, tmeta)
+    if not labelled_path.is_file():
+        if data is not None:
+            start, meta = read_dataset(data)
+        else:
+            say(f"labelling the start: {initial} frames of reference MD")
+            calc, prov = make_calculator(calc_name, atoms, **calc_settings)
+            start, meta = generate_md(atoms, calc, prov, temperature=500.0, n_frames=initial,
+                                      stride=5, equilibration_steps=20, seed=seed,
+                                      strain=0.02 if kind == "bulk" else 0.0)  # fmt: skip
+        start.system_props["frame_id"] = np.array([f"start/{k}" for k in range(len(start))])
+        meta["units"] = {**meta.get("units", {}), "frame_id": ""}
+        write_dataset(labelled_path, start, meta)
+    log_path = run / "rounds.jsonl"
+    records = [json.loads(line) for line in log_path.read_text().splitlines()] \
+        if log_path.is_file() else []  # fmt: skip
+    with on_cluster(workers, scheduler, progress) as cluster:
+        for r in range(len(records), rounds):
+            rec = _round(run, r, settings, calc_name, calc_settings, cluster, say)
+            records.append(rec)
+            atomic_write_text(log_path, "".join(json.dumps(x) + "\n" for x in records))
+            _plot(run, records)
+    n_labels = len(read_dataset(labelled_path)[0])
+    return LearnResult(out=str(run), rounds=records, n_labels=n_labels,
+                       wall_time_s=round(time.time() - t0, 3))  # fmt: skip
+
+
+def _round(run: Path, r: int, s: dict, calc_name: str, calc_settings: dict, cluster: Any,
+           say: Any) -> dict[str, Any]:  # fmt: skip
+    """One round (module docstring); each stage's result is kept in ``round_<r>/``."""
+    from deepatoms.workflows.evaluation import evaluate
+    from deepatoms.workflows.training import train
+
+    folder = run / f"round_{r}"
+    folder.mkdir(exist_ok=True)
+    labelled, meta = read_dataset(run / "labelled.h5")
+    if (folder / "record.json").is_file():  # labelled already; add the labels if a kill lost them
+        rec = read_json(folder / "record.json")
+        if rec["selected_ids"] and rec["selected_ids"][0] not in set(
+            labelled.system_props["frame_id"].tolist()
+        ):
+            new, _ = read_dataset(folder / "labels.h5")
+            write_dataset(run / "labelled.h5",
+                          PackedSystems.concatenate([labelled, _like(new, labelled)]), meta)  # fmt: skip
+        return rec
+    n_labels = len(labelled)
+    say(f"round {r}: training a committee of {s['ensemble']} on {n_labels} labelled frames")
+    n_val = max(1, round(0.1 * n_labels))
+    init = run / f"round_{r - 1}" / "committee" if r > 0 else None
+    overrides = [*s["overrides"], f"data.n_train={n_labels - n_val}", f"data.n_val={n_val}",
+                 "data.n_test=0", f"train.seed={s['seed']}"]  # fmt: skip
+    address = cluster.client.scheduler.address if cluster.distributed else None
+    train(s["preset"], str(run / "labelled.h5"), folder / "committee", overrides=overrides,
+          max_epochs=s["max_epochs"], ensemble=s["ensemble"], init=init, progress=False,
+          scheduler=address)  # fmt: skip
+    model = str(folder / "committee" / "model.pt")
+    ev = evaluate(model, run / "test.h5", split="all", progress=False,
+                  plot=folder / "test_parity.png")  # fmt: skip
+    unc = ev.get("uncertainty", {})
+    rec: dict[str, Any] = {
+        "round": r, "labels": n_labels, "test_energy_mae": ev["mae"],
+        "test_force_mae": ev.get("force_mae"),
+        "test_spearman_abs_error_std": unc.get("spearman_abs_error_std"),
+        "test_miscalibration_area": unc.get("miscalibration_area"),
+        "test_nll": unc.get("nll"),
+    }  # fmt: skip
+    explored = _explore(folder, labelled, model, s, r, cluster, say)
+    seen = set(labelled.system_props["frame_id"].tolist())
+    fresh = [f for f in explored if f["id"] not in seen]
+    chosen = _select(fresh, s, r)
+    rec.update(explored=len(explored), candidates=sum(
+        s["trust_low"] <= f["d_max"] <= s["trust_high"] for f in fresh), selected=len(chosen))  # fmt: skip
+    rec["selected_d_max"] = [float(f["d_max"]) for f in chosen]
+    rec["selected_ids"] = [f["id"] for f in chosen]
+    if chosen:
+        say(f"round {r}: labelling {len(chosen)} of {len(explored)} explored frames with "
+            f"{calc_name}")  # fmt: skip
+        new = _like(_label([f["atoms"] for f in chosen], rec["selected_ids"], calc_name,
+                           calc_settings, cluster), labelled)  # fmt: skip
+        write_dataset(folder / "labels.h5", new, meta)
+    write_json(folder / "record.json", rec)  # from here on the round's labels are kept
+    if chosen:
+        write_dataset(run / "labelled.h5", PackedSystems.concatenate([labelled, new]), meta)
+    return rec
+
+
+def _like(new: PackedSystems, old: PackedSystems) -> PackedSystems:
+    """``new`` with exactly the property columns of ``old`` (stress only where both have it)."""
+    new.system_props = {k: new.system_props[k] for k in old.system_props}
+    new.atom_props = {k: new.atom_props[k] for k in old.atom_props}
+    return new
+
+
+def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int, cluster: Any,
+             say: Any) -> list[dict]:  # fmt: skip
+    """The explored frames of round ``r`` (kept in ``folder/explored.json`` + ``.h5``)."""
+    saved = folder / "explored.h5"
+    if saved.is_file():
+        data, meta = read_dataset(saved)
+        d = meta["provenance"]["d_max"]
+        ids = data.system_props["frame_id"].tolist()
+        return [{"id": i, "atoms": data.get_atoms(k), "d_max": d[k]} for k, i in enumerate(ids)]
+    rng = np.random.default_rng([s["seed"], r])
+    picks = rng.integers(0, len(labelled), s["explorers"])
+    jobs = [(T, [(f"r{r}/e{n}", labelled.get_atoms(int(k))) for n, k in enumerate(picks)])
+            for T in s["temperatures"]]  # fmt: skip
+    say(f"round {r}: exploring with committee MD at {', '.join(f'{T:g}' for T, _ in jobs)} K")
+    store = MemoryStore(len(jobs))
+    run_chunks(_explore_task, jobs, chunk_ranges([(0, len(jobs))], 1), store, cluster,
+               args=(model, s), name="explore")  # fmt: skip
+    frames = [f for _, _, part in store.results() for f in part]
+    if frames:
+        pack = PackedSystems.from_atoms([f["atoms"] for f in frames],
+                                        system_props={"frame_id": np.array([f["id"] for f in frames])})  # fmt: skip
+        write_dataset(saved, pack, {"units": {}, "source": SOURCE,
+                                    "provenance": {"d_max": [f["d_max"] for f in frames],
+                                                   "round": r}})  # fmt: skip
+    return frames
+
+
+def _explore_task(jobs: Sequence[tuple[float, list]], model: str, s: dict,
+                  on_item: Any = None) -> list[dict]:  # fmt: skip
+    out = []
+    for T, starts in jobs:
+        out += _explore_md(starts, model, T, s["steps"], s["interval"], s["timestep"],
+                           s["trust_high"], s["seed"])  # fmt: skip
+    return out
+
+
+def _select(frames: list[dict], s: dict, r: int) -> list[dict]:
+    """The frames to label (module docstring, step 4)."""
+    if s["select"] == "random":
+        rng = np.random.default_rng([s["seed"], r, 7])
+        idx = rng.permutation(len(frames))[: s["per_round"]]
+        return [frames[k] for k in sorted(idx)]
+    inside = [f for f in frames if s["trust_low"] <= f["d_max"] <= s["trust_high"]]
+    inside.sort(key=lambda f: -f["d_max"])
+    return inside[: s["per_round"]]
+
+
+def _plot(run: Path, records: list[dict]) -> None:
+    """``error_vs_labels.png``: test force (and energy) MAE against the labels used."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from deepatoms.core.files import atomic_target
+
+    x = [r["labels"] for r in records]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    if all(r.get("test_force_mae") is not None for r in records):
+        ax.plot(x, [r["test_force_mae"] for r in records], "o-", label="force MAE (eV/Å)")
+    ax.plot(x, [r["test_energy_mae"] for r in records], "s--", label="energy MAE (eV)")
+    ax.set(xlabel="labelled frames", ylabel="test error", yscale="log",
+           title="active learning")  # fmt: skip
+    ax.legend()
+    fig.tight_layout()
+    with atomic_target(run / "error_vs_labels.png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)

@@ -1,0 +1,70 @@
+"""``deepatoms learn`` on a tiny Cu cell with EMT: two rounds, a kill and resume, and no frame
+labelled twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from cli_helpers import invoke, last_json
+from deepatoms.data.dataset import read_dataset
+
+pytestmark = pytest.mark.filterwarnings("ignore:The number of training batches")
+ARGS = ["learn", "--bulk", "Cu", "--size", "4", "--initial", "8", "--test", "10",
+        "--ensemble", "2", "--max-epochs", "3", "--temperatures", "300,1500", "--steps", "20",
+        "--interval", "5", "--explorers", "2", "--trust-low", "0.0", "--trust-high", "100",
+        "--per-round", "3", "--set", "model.n_atom_basis=8", "--set", "model.n_interactions=1",
+        "--set", "train.batch_size=4"]  # fmt: skip
+
+
+def _ids(path) -> list[str]:
+    return read_dataset(path)[0].system_props["frame_id"].tolist()
+
+
+def test_two_rounds_label_new_frames_and_log_them(tmp_path):
+    out = tmp_path / "al"
+    res = last_json(invoke(*ARGS, "--rounds", "2", "--out", out, "--quiet", "--json").stdout)
+    rounds = res["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1]
+    assert rounds[0]["labels"] == 8 and rounds[1]["labels"] == 8 + rounds[0]["selected"]
+    assert rounds[0]["selected"] == 3 and rounds[0]["explored"] >= 3
+    for r in rounds:
+        assert np.isfinite(r["test_energy_mae"]) and np.isfinite(r["test_force_mae"])
+    ids = _ids(out / "labelled.h5")
+    assert len(ids) == len(set(ids)) == res["n_labels"] == 8 + 3 + 3
+    assert (out / "error_vs_labels.png").is_file()
+    assert len((out / "rounds.jsonl").read_text().splitlines()) == 2
+    again = last_json(invoke(*ARGS, "--rounds", "2", "--out", out, "--quiet", "--json").stdout)
+    assert again["n_labels"] == res["n_labels"]  # nothing left to do
+    res = invoke(*ARGS[:-1], "train.batch_size=2", "--rounds", "2", "--out", out, code=2)
+    assert "other settings" in res.stderr
+
+
+def test_a_killed_loop_resumes_and_never_labels_a_frame_twice(tmp_path):
+    out = tmp_path / "al"
+    cmd = [sys.executable, "-m", "deepatoms.cli", *ARGS, "--rounds", "3", "--out", str(out),
+           "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (out / "round_1" / "committee").exists() and time.monotonic() < deadline:
+        assert proc.poll() is None, "the loop ended before it was killed"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / "round_0" / "record.json").is_file()
+    res = last_json(invoke(*ARGS, "--rounds", "3", "--out", out, "--quiet", "--json").stdout)
+    assert [r["round"] for r in res["rounds"]] == [0, 1, 2]
+    ids = _ids(out / "labelled.h5")
+    assert len(ids) == len(set(ids)) == 8 + 3 * 3
+    selected = [i for r in res["rounds"] for i in r["selected_ids"]]
+    assert len(selected) == len(set(selected)) == 9
+    log = [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
+    assert [r["labels"] for r in log] == [8, 11, 14]
