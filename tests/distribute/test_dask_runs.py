@@ -176,7 +176,7 @@ def test_predict_of_a_potential_on_two_workers_equals_serial_and_resumes(tmp_pat
     np.testing.assert_allclose(par["predicted"], serial["predicted"], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(np.concatenate(par["forces"]), np.concatenate(serial["forces"]),
                                atol=1e-6)  # fmt: skip
-    np.testing.assert_allclose(par["stress"], serial["stress"], atol=1e-8)
+    np.testing.assert_allclose(par["stress"], serial["stress"], rtol=1e-5, atol=1e-7)  # float32
 
     def stop_after_first_chunk(done, total):
         if done >= 7:
