@@ -142,6 +142,9 @@ def test_md_stops_at_the_trust_level_and_relax_reports_deviations(tmp_path):
     flagged = run_md(cu, calc, steps=5, temperature_K=300, interval=1,
                      max_force_deviation=level, on_deviation="flag")  # fmt: skip
     assert flagged["flagged_steps"] == [k for k in range(6) if dev[k] > level]
+    cu.calc = calc
+    cu.get_stress()
+    assert calc.results["stress_std"].shape == (6,) and np.all(calc.results["stress_std"] >= 0)
     rattled = cu.copy()
     rattled.rattle(0.05, seed=1)
     res = relax(rattled, calc, steps=3)
@@ -174,3 +177,26 @@ def test_calibration_measures_on_hand_made_errors():
     assert observed[0] == 1.0 and observed[-1] == 1.0  # zero errors lie in every interval
     tiny = calibration_report(np.array([1.0, -1.0, math.nan]), np.array([1.0, 0.0, 1.0]))
     assert tiny["n_calibration"] == 1 and tiny["n_without_std"] == 2
+
+
+def test_screen_reports_the_committee_spread(tmp_path):
+    import csv
+
+    from deepatoms.workflows.screening import screen
+
+    cfg = {**CFG, "readout": "mean", "property": "formation_energy_per_atom"}
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        members.append(build_model(cfg))
+    committee = Committee(members)
+    write_model_file(tmp_path / "c.pt", committee, "schnet",
+                     extras={"graph": GRAPH.to_config(), "elements": [29, 79],
+                             "committee": {"n_members": 2, "variance_scale": 1.0}},
+                     units={"target": "eV/atom", "length": "Å"},
+                     target={"name": "formation_energy_per_atom", "unit": "eV/atom"})  # fmt: skip
+    screen(tmp_path / "c.pt", tmp_path / "s", elements="Cu,Au", arity=[2],
+           prototypes=["L1_2,B2"], progress=False)  # fmt: skip
+    with open(tmp_path / "s" / "ranking.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(float(r["std_eV_per_atom"]) > 0 for r in rows)

@@ -68,3 +68,13 @@ def test_a_killed_loop_resumes_and_never_labels_a_frame_twice(tmp_path):
     assert len(selected) == len(set(selected)) == 9
     log = [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
     assert [r["labels"] for r in log] == [8, 11, 14]
+
+
+def test_rattle_exploration_labels_rattled_frames(tmp_path):
+    out = tmp_path / "al"
+    res = last_json(invoke(*ARGS, "--explore", "rattle", "--rattle", "0.1", "--rounds", "1",
+                           "--out", out, "--quiet", "--json").stdout)  # fmt: skip
+    (r,) = res["rounds"]
+    assert r["explored"] == 2 * (20 // 5) and r["selected"] == 3
+    assert all(i.startswith("r0/rattle") for i in r["selected_ids"])
+    assert _ids(out / "labelled.h5")[-3:] == r["selected_ids"]

@@ -223,7 +223,8 @@ def learn_command(
     test: int = 50, rounds: int = 3, ensemble: int = 3, max_epochs: int = 100,
     temperatures: str = "300,600", steps: int = 200, interval: int = 10, timestep: float = 1.0,
     explorers: int = 4, trust_low: float = 0.05, trust_high: float = 0.5, per_round: int = 20,
-    select: str = "deviation", seed: int = 0, set_: SetOpt = None, *, run: Run, dask: Workers,
+    select: str = "deviation", explore: str = "md", rattle: float = 0.05, seed: int = 0,
+    set_: SetOpt = None, *, run: Run, dask: Workers,
 ) -> None:  # fmt: skip
     """Active learning: train a committee, explore with MD, label where it disagrees, retrain.
 
@@ -255,6 +256,8 @@ def learn_command(
         trust_high: Upper trust level (eV/Å); exploration runs stop above it.
         per_round: Frames labelled per round at most.
         select: deviation (trust levels) or random (uniform from the explored frames).
+        explore: md (committee MD) or rattle (random displacements of labelled frames).
+        rattle: Displacement of --explore rattle (Å, std).
         seed: Seed of everything random.
     """
     from deepatoms.workflows.learn import learn
@@ -269,8 +272,8 @@ def learn_command(
                 calculator=calculator, initial=initial, test=test, rounds=rounds,
                 ensemble=ensemble, max_epochs=max_epochs, temperatures=temps, steps=steps,
                 interval=interval, timestep=timestep, explorers=explorers, trust_low=trust_low,
-                trust_high=trust_high, per_round=per_round, select=select,
-                overrides=list(set_ or []), seed=seed, progress=run.progress,
+                trust_high=trust_high, per_round=per_round, select=select, explore=explore,
+                rattle=rattle, overrides=list(set_ or []), seed=seed, progress=run.progress,
                 **dask.kwargs())  # fmt: skip
     for r in res["rounds"]:
         force = r["test_force_mae"]

@@ -31,11 +31,13 @@ CSV_COLUMNS = (
 def write_ranking_csv(path: str | os.PathLike, ranking: Ranking) -> None:
     """Write every candidate, sorted by composition then rank, to ``path`` (atomically).
 
-    Columns: :data:`CSV_COLUMNS`; energies with 6 decimals (eV/atom), ``flagged`` 1/0.
+    Columns: :data:`CSV_COLUMNS`, and ``std_eV_per_atom`` (the committee's standard deviation)
+    for a committee model; energies with 6 decimals (eV/atom), ``flagged`` 1/0.
     """
+    with_std = ranking.table.std is not None
     with atomic_target(Path(path)) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow([*CSV_COLUMNS, *(["std_eV_per_atom"] if with_std else [])])
         for row in ranking.rows():
             writer.writerow(
                 [
@@ -49,6 +51,7 @@ def write_ranking_csv(path: str | os.PathLike, ranking: Ranking) -> None:
                     row["n_candidates"],
                     row["n_atoms"],
                     row["candidate_id"],
+                    *([f"{row['std']:.6f}"] if with_std else []),
                 ]
             )
 
@@ -85,6 +88,8 @@ def write_best_db(
                 for row in ranking.rows(top=top):
                     kvp = {k: row[k] for k in _DB_KEYS}
                     kvp.update(predicted_energy=row["energy"], gap=row["gap"])
+                    if "std" in row:
+                        kvp["predicted_std"] = row["std"]
                     db.write(row["candidate"].atoms(), key_value_pairs=kvp)
                     n += 1
             db.metadata = dict(metadata or {})

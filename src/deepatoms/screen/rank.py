@@ -102,11 +102,30 @@ class ModelPredictor:
         candidates: Sequence[Candidate],
         progress: Progress | None = None,
     ) -> np.ndarray:
-        from deepatoms.models.inference import predict_packed
+        return self.predict_with_std(data, candidates, progress)[0]
+
+    def predict_with_std(
+        self, data: PackedSystems, candidates: Sequence[Candidate],
+        progress: Progress | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+        """Energies per atom and, for a committee, their standard deviation (same unit; None
+        for a single model)."""
+        from deepatoms.models.committee import committee_info, member_std
+        from deepatoms.models.inference import predict_members, predict_packed
 
         self.check_elements(data.numbers)
-        values = predict_packed(self.loaded, data, None, self.batch_size, progress)
-        return values / data.n_atoms if self.divide else values
+        info = committee_info(self.loaded)
+        if info is None:
+            values = predict_packed(self.loaded, data, None, self.batch_size, progress)
+            std = None
+        else:
+            members = predict_members(self.loaded.graph, self.loaded.model, data, None,
+                                      self.batch_size, progress)  # fmt: skip
+            values, std = members.mean(0), member_std(members, info["variance_scale"])
+        if self.divide:
+            values = values / data.n_atoms
+            std = std / data.n_atoms if std is not None else None
+        return values, std
 
 
 @dataclass
@@ -122,6 +141,7 @@ class CandidateTable:
         names: reduced formulas.
         n_atoms: atoms in the cell [N] (int32).
         energy: predicted energy per atom [N] (eV/atom).
+        std: its standard deviation [N] (eV/atom) for a committee model, else None.
     """
 
     space: CandidateSpace
@@ -131,6 +151,7 @@ class CandidateTable:
     names: np.ndarray
     n_atoms: np.ndarray
     energy: np.ndarray
+    std: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.energy)
@@ -158,7 +179,11 @@ def _predict_slice(
         if on_item is not None:
             on_item(k)
 
-    values = np.asarray(predictor(data, cands, inner), dtype=np.float64).reshape(-1)
+    with_std = getattr(predictor, "predict_with_std", None)
+    values, std = (
+        with_std(data, cands, inner) if with_std else (predictor(data, cands, inner), None)
+    )
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
     if values.shape != (len(cands),):
         raise ValueError(f"the predictor returned {values.size} values for {len(cands)} candidates")
     bad = np.flatnonzero(~np.isfinite(values))
@@ -171,7 +196,9 @@ def _predict_slice(
     elements = np.zeros((len(cands), max(p.n_sites for p in space.prototypes)), dtype=np.int16)
     for k, c in enumerate(cands):
         elements[k, : len(c.elements)] = [atomic_numbers[e] for e in c.elements]
+    extra = {"std": np.asarray(std, dtype=np.float64)} if std is not None else {}
     return {
+        **extra,
         "energy": values,
         "n_atoms": np.asarray(data.n_atoms, dtype=np.int32),
         "prototype": np.array([index[c.prototype.name] for c in cands], dtype=np.int32),
@@ -209,8 +236,16 @@ def predict_candidates(
     elements = np.concatenate([r["elements"] for r in parts]).astype(np.int16)
     names, composition = np.unique(np.concatenate([r["composition"] for r in parts]),
                                    return_inverse=True)  # fmt: skip
+    std = np.concatenate([r["std"] for r in parts]) if "std" in parts[0] else None
     return CandidateTable(
-        space, prototype, elements, composition.astype(np.int32), names.astype(str), n_atoms, energy
+        space,
+        prototype,
+        elements,
+        composition.astype(np.int32),
+        names.astype(str),
+        n_atoms,
+        energy,
+        std,
     )
 
 
@@ -279,7 +314,7 @@ class Ranking:
     def rows(self, top: int | None = None) -> Iterator[dict[str, Any]]:
         """Rows sorted by composition, then rank (only ranks ≤ ``top`` if given): composition,
         prototype, assignment, candidate_id, n_atoms, energy and gap (eV/atom), rank,
-        n_candidates, flagged, and the ``candidate`` itself."""
+        n_candidates, flagged, and the ``candidate`` itself; ``std`` (eV/atom) for a committee."""
         t, r = self.table, self.ranks
         for i, k in enumerate(r.order.tolist()):
             if top is not None and r.rank[i] > top:
@@ -292,6 +327,7 @@ class Ranking:
                 "candidate_id": cand.candidate_id,
                 "n_atoms": int(t.n_atoms[k]),
                 "energy": float(t.energy[k]),
+                **({"std": float(t.std[k])} if t.std is not None else {}),
                 "gap": float(r.gap[i]),
                 "rank": int(r.rank[i]),
                 "n_candidates": int(r.n_candidates[i]),

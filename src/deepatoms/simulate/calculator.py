@@ -111,7 +111,8 @@ class Calculator(AseCalculator):
 
     A committee model (``deepatoms train --ensemble N``) gives the member mean and puts its
     spread in ``results``: ``energy_std`` (eV), ``forces_std`` ([n, 3] eV/Å, per component),
-    ``force_deviation`` ([n] eV/Å, per atom) and ``max_force_deviation`` (eV/Å;
+    ``stress_std`` (Voigt, eV/Å³; periodic cells), ``force_deviation`` ([n] eV/Å, per atom) and
+    ``max_force_deviation`` (eV/Å;
     :mod:`deepatoms.models.committee`).
 
     Args:
@@ -297,6 +298,8 @@ class Calculator(AseCalculator):
             if derivs:
                 res["forces_std"] = member_std(m["forces"], scale)
                 res["force_deviation"] = force_deviation(m["forces"])
+            if want_stress and "stress" in m:
+                res["stress_std"] = member_std(stress_to_voigt(m["stress"]), scale)
         return res
 
     def calculate(
@@ -330,6 +333,8 @@ class Calculator(AseCalculator):
             self.results["stress"] = res["stress"][0]
         if "energy_std" in res:
             self.results["energy_std"] = float(res["energy_std"][0])
+        if "stress_std" in res:
+            self.results["stress_std"] = res["stress_std"][0]
         if "force_deviation" in res:
             self.results["forces_std"] = res["forces_std"]
             self.results["force_deviation"] = res["force_deviation"]

@@ -141,8 +141,9 @@ def learn(
     ensemble: int = 3, max_epochs: int = 100, temperatures: Sequence[float] = (300.0, 600.0),
     steps: int = 200, interval: int = 10, timestep: float = 1.0, explorers: int = 4,
     trust_low: float = 0.05, trust_high: float = 0.5, per_round: int = 20,
-    select: str = "deviation", overrides: Sequence[str] = (), seed: int = 0,
-    workers: int = 1, scheduler: str | None = None, progress: bool = True,
+    select: str = "deviation", explore: str = "md", rattle: float = 0.05,
+    overrides: Sequence[str] = (), seed: int = 0, workers: int = 1,
+    scheduler: str | None = None, progress: bool = True,
 ) -> LearnResult:  # fmt: skip
     """Run (or continue) the active-learning loop of the module docstring in ``out``.
 
@@ -165,6 +166,10 @@ def learn(
         trust_low, trust_high: trust levels on d_max (eV/Å).
         per_round: frames labelled per round at most.
         select: ``deviation`` (trust levels) or ``random`` (uniform from the explored frames).
+        explore: ``md`` (committee MD) or ``rattle``: ``explorers × steps / interval`` copies of
+            random labelled frames with Gaussian displacements of ``rattle`` Å (std), scored by
+            the committee.
+        rattle: displacement (Å, std) of ``explore="rattle"``.
         overrides: ``section.key=value`` settings of the members.
         seed: seed of everything random.
         workers, scheduler: Dask workers or cluster for training, exploration and labelling.
@@ -177,6 +182,10 @@ def learn(
     t0 = time.time()
     if select not in ("deviation", "random"):
         raise DeepatomsError(f"--select must be deviation or random, got {select!r}")
+    if explore not in ("md", "rattle"):
+        raise DeepatomsError(f"--explore must be md or rattle, got {explore!r}")
+    if explore == "rattle" and not rattle > 0:
+        raise DeepatomsError(f"--rattle must be > 0 Å, got {rattle!r}")
     if not 0 <= trust_low < trust_high:
         raise DeepatomsError(f"need 0 ≤ --trust-low < --trust-high, got {trust_low}, {trust_high}")
     run = Path(out)
@@ -187,7 +196,8 @@ def learn(
                 "temperatures": [float(t) for t in temperatures], "steps": steps,
                 "interval": interval, "timestep": timestep, "explorers": explorers,
                 "trust_low": trust_low, "trust_high": trust_high, "per_round": per_round,
-                "select": select, "overrides": list(overrides), "seed": seed}  # fmt: skip
+                "select": select, "explore": explore, "rattle": rattle,
+                "overrides": list(overrides), "seed": seed}  # fmt: skip
     saved = run / "settings.json"
     if saved.is_file():
         old = read_json(saved)
@@ -313,13 +323,27 @@ def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
         ids = data.system_props["frame_id"].tolist()
         return [{"id": i, "atoms": data.get_atoms(k), "d_max": d[k]} for k, i in enumerate(ids)]
     rng = np.random.default_rng([s["seed"], r])
-    picks = rng.integers(0, len(labelled), s["explorers"])
-    jobs = [(T, [(f"r{r}/e{n}", labelled.get_atoms(int(k))) for n, k in enumerate(picks)])
-            for T in s["temperatures"]]  # fmt: skip
-    say(f"round {r}: exploring with committee MD at {', '.join(f'{T:g}' for T, _ in jobs)} K")
-    store = MemoryStore(len(jobs))
-    run_chunks(_explore_task, jobs, chunk_ranges([(0, len(jobs))], 1), store, cluster,
-               args=(model, s), name="explore")  # fmt: skip
+    if s.get("explore", "md") == "rattle":
+        n = s["explorers"] * max(1, s["steps"] // s["interval"])
+        picks = rng.integers(0, len(labelled), n)
+        items = []
+        for k, i in enumerate(picks):
+            a = labelled.get_atoms(int(i))
+            a.positions = a.positions + rng.normal(0.0, s["rattle"], a.positions.shape)
+            items.append((f"r{r}/rattle{k}", Atoms(a.numbers, a.positions, cell=a.cell,
+                                                    pbc=a.pbc)))  # fmt: skip
+        say(f"round {r}: scoring {n} rattled frames with the committee")
+        store = MemoryStore(len(items))
+        run_chunks(_score_task, items, chunk_ranges([(0, len(items))], 20), store, cluster,
+                   args=(model,), name="score")  # fmt: skip
+    else:
+        picks = rng.integers(0, len(labelled), s["explorers"])
+        jobs = [(T, [(f"r{r}/e{n}", labelled.get_atoms(int(k))) for n, k in enumerate(picks)])
+                for T in s["temperatures"]]  # fmt: skip
+        say(f"round {r}: exploring with committee MD at {', '.join(f'{T:g}' for T, _ in jobs)} K")
+        store = MemoryStore(len(jobs))
+        run_chunks(_explore_task, jobs, chunk_ranges([(0, len(jobs))], 1), store, cluster,
+                   args=(model, s), name="explore")  # fmt: skip
     frames = [f for _, _, part in store.results() for f in part]
     if frames:
         pack = PackedSystems.from_atoms([f["atoms"] for f in frames],
@@ -336,6 +360,27 @@ def _explore_task(jobs: Sequence[tuple[float, list]], model: str, s: dict,
     for T, starts in jobs:
         out += _explore_md(starts, model, T, s["steps"], s["interval"], s["timestep"],
                            s["trust_high"], s["seed"])  # fmt: skip
+    return out
+
+
+def _score_task(items: Sequence[tuple[str, Atoms]], model: str,
+                on_item: Any = None) -> list[dict]:  # fmt: skip
+    """A chunk task: d_max of each ``(id, frame)`` from the committee."""
+    from deepatoms.simulate.calculator import Calculator
+
+    calc = Calculator(model)
+    out = []
+    for n, (fid, atoms) in enumerate(items, start=1):
+        a = atoms.copy()
+        a.calc = calc
+        try:
+            a.get_forces()
+            d = float(calc.results["max_force_deviation"])
+        except Exception:  # the committee cannot evaluate it (e.g. atoms on top of each other)
+            d = math.inf
+        out.append({"id": fid, "atoms": atoms, "d_max": d})
+        if on_item is not None:
+            on_item(n)
     return out
 
 
