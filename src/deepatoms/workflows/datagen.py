@@ -36,12 +36,15 @@ __all__ = [
     "prototype_set",
     "reference_md",
     "scaled_qm9",
+    "starting_structure",
 ]
 
 
-def _starting_structure(molecule: str | None, bulk: str | None, structure: str | None,
+def starting_structure(molecule: str | None, bulk: str | None, structure: str | None,
                         size: int | None, lattice_constant: float | None, seed: int) -> Any:  # fmt: skip
-    """The starting ``Atoms`` from exactly one of ``molecule`` / ``bulk``."""
+    """The starting ``Atoms`` from exactly one of ``molecule`` (name, alias or SMILES) or
+    ``bulk`` (metal or alloy; ``structure``, about ``size`` atoms, lattice constant in Å);
+    ``atoms.info["kind"]`` is ``molecule`` or ``bulk``."""
     from deepatoms.data.structures import bulk_from_spec, molecule_from_spec
 
     if (molecule is None) == (bulk is None):
@@ -106,7 +109,7 @@ def reference_md(
 
     if overwrite or not parts_folder(out).is_dir():  # else: continue the unfinished run
         check_new_file(out, overwrite)
-    atoms = _starting_structure(molecule, bulk, structure, size, lattice_constant, seed)
+    atoms = starting_structure(molecule, bulk, structure, size, lattice_constant, seed)
     kind = atoms.info["kind"]
     if strain is not None and kind == "molecule":
         raise DeepatomsError("--strain applies to --bulk only (molecules have no cell); drop it")

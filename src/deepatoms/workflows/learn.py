@@ -177,7 +177,7 @@ def learn(
     """
     from deepatoms.datagen.md import generate_md
     from deepatoms.simulate.reference import DEFAULT_CALCULATOR, make_calculator
-    from deepatoms.workflows.datagen import _starting_structure
+    from deepatoms.workflows.datagen import starting_structure
 
     t0 = time.time()
     if select not in ("deviation", "random"):
@@ -209,7 +209,7 @@ def learn(
     else:
         write_json(saved, settings)
     say = note if progress else (lambda _text: None)
-    atoms = _starting_structure(molecule, bulk, None, size, None, seed)
+    atoms = starting_structure(molecule, bulk, None, size, None, seed)
     kind = atoms.info["kind"]
     calc_name = (calculator or DEFAULT_CALCULATOR[kind]).lower()
     calc_settings = {"threads": 1} if calc_name == "xtb" else {}
