@@ -3,7 +3,9 @@
 For each system (ethanol with GFN2-xTB, a 32-atom Cu cell with EMT) ``deepatoms learn`` runs
 twice with the same seeds, start, test set and budgets: once picking the frames whose maximum
 force deviation lies between the trust levels (``--select deviation``) and once picking as
-many frames uniformly from the frames the committee explored (``--select random``). The table
+many frames uniformly from the frames the committee explored (``--select random``). The test
+set is reference MD at the exploration temperatures (the conditions the potential is for). The
+table
 gives the test force MAE (eV/Å) after each round against the labels used, and the figure
 ``active_learning.png`` both curves per system. The issue's goal: active selection reaches the
 final force error of random selection with at most half the labels.

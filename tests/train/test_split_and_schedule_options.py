@@ -33,3 +33,18 @@ def test_linear_decay_matches_nmp_qc_schedule():
     assert f == pytest.approx([1.0, 1.0, 0.8, 0.6, 0.6])
     with pytest.raises(ValueError, match="lr_linear_window"):
         linear_decay_factor(0, 100, 0.6, (0.9, 0.1))
+
+
+def test_a_run_killed_before_its_config_starts_afresh(tmp_path):
+    """A run killed in its first seconds leaves only split.json: the same command starts it
+    again instead of refusing the folder; anything else in the folder is still refused."""
+    from deepatoms.core.errors import ConfigError
+    from deepatoms.train.run_folder import RunFolder, check_resume
+
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    (run.root / "split.json").write_text("{}")
+    assert check_resume(run, {}) is False
+    (run.root / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="exists and is not empty"):
+        check_resume(run, {})

@@ -220,7 +220,8 @@ def learn_command(
     bulk: str | None = None, size: int | None = None,
     data: Annotated[Path | None, typer.Option(metavar="FILE.h5")] = None,
     preset: str = "schnet-md17-fast", calculator: str | None = None, initial: int = 20,
-    test: int = 50, rounds: int = 3, ensemble: int = 3, max_epochs: int = 100,
+    test: int = 50, test_temperatures: str | None = None, rounds: int = 3, ensemble: int = 3,
+    max_epochs: int = 100,
     temperatures: str = "300,600", steps: int = 200, interval: int = 10, timestep: float = 1.0,
     explorers: int = 4, trust_low: float = 0.05, trust_high: float = 0.5, per_round: int = 20,
     select: str = "deviation", explore: str = "md", rattle: float = 0.05, seed: int = 0,
@@ -244,6 +245,8 @@ def learn_command(
         calculator: Reference calculator: xtb or emt (default by the system).
         initial: Frames of reference MD labelled to start with.
         test: Frames of separate reference MD as the fixed test set.
+        test_temperatures: Temperatures (K) of the test MD, comma-separated (default: the
+            exploration temperatures).
         rounds: Rounds in all.
         ensemble: Committee members.
         max_epochs: Training epochs per round.
@@ -262,14 +265,13 @@ def learn_command(
     """
     from deepatoms.workflows.learn import learn
 
-    try:
-        temps = [float(t) for t in temperatures.split(",") if t.strip()]
-    except ValueError:
-        raise ValueError(
-            f"--temperatures takes numbers such as 300,600; got {temperatures!r}"
-        ) from None
+    temps = _temperatures(temperatures, "--temperatures")
+    test_temps = (
+        _temperatures(test_temperatures, "--test-temperatures") if test_temperatures else None
+    )
     res = learn(out_dir, preset=preset, molecule=molecule, bulk=bulk, size=size, data=data,
-                calculator=calculator, initial=initial, test=test, rounds=rounds,
+                calculator=calculator, initial=initial, test=test,
+                test_temperatures=test_temps, rounds=rounds,
                 ensemble=ensemble, max_epochs=max_epochs, temperatures=temps, steps=steps,
                 interval=interval, timestep=timestep, explorers=explorers, trust_low=trust_low,
                 trust_high=trust_high, per_round=per_round, select=select, explore=explore,
@@ -284,3 +286,14 @@ def learn_command(
     out.print(f"{res['n_labels']} labelled frames in {res['out']}/labelled.h5; "
               f"{res['out']}/error_vs_labels.png")  # fmt: skip
     run.emit(res)
+
+
+def _temperatures(text: str, option: str) -> list[float]:
+    """Temperatures (K) from a comma list, or one clear error naming ``option``."""
+    try:
+        temps = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"{option} takes numbers such as 300,600; got {text!r}") from None
+    if not temps or min(temps) < 0:
+        raise ValueError(f"{option} takes temperatures ≥ 0 K such as 300,600; got {text!r}")
+    return temps

@@ -65,11 +65,22 @@ def check_resume(run: RunFolder, config: Mapping, resumable: Collection[str] = (
         return True
     if run.root.exists() and not run.root.is_dir():
         raise ConfigError(f"output folder {run.root} is a file; choose a new --out folder")
-    if run.root.exists() and any(run.root.iterdir()) and not run.is_run():
+    if run.root.exists() and not run.is_run() and not _killed_at_start(run):
         raise ConfigError(
             f"output folder {run.root} exists and is not empty; choose a new --out folder"
         )
     return False
+
+
+#: What a run writes before its config snapshot (a run killed then left only these).
+_BEFORE_CONFIG = frozenset({"split.json", "stats.json"})
+
+
+def _killed_at_start(run: RunFolder) -> bool:
+    """Whether ``run.root`` is empty or holds only what a run writes before its config (a run
+    killed in its first seconds): it is then started afresh, not refused."""
+    names = {p.name for p in run.root.iterdir()}
+    return all(n in _BEFORE_CONFIG or (n.startswith(".") and n.endswith(".tmp")) for n in names)
 
 
 def process_rank() -> int:

@@ -137,7 +137,8 @@ def _explore_md(starts: Sequence[tuple[str, Atoms]], model: str, temperature: fl
 def learn(
     out: str | os.PathLike, *, preset: str = "schnet-md17-fast", molecule: str | None = None,
     bulk: str | None = None, size: int | None = None, data: str | os.PathLike | None = None,
-    calculator: str | None = None, initial: int = 20, test: int = 50, rounds: int = 3,
+    calculator: str | None = None, initial: int = 20, test: int = 50,
+    test_temperatures: Sequence[float] | None = None, rounds: int = 3,
     ensemble: int = 3, max_epochs: int = 100, temperatures: Sequence[float] = (300.0, 600.0),
     steps: int = 200, interval: int = 10, timestep: float = 1.0, explorers: int = 4,
     trust_low: float = 0.05, trust_high: float = 0.5, per_round: int = 20,
@@ -155,7 +156,10 @@ def learn(
         data: labelled start instead of reference MD (a dataset with energy and forces).
         calculator: reference calculator (``xtb``, ``emt``; default by the system).
         initial: frames of reference MD (500 K) labelled to start with.
-        test: frames of a separate reference MD (other seed) as the fixed test set.
+        test: frames of separate reference MD (other seeds) as the fixed test set, shared
+            equally among ``test_temperatures`` (default: the exploration temperatures, the
+            conditions the potential is meant for).
+        test_temperatures: temperatures (K) of the test MD.
         rounds: rounds to run in all (a rerun with more continues).
         ensemble: committee members.
         max_epochs: training epochs per round.
@@ -192,7 +196,9 @@ def learn(
     run.mkdir(parents=True, exist_ok=True)
     settings = {"preset": preset, "molecule": molecule, "bulk": bulk, "size": size,
                 "data": str(data) if data else None, "calculator": calculator, "initial": initial,
-                "test": test, "ensemble": ensemble, "max_epochs": max_epochs,
+                "test": test,
+                "test_temperatures": [float(t) for t in (test_temperatures or temperatures)],
+                "ensemble": ensemble, "max_epochs": max_epochs,
                 "temperatures": [float(t) for t in temperatures], "steps": steps,
                 "interval": interval, "timestep": timestep, "explorers": explorers,
                 "trust_low": trust_low, "trust_high": trust_high, "per_round": per_round,
@@ -215,12 +221,22 @@ def learn(
     calc_settings = {"threads": 1} if calc_name == "xtb" else {}
     labelled_path, test_path = run / "labelled.h5", run / "test.h5"
     if not test_path.is_file():
-        say(f"labelling the test set: {test} frames of reference MD")
-        calc, prov = make_calculator(calc_name, atoms, **calc_settings)
-        tdata, tmeta = generate_md(atoms, calc, prov, temperature=500.0, n_frames=test, stride=5,
-                                   equilibration_steps=50, seed=seed + 1000,
-                                   strain=0.02 if kind == "bulk" else 0.0)  # fmt: skip
-        write_dataset(test_path, tdata, tmeta)
+        temps = settings["test_temperatures"]
+        say(f"labelling the test set: {test} frames of reference MD at "
+            f"{', '.join(f'{t:g}' for t in temps)} K")  # fmt: skip
+        parts, tmeta = [], {}
+        for k, temp in enumerate(temps):
+            n = test // len(temps) + (k < test % len(temps))
+            if n == 0:
+                continue
+            calc, prov = make_calculator(calc_name, atoms, **calc_settings)
+            tdata, tmeta = generate_md(atoms, calc, prov, temperature=temp, n_frames=n, stride=5,
+                                       equilibration_steps=50, seed=seed + 1000 + k,
+                                       strain=0.02 if kind == "bulk" else 0.0)  # fmt: skip
+            parts.append(tdata)
+        tmeta["provenance"]["test_temperatures_K"] = temps
+        write_dataset(test_path, PackedSystems.concatenate(parts) if len(parts) > 1 else parts[0],
+                      tmeta)  # fmt: skip
     if not labelled_path.is_file():
         if data is not None:
             start, meta = read_dataset(data)
