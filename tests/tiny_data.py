@@ -171,3 +171,22 @@ def write_csv(path: Path, strings, split=None, props=None) -> Path:
 
 
 write_strings = write_csv
+
+
+#: Overrides of ``density-vae-fast`` that make a density VAE small enough for tests.
+TINY_DENSITY_VAE = ["model.latent=4", "model.encoder.widths=[2,2,2,2]",
+                    "model.decoder.widths=[4,2,2,2]", "model.unet.widths=[2,4]",
+                    "model.unet.bottleneck=4", "train.max_time=null",
+                    "data.rotations_per_crystal=1", "data.split=[0.5,0.5,0.0]"]  # fmt: skip
+
+
+def write_small_crystal_cifs(folder: Path) -> list[str]:
+    """The crystals of :func:`small_crystals` as CIF files in ``folder``; their paths."""
+    from ase.io import write
+
+    crystals = small_crystals()
+    files = []
+    for cid, atoms in zip(crystals.ids, crystals.atoms, strict=True):
+        files.append(str(folder / f"{cid}.cif"))
+        write(files[-1], atoms)
+    return files

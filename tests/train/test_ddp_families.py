@@ -20,14 +20,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from ase.io import write
 
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.grammar.cfg import load_grammar
 from deepatoms.models.grammar_vae import GrammarVAE
 from deepatoms.models.registry import load_preset, resolve_config
 from model_helpers import save_grammar_vae
-from tiny_data import QM9_SMILES, small_crystals, write_small_molecules, write_strings
+from tiny_data import (
+    QM9_SMILES,
+    TINY_DENSITY_VAE,
+    write_small_crystal_cifs,
+    write_small_molecules,
+    write_strings,
+)
 
 _SCRIPT = """
 import json, sys
@@ -110,15 +115,10 @@ def test_density_vae_trains_in_two_processes(tmp_path):
     with frozen weights and which each CPU process keeps for itself (torch's SyncBatchNorm needs
     GPUs), so its metrics are not compared with one process here; the sums behind them are
     (next test). Two processes: one result, finite validation metrics."""
-    crystals = small_crystals()
-    files = []
-    for cid, atoms in zip(crystals.ids, crystals.atoms, strict=True):
-        files.append(str(tmp_path / f"{cid}.cif"))
-        write(files[-1], atoms)
-    cfg = apply_overrides(load_preset("density-vae-fast"), ["model.latent=4",
-        "model.encoder.widths=[2,2,2,2]", "model.decoder.widths=[4,2,2,2]",
-        "model.unet.widths=[2,4]", "model.unet.bottleneck=4", "train.batch_size=1",
-        "train.max_time=null", "data.rotations_per_crystal=1", "data.split=[0.5,0.5,0.0]"])  # fmt: skip
+    files = write_small_crystal_cifs(tmp_path)
+    cfg = apply_overrides(
+        load_preset("density-vae-fast"), [*TINY_DENSITY_VAE, "train.batch_size=1"]
+    )
     two = _first_validation(cfg, files, tmp_path / "two", 2)
     assert all(math.isfinite(two[k]) for k in ("val_kl", "val_seg_ce", "val_recon_mse"))
 

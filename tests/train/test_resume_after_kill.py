@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from ase.io import write
 
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.grammar.cfg import load_grammar
@@ -30,8 +29,9 @@ from deepatoms.train import fit
 from model_helpers import save_grammar_vae
 from tiny_data import (
     QM9_SMILES,
-    small_crystals,
+    TINY_DENSITY_VAE,
     write_scaled_set,
+    write_small_crystal_cifs,
     write_small_molecules,
     write_strings,
 )
@@ -154,14 +154,9 @@ def test_latent_regressors_resume_after_a_kill(tmp_path):
 
 
 def test_density_vae_resumes_after_a_kill(tmp_path):
-    crystals = small_crystals()
-    files = []
-    for cid, atoms in zip(crystals.ids, crystals.atoms, strict=True):
-        files.append(str(tmp_path / f"{cid}.cif"))
-        write(files[-1], atoms)
-    cfg = apply_overrides(load_preset("density-vae-fast"), ["model.latent=4",
-        "model.encoder.widths=[2,2,2,2]", "model.decoder.widths=[4,2,2,2]",
-        "model.unet.widths=[2,4]", "model.unet.bottleneck=4", "train.batch_size=2",
-        "train.max_time=null", "data.rotations_per_crystal=1", "data.split=[0.5,0.5,0.0]"])  # fmt: skip
+    files = write_small_crystal_cifs(tmp_path)
+    cfg = apply_overrides(
+        load_preset("density-vae-fast"), [*TINY_DENSITY_VAE, "train.batch_size=2"]
+    )
     summary = _kill_then_resume(cfg, files, tmp_path / "run")
     assert summary["family"] == "density_vae" and summary["val_atoms"]["n_samples"] == 3

@@ -29,6 +29,7 @@ import numpy as np
 from deepatoms.config.overrides import apply_overrides
 from deepatoms.core.errors import ConfigError
 from deepatoms.core.files import write_json
+from deepatoms.core.progress import ProgressBar
 from deepatoms.core.results import Result
 from deepatoms.data.splits import load_split, save_split
 from deepatoms.distribute.chunks import MemoryStore
@@ -143,11 +144,13 @@ def fit_committee(
     store = MemoryStore(n_members)
     per_task = 1
     with on_cluster(workers, scheduler, progress) as cluster:
-        quiet_members = progress and not cluster.distributed
-        run_chunks(_train_members, range(n_members), [(k, k + per_task) for k in range(n_members)],
-                   store, cluster, args=(config, data, str(out), split, bootstrap,
-                         str(init) if init is not None else None, quiet_members),
-                   name="member")  # fmt: skip
+        member_bars = progress and not cluster.distributed
+        with ProgressBar("committee members", quiet=not progress) as bar:
+            run_chunks(_train_members, range(n_members),
+                       [(k, k + per_task) for k in range(n_members)], store, cluster,
+                       args=(config, data, str(out), split, bootstrap,
+                             str(init) if init is not None else None, member_bars),
+                       progress=bar, name="member")  # fmt: skip
         n_workers = cluster.n_workers
     members = [r for _, _, chunk in store.results() for r in chunk]
     summary = _assemble(config, data, out, members, split, bootstrap)
