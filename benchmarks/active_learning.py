@@ -1,16 +1,16 @@
 """Active learning: committee selection against random selection from the same explored pool.
 
-For each system (ethanol with GFN2-xTB, a 32-atom Cu cell with EMT) ``deepatoms learn`` runs
-twice with the same seeds, start, test set and budgets: once picking the frames whose maximum
-force deviation lies between the trust levels (``--select deviation``) and once picking as
-many frames uniformly from the frames the committee explored (``--select random``). The test
+For each system (ethanol with GFN2-xTB, a 32-atom Cu cell with EMT) and each seed, ``deepatoms
+learn`` runs twice with the same seed, start, test set and budgets: once picking frames whose
+maximum force deviation lies between the trust levels (``--select deviation``) and once picking
+as many frames uniformly from the frames the committee explored (``--select random``). The test
 set is reference MD at the exploration temperatures (the conditions the potential is for). The
-table
-gives the test force MAE (eV/Å) after each round against the labels used, and the figure
-``active_learning.png`` both curves per system. The issue's goal: active selection reaches the
-final force error of random selection with at most half the labels.
+table gives the test force MAE (eV/Å) after each round against the labels used, per seed and as
+the mean over seeds; the figure ``active_learning.png`` shows both mean curves per system. The
+issue's goal: active selection reaches the final force error of random selection with at most
+half the labels.
 
-    .venv/bin/python benchmarks/active_learning.py [--quick] [--systems cu ethanol]
+    .venv/bin/python benchmarks/active_learning.py [--quick] [--systems cu ethanol] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -31,24 +31,40 @@ SYSTEMS = {
 }
 
 
-def run(system: str, select: str, folder: Path, args: argparse.Namespace) -> list[dict]:
+def run(system: str, select: str, seed: int, folder: Path, args: argparse.Namespace) -> list[dict]:
+    """One ``learn`` run; its rounds (``labels``, ``test_force_mae`` …)."""
     from deepatoms.workflows.learn import learn
 
     spec = dict(SYSTEMS[system])
     lo, hi = spec.pop("trust")
     temps = spec.pop("temperatures")
-    res = learn(folder / f"{system}-{select}", **spec, temperatures=temps, initial=args.initial,
-                test=args.test, rounds=args.rounds, ensemble=args.ensemble,
+    res = learn(folder / f"{system}-{select}-s{seed}", **spec, temperatures=temps,
+                initial=args.initial, test=args.test, rounds=args.rounds, ensemble=args.ensemble,
                 max_epochs=args.epochs, steps=args.steps, interval=args.interval,
                 explorers=args.explorers, trust_low=lo, trust_high=hi,
-                per_round=args.per_round, select=select, seed=args.seed, progress=False,
+                per_round=args.per_round, select=select, seed=seed, progress=False,
                 workers=args.workers)  # fmt: skip
     return res["rounds"]
+
+
+def mean_curve(runs: list[list[dict]]) -> list[tuple[float, float, float, float]]:
+    """Round by round over the seeds: mean labels, mean, min and max test force MAE (eV/Å)."""
+    out = []
+    for rows in zip(*runs, strict=True):
+        f = [r["test_force_mae"] for r in rows]
+        out.append((sum(r["labels"] for r in rows) / len(rows), sum(f) / len(f), min(f), max(f)))
+    return out
+
+
+def labels_to_reach(active: list[tuple[float, float]], target: float) -> float | None:
+    """The first label count at which the ``(labels, error)`` curve is at or below ``target``."""
+    return next((n for n, e in active if e <= target), None)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--systems", nargs="+", default=["cu", "ethanol"], choices=sorted(SYSTEMS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--initial", type=int, default=10)
     p.add_argument("--test", type=int, default=100)
@@ -58,40 +74,51 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--interval", type=int, default=10)
     p.add_argument("--explorers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--out", type=Path, default=None, help="keep the runs here")
+    p.add_argument("--out", type=Path, default=None, help="keep the runs here (a rerun continues)")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
     if args.quick:
         args.rounds, args.epochs, args.steps, args.test, args.ensemble = 3, 10, 100, 30, 2
+        args.seeds = args.seeds[:1]
     print(f"load before: {loadavg()}")
     t0 = time.time()
-    table = {}
+    table: dict[tuple[str, str], list[list[dict]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.out or Path(tmp)
         for system in args.systems:
-            for select in ("deviation", "random"):
-                table[(system, select)] = run(system, select, folder, args)
-                rows = table[(system, select)]
-                print(f"{system:8s} {select:9s} " + "  ".join(
-                    f"{r['labels']}:{r['test_force_mae']:.4f}" for r in rows), flush=True)  # fmt: skip
-    print("\n| system | selection | labels → test force MAE (eV/Å) |\n| --- | --- | --- |")
-    for (system, select), rows in table.items():
-        cells = ", ".join(f"{r['labels']} → {r['test_force_mae']:.4f}" for r in rows)
-        print(f"| {system} | {select} | {cells} |")
+            for seed in args.seeds:
+                for select in ("deviation", "random"):
+                    rows = run(system, select, seed, folder, args)
+                    table.setdefault((system, select), []).append(rows)
+                    print(f"{system:8s} {select:9s} seed {seed}  " + "  ".join(
+                        f"{r['labels']}:{r['test_force_mae']:.4f}" for r in rows), flush=True)  # fmt: skip
+    print(
+        "\n| system | selection | seed | labels → test force MAE (eV/Å) |\n| --- | --- | --- | --- |"
+    )
+    for (system, select), runs in table.items():
+        for seed, rows in zip(args.seeds, runs, strict=True):
+            cells = ", ".join(f"{r['labels']} → {r['test_force_mae']:.4f}" for r in rows)
+            print(f"| {system} | {select} | {seed} | {cells} |")
+        cells = ", ".join(f"{n:g} → {m:.4f} ({lo:.4f}–{hi:.4f})"
+                          for n, m, lo, hi in mean_curve(runs))  # fmt: skip
+        print(f"| {system} | {select} | mean (min–max) | {cells} |")
     for system in args.systems:
         act, rnd = table[(system, "deviation")], table[(system, "random")]
-        final = rnd[-1]["test_force_mae"]
-        reach = next((r["labels"] for r in act if r["test_force_mae"] <= final), None)
-        ratio = f"{reach / rnd[-1]['labels']:.2f}" if reach else "not reached"
-        print(
-            f"{system}: random reaches {final:.4f} eV/Å with {rnd[-1]['labels']} labels; "
-            f"committee selection reaches it with {reach} labels (fraction {ratio})"
-        )
+        for seed, a, r in zip(args.seeds, act, rnd, strict=True):
+            final = r[-1]["test_force_mae"]
+            reach = labels_to_reach([(x["labels"], x["test_force_mae"]) for x in a], final)
+            print(f"{system} seed {seed}: random {final:.4f} eV/Å with {r[-1]['labels']} labels; "
+                  f"committee selection reaches it with {reach} labels"
+                  + (f" (fraction {reach / r[-1]['labels']:.2f})" if reach else ""))  # fmt: skip
+        ma, mr = mean_curve(act), mean_curve(rnd)
+        reach = labels_to_reach([(n, m) for n, m, _, _ in ma], mr[-1][1])
+        print(f"{system} mean over seeds: random {mr[-1][1]:.4f} eV/Å with {mr[-1][0]:g} labels; "
+              f"committee selection reaches it with {reach} labels"
+              + (f" (fraction {reach / mr[-1][0]:.2f})" if reach else " (not reached)"))  # fmt: skip
     _plot(table, args.systems)
-    print(json.dumps({f"{s}/{m}": [(r["labels"], r["test_force_mae"]) for r in rows]
-                      for (s, m), rows in table.items()}))  # fmt: skip
+    print(json.dumps({f"{s}/{m}": [[(r["labels"], r["test_force_mae"]) for r in rows] for rows in runs]
+                      for (s, m), runs in table.items()}))  # fmt: skip
     print(f"wall {time.time() - t0:.0f} s; load after: {loadavg()}")
 
 
@@ -104,15 +131,17 @@ def _plot(table: dict, systems: list[str]) -> None:
     fig, axes = plt.subplots(1, len(systems), figsize=(5 * len(systems), 4), squeeze=False)
     for ax, system in zip(axes[0], systems, strict=True):
         for select, style in (("deviation", "o-"), ("random", "s--")):
-            rows = table[(system, select)]
-            ax.plot([r["labels"] for r in rows], [r["test_force_mae"] for r in rows], style,
-                    label="committee" if select == "deviation" else "random")  # fmt: skip
+            curve = mean_curve(table[(system, select)])
+            n, m, lo, hi = (list(c) for c in zip(*curve, strict=True))
+            label = "committee" if select == "deviation" else "random"
+            line = ax.plot(n, m, style, label=f"{label} (mean of {len(table[(system, select)])})")
+            ax.fill_between(n, lo, hi, color=line[0].get_color(), alpha=0.2)
         ax.set(xlabel="labelled frames", ylabel="test force MAE (eV/Å)", title=system,
                yscale="log")  # fmt: skip
         ax.legend()
     fig.tight_layout()
     fig.savefig("active_learning.png", dpi=120)
-    print("figure: active_learning.png")
+    print("figure: active_learning.png (mean over seeds, band: min–max)")
 
 
 if __name__ == "__main__":

@@ -282,7 +282,8 @@ def learn_command(
         f_text = f", force MAE {force:.4g} eV/Å" if force is not None else ""
         out.print(f"round {r['round']}: {r['labels']} labels, test energy MAE "
                   f"{r['test_energy_mae']:.4g} eV{f_text}; explored {r['explored']}, "
-                  f"candidates {r['candidates']}, labelled {r['selected']}")  # fmt: skip
+                  f"candidates {r['candidates']}, labelled {r.get('labelled', r['selected'])}"
+                  + (f" ({len(r['label_failed'])} failed)" if r.get("label_failed") else ""))  # fmt: skip
     out.print(f"{res['n_labels']} labelled frames in {res['out']}/labelled.h5; "
               f"{res['out']}/error_vs_labels.png")  # fmt: skip
     run.emit(res)

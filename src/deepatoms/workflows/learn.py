@@ -10,8 +10,10 @@ Each round, in the resumable run folder ``OUT``:
    and its maximum per-atom force deviation d_max every ``interval`` steps (or, with ``rattle``,
    randomly displaced copies of labelled frames); an MD run stops early once d_max passes the
    upper trust level (the committee cannot be trusted beyond it);
-4. **select** frames with ``trust_low ≤ d_max ≤ trust_high`` (DP-GEN, Zhang et al. 2020), those
-   with the largest d_max first, at most ``per_round``; ``select="random"`` picks as many frames
+4. **select** frames with ``trust_low ≤ d_max ≤ trust_high`` (the candidates of DP-GEN, Zhang et
+   al. 2020), at most ``per_round`` of them drawn uniformly at random as DP-GEN does (the
+   largest deviations alone would be consecutive frames of the one trajectory that went
+   furthest, nearly the same structure); ``select="random"`` picks as many frames
    uniformly from all explored ones instead (the baseline of ``benchmarks/active_learning.py``);
 5. **label** them with the reference calculator (GFN2-xTB for molecules, EMT for metals) and add
    them to ``labelled.h5``.
@@ -59,18 +61,29 @@ class LearnResult(Result):
 def _label_frames(frames: Sequence[Atoms], calculator: str, settings: dict,
                   on_item: Any = None) -> dict[str, Any]:  # fmt: skip
     """A chunk task: energy (eV), forces (eV/Å) and, for periodic cells, stress of each frame
-    from the reference calculator (built here)."""
+    from the reference calculator (built here). A frame the calculator fails on (an xTB SCF that
+    does not converge on a distorted structure) is left out; ``failed`` holds its index and the
+    reason."""
     from deepatoms.simulate.reference import make_calculator
 
     calc, _ = make_calculator(calculator, frames[0], **settings)
-    out: dict[str, list] = {"energy": [], "forces": [], "stress": []}
+    out: dict[str, list] = {"energy": [], "forces": [], "stress": [], "ok": [], "failed": []}
     for n, atoms in enumerate(frames, start=1):
         a = atoms.copy()
         a.calc = calc
-        out["energy"].append(float(a.get_potential_energy()))
-        out["forces"].append(np.asarray(a.get_forces(), dtype=np.float64))
-        if a.pbc.all():
-            out["stress"].append(np.asarray(a.get_stress(voigt=True), dtype=np.float64))
+        try:
+            energy = float(a.get_potential_energy())
+            forces = np.asarray(a.get_forces(), dtype=np.float64)
+            stress = np.asarray(a.get_stress(voigt=True), dtype=np.float64) if a.pbc.all() else None
+        except Exception as exc:  # any reference failure: the frame is dropped
+            out["failed"].append((n - 1, f"{type(exc).__name__}: {exc}"))
+            calc, _ = make_calculator(calculator, frames[0], **settings)  # a clean state
+        else:
+            out["ok"].append(n - 1)
+            out["energy"].append(energy)
+            out["forces"].append(forces)
+            if stress is not None:
+                out["stress"].append(stress)
         if on_item is not None:
             on_item(n)
     return out
@@ -86,15 +99,22 @@ def _pack(frames: Sequence[Atoms], labels: dict[str, list], ids: Sequence[str]) 
 
 
 def _label(frames: list[Atoms], ids: list[str], calculator: str, settings: dict,
-           cluster: Any) -> PackedSystems:  # fmt: skip
+           cluster: Any) -> tuple[PackedSystems | None, dict[str, str]]:  # fmt: skip
+    """The labelled frames (None if every one failed) and ``{id: reason}`` of those the
+    reference calculator failed on."""
     store = MemoryStore(len(frames))
     run_chunks(_label_frames, frames, chunk_ranges([(0, len(frames))], 10), store, cluster,
                args=(calculator, settings), name="label")  # fmt: skip
     labels: dict[str, list] = {"energy": [], "forces": [], "stress": []}
-    for _, _, part in store.results():
+    ok, failed = [], {}
+    for lo, _, part in store.results():
         for k in labels:
             labels[k] += part[k]
-    return _pack(frames, labels, ids)
+        ok += [lo + i for i in part["ok"]]
+        failed.update({ids[lo + i]: why for i, why in part["failed"]})
+    if not ok:
+        return None, failed
+    return _pack([frames[i] for i in ok], labels, [ids[i] for i in ok]), failed
 
 
 def _explore_md(starts: Sequence[tuple[str, Atoms]], model: str, temperature: float,
@@ -274,9 +294,8 @@ def _round(run: Path, r: int, s: dict, calc_name: str, calc_settings: dict, clus
     labelled, meta = read_dataset(run / "labelled.h5")
     if (folder / "record.json").is_file():  # labelled already; add the labels if a kill lost them
         rec = read_json(folder / "record.json")
-        if rec["selected_ids"] and rec["selected_ids"][0] not in set(
-            labelled.system_props["frame_id"].tolist()
-        ):
+        done = [i for i in rec["selected_ids"] if i not in rec.get("label_failed", {})]
+        if done and done[0] not in set(labelled.system_props["frame_id"].tolist()):
             new, _ = read_dataset(folder / "labels.h5")
             write_dataset(run / "labelled.h5",
                           PackedSystems.concatenate([labelled, _like(new, labelled)]), meta)  # fmt: skip
@@ -310,14 +329,30 @@ def _round(run: Path, r: int, s: dict, calc_name: str, calc_settings: dict, clus
         s["trust_low"] <= f["d_max"] <= s["trust_high"] for f in fresh), selected=len(chosen))  # fmt: skip
     rec["selected_d_max"] = [float(f["d_max"]) for f in chosen]
     rec["selected_ids"] = [f["id"] for f in chosen]
+    rec["label_failed"] = {}
+    new = None
+    if not chosen and s["select"] == "deviation" and fresh:
+        low = sum(f["d_max"] < s["trust_low"] for f in fresh)
+        say(f"round {r}: no explored frame lies between the trust levels ({low} below "
+            f"{s['trust_low']:g}, {len(fresh) - low} above {s['trust_high']:g} eV/Å); "
+            + ("the committee is confident on all of them: lower --trust-low or explore further"
+               if low == len(fresh) else
+               "the committee breaks down at once: raise --trust-high or train longer "
+               "(--max-epochs)"))  # fmt: skip
     if chosen:
         say(f"round {r}: labelling {len(chosen)} of {len(explored)} explored frames with "
             f"{calc_name}")  # fmt: skip
-        new = _like(_label([f["atoms"] for f in chosen], rec["selected_ids"], calc_name,
-                           calc_settings, cluster), labelled)  # fmt: skip
-        write_dataset(folder / "labels.h5", new, meta)
+        new, rec["label_failed"] = _label([f["atoms"] for f in chosen], rec["selected_ids"],
+                                          calc_name, calc_settings, cluster)  # fmt: skip
+        if rec["label_failed"]:
+            say(f"round {r}: {calc_name} failed on {len(rec['label_failed'])} frame(s), left "
+                f"out (record.json: label_failed)")  # fmt: skip
+        if new is not None:
+            new = _like(new, labelled)
+            write_dataset(folder / "labels.h5", new, meta)
+    rec["labelled"] = len(chosen) - len(rec["label_failed"])
     write_json(folder / "record.json", rec)  # from here on the round's labels are kept
-    if chosen:
+    if new is not None:
         write_dataset(run / "labelled.h5", PackedSystems.concatenate([labelled, new]), meta)
     return rec
 
@@ -407,8 +442,9 @@ def _select(frames: list[dict], s: dict, r: int) -> list[dict]:
         idx = rng.permutation(len(frames))[: s["per_round"]]
         return [frames[k] for k in sorted(idx)]
     inside = [f for f in frames if s["trust_low"] <= f["d_max"] <= s["trust_high"]]
-    inside.sort(key=lambda f: -f["d_max"])
-    return inside[: s["per_round"]]
+    rng = np.random.default_rng([s["seed"], r, 11])
+    idx = rng.permutation(len(inside))[: s["per_round"]]
+    return [inside[k] for k in sorted(idx)]
 
 
 def _plot(run: Path, records: list[dict]) -> None:
