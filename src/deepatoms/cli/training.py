@@ -221,7 +221,7 @@ def learn_command(
     data: Annotated[Path | None, typer.Option(metavar="FILE.h5")] = None,
     preset: str = "schnet-md17-fast", calculator: str | None = None, initial: int = 20,
     test: int = 50, test_temperatures: str | None = None, rounds: int = 3, ensemble: int = 3,
-    max_epochs: int = 100,
+    max_epochs: int = 100, batch_size: int = 4,
     temperatures: str = "300,600", steps: int = 200, interval: int = 10, timestep: float = 1.0,
     explorers: int = 4, trust_low: float = 0.05, trust_high: float = 0.5, per_round: int = 20,
     select: str = "deviation", explore: str = "md", rattle: float = 0.05, seed: int = 0,
@@ -250,6 +250,7 @@ def learn_command(
         rounds: Rounds in all.
         ensemble: Committee members.
         max_epochs: Training epochs per round.
+        batch_size: Training batch size of the members (small: the labelled set is small).
         temperatures: Exploration temperatures (K), comma-separated.
         steps: MD steps per exploration run.
         interval: MD steps between explored frames.
@@ -272,7 +273,7 @@ def learn_command(
     res = learn(out_dir, preset=preset, molecule=molecule, bulk=bulk, size=size, data=data,
                 calculator=calculator, initial=initial, test=test,
                 test_temperatures=test_temps, rounds=rounds,
-                ensemble=ensemble, max_epochs=max_epochs, temperatures=temps, steps=steps,
+                ensemble=ensemble, max_epochs=max_epochs, batch_size=batch_size, temperatures=temps, steps=steps,
                 interval=interval, timestep=timestep, explorers=explorers, trust_low=trust_low,
                 trust_high=trust_high, per_round=per_round, select=select, explore=explore,
                 rattle=rattle, overrides=list(set_ or []), seed=seed, progress=run.progress,

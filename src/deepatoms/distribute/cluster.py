@@ -123,10 +123,17 @@ def open_cluster(
             client.close()
         return
     distributed = _import_distributed()
-    local = distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    )  # fmt: skip
+    try:
+        local = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )  # fmt: skip
+    except RuntimeError as exc:  # "Nanny failed to start": the worker processes died at start
+        raise DeepatomsError(
+            f"the {workers} local Dask worker processes failed to start ({exc}). In a Python "
+            'script, call deepatoms with workers under `if __name__ == "__main__":`: each '
+            "worker process imports the script again (docs/scale-out.md)"
+        ) from None
     client = distributed.Client(local)
     cluster = Cluster(client, f"a local Dask cluster of {workers} worker processes")
     try:

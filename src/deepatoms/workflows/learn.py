@@ -159,7 +159,7 @@ def learn(
     bulk: str | None = None, size: int | None = None, data: str | os.PathLike | None = None,
     calculator: str | None = None, initial: int = 20, test: int = 50,
     test_temperatures: Sequence[float] | None = None, rounds: int = 3,
-    ensemble: int = 3, max_epochs: int = 100, temperatures: Sequence[float] = (300.0, 600.0),
+    ensemble: int = 3, max_epochs: int = 100, batch_size: int = 4, temperatures: Sequence[float] = (300.0, 600.0),
     steps: int = 200, interval: int = 10, timestep: float = 1.0, explorers: int = 4,
     trust_low: float = 0.05, trust_high: float = 0.5, per_round: int = 20,
     select: str = "deviation", explore: str = "md", rattle: float = 0.05,
@@ -183,6 +183,8 @@ def learn(
         rounds: rounds to run in all (a rerun with more continues).
         ensemble: committee members.
         max_epochs: training epochs per round.
+        batch_size: the members' training batch size. Small, because the labelled set is
+            small: a preset's 32 would make one optimiser step per epoch on 20 frames.
         temperatures: exploration MD temperatures (K).
         steps, interval, timestep: exploration MD steps per run, steps between recorded frames
             and time step (fs).
@@ -210,6 +212,8 @@ def learn(
         raise DeepatomsError(f"--explore must be md or rattle, got {explore!r}")
     if explore == "rattle" and not rattle > 0:
         raise DeepatomsError(f"--rattle must be > 0 Å, got {rattle!r}")
+    if batch_size < 1:
+        raise DeepatomsError(f"--batch-size must be ≥ 1, got {batch_size}")
     if not 0 <= trust_low < trust_high:
         raise DeepatomsError(f"need 0 ≤ --trust-low < --trust-high, got {trust_low}, {trust_high}")
     run = Path(out)
@@ -218,7 +222,7 @@ def learn(
                 "data": str(data) if data else None, "calculator": calculator, "initial": initial,
                 "test": test,
                 "test_temperatures": [float(t) for t in (test_temperatures or temperatures)],
-                "ensemble": ensemble, "max_epochs": max_epochs,
+                "ensemble": ensemble, "max_epochs": max_epochs, "batch_size": batch_size,
                 "temperatures": [float(t) for t in temperatures], "steps": steps,
                 "interval": interval, "timestep": timestep, "explorers": explorers,
                 "trust_low": trust_low, "trust_high": trust_high, "per_round": per_round,
@@ -304,7 +308,7 @@ def _round(run: Path, r: int, s: dict, calc_name: str, calc_settings: dict, clus
     say(f"round {r}: training a committee of {s['ensemble']} on {n_labels} labelled frames")
     n_val = max(1, round(0.1 * n_labels))
     init = run / f"round_{r - 1}" / "committee" if r > 0 else None
-    overrides = [*s["overrides"], f"data.n_train={n_labels - n_val}", f"data.n_val={n_val}",
+    overrides = [f"train.batch_size={s.get('batch_size', 32)}", *s["overrides"], f"data.n_train={n_labels - n_val}", f"data.n_val={n_val}",
                  "data.n_test=0", f"train.seed={s['seed']}"]  # fmt: skip
     address = cluster.client.scheduler.address if cluster.distributed else None
     train(s["preset"], str(run / "labelled.h5"), folder / "committee", overrides=overrides,
