@@ -84,19 +84,26 @@ def test_selection_draws_among_the_candidates_between_the_trust_levels():
     from deepatoms.workflows.learn import _select
 
     d = np.arange(101) / 100  # d_max 0.00, 0.01, …, 1.00
-    frames = [{"id": f"f{k}", "d_max": float(x)} for k, x in enumerate(d)]
-    s = {"select": "deviation", "trust_low": 0.2, "trust_high": 0.8, "per_round": 10, "seed": 3}
+    frames = [{"id": f"f{k}", "score": float(x)} for k, x in enumerate(d)]
+    s = {
+        "select": "deviation",
+        "trust_low": 0.2,
+        "trust_high": 0.8,
+        "per_round": 10,
+        "seed": 3,
+        "potential": True,
+    }
     chosen = _select(frames, s, 0)
     assert len(chosen) == 10 and len({f["id"] for f in chosen}) == 10
-    assert all(0.2 <= f["d_max"] <= 0.8 for f in chosen)
+    assert all(0.2 <= f["score"] <= 0.8 for f in chosen)
     assert [f["id"] for f in _select(frames, s, 0)] == [f["id"] for f in chosen]  # seeded
     top = {f"f{k}" for k in range(71, 81)}  # the ten largest candidates (0.71 … 0.80)
     assert {f["id"] for f in chosen} != top  # drawn among all candidates, not the largest
     assert {f["id"] for f in _select(frames, s, 1)} != {f["id"] for f in chosen}  # per round
     few = _select(frames, {**s, "trust_low": 0.945, "trust_high": 0.985}, 0)
-    assert [f["d_max"] for f in few] == [0.95, 0.96, 0.97, 0.98]  # fewer than the cap: all
+    assert [f["score"] for f in few] == [0.95, 0.96, 0.97, 0.98]  # fewer than the cap: all
     rnd = _select(frames, {**s, "select": "random"}, 0)
-    assert len(rnd) == 10 and any(not 0.2 <= f["d_max"] <= 0.8 for f in rnd)
+    assert len(rnd) == 10 and any(not 0.2 <= f["score"] <= 0.8 for f in rnd)
 
 
 def test_a_frame_the_reference_fails_on_is_left_out_with_its_reason(monkeypatch):
@@ -106,7 +113,7 @@ def test_a_frame_the_reference_fails_on_is_left_out_with_its_reason(monkeypatch)
 
     import deepatoms.simulate.reference as reference
     from deepatoms.distribute.cluster import on_cluster
-    from deepatoms.workflows.learn import _label
+    from deepatoms.workflows.learn import Reference, _label
 
     class Picky(EMT):  # fails, like an unconverged xTB SCF, on a cell with a far-moved atom
         def calculate(self, atoms=None, properties=("energy",), system_changes=()):
@@ -118,9 +125,9 @@ def test_a_frame_the_reference_fails_on_is_left_out_with_its_reason(monkeypatch)
     frames = [bulk("Cu", cubic=True) for _ in range(3)]
     frames[1].positions[0, 0] += 1.5
     with on_cluster(1, None, progress=False) as cluster:
-        packed, failed = _label(frames, ["a", "b", "c"], "emt", {}, cluster)
+        packed, failed = _label(frames, ["a", "b", "c"], Reference("emt"), cluster)
     assert failed == {"b": "CalculationFailed: SCF not converged in 250 cycles"}
     assert packed.system_props["frame_id"].tolist() == ["a", "c"]
     assert np.allclose(packed.system_props["energy"], [EMT().get_potential_energy(frames[0])] * 2)
     with on_cluster(1, None, progress=False) as cluster:
-        assert _label(frames[1:2], ["b"], "emt", {}, cluster) == (None, failed)
+        assert _label(frames[1:2], ["b"], Reference("emt"), cluster) == (None, failed)

@@ -218,33 +218,39 @@ def presets_command(
 def learn_command(
     out_dir: Annotated[Path, typer.Option("--out")], molecule: str | None = None,
     bulk: str | None = None, size: int | None = None,
+    structure: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
     data: Annotated[Path | None, typer.Option(metavar="FILE.h5")] = None,
+    pool: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
     preset: str = "schnet-md17-fast", calculator: str | None = None, initial: int = 20,
     test: int = 50, test_temperatures: str | None = None, rounds: int = 3, ensemble: int = 3,
     max_epochs: int = 100, batch_size: int = 4,
     temperatures: str = "300,600", steps: int = 200, interval: int = 10, timestep: float = 1.0,
     explorers: int = 4, trust_low: float = 0.05, trust_high: float = 0.5, per_round: int = 20,
-    select: str = "deviation", explore: str = "md", rattle: float = 0.05, seed: int = 0,
+    select: str = "deviation", explore: str | None = None, rattle: float = 0.05, seed: int = 0,
     set_: SetOpt = None, *, run: Run, dask: Workers,
 ) -> None:  # fmt: skip
-    """Active learning: train a committee, explore with MD, label where it disagrees, retrain.
+    """Active learning: train a committee, explore, label where it disagrees, retrain.
 
     Each round trains a committee on all labelled frames (warm start from the last round),
-    measures it on a fixed test set, runs MD with it, picks frames whose maximum force
-    deviation lies between the trust levels, labels them with GFN2-xTB (molecules) or EMT
-    (metals) and adds them. The run folder is resumable; give the same command (with more
-    --rounds) to continue. Logs: OUT/rounds.jsonl and OUT/error_vs_labels.png.
+    measures it on a fixed test set, explores with it (MD, rattled frames or a candidate
+    pool), picks frames whose maximum force deviation lies between the trust levels (property
+    models: the largest energy std), labels them with GFN2-xTB (molecules) or EMT (metals) and
+    adds them. The run folder is resumable; give the same command (with more --rounds) to
+    continue. Logs: OUT/rounds.jsonl and OUT/error_vs_labels.png.
 
     Args:
         out_dir: Run folder.
         molecule: Molecule: name, alias or SMILES (labelled with GFN2-xTB).
         bulk: Bulk metal or alloy, e.g. Cu or Cu3Au (labelled with EMT).
         size: Bulk: about this many atoms in the cell (default 32).
+        structure: The system from a structure file (any ASE format; periodic cells get EMT).
         data: Labelled start (energies and forces) instead of reference MD.
-        preset: Potential preset of the members.
+        pool: Candidate structures (dataset .h5 or any ASE format) scored each round instead
+            of MD; the test set and the start are drawn from it.
+        preset: Preset of the members: a potential (default), or a property model with --pool.
         calculator: Reference calculator: xtb or emt (default by the system).
-        initial: Frames of reference MD labelled to start with.
-        test: Frames of separate reference MD as the fixed test set.
+        initial: Frames labelled to start with (reference MD at 500 K, or pool frames).
+        test: Frames of the fixed test set (separate reference MD, or pool frames).
         test_temperatures: Temperatures (K) of the test MD, comma-separated (default: the
             exploration temperatures).
         rounds: Rounds in all.
@@ -259,8 +265,10 @@ def learn_command(
         trust_low: Lower trust level on the maximum force deviation (eV/Å).
         trust_high: Upper trust level (eV/Å); exploration runs stop above it.
         per_round: Frames labelled per round at most.
-        select: deviation (trust levels) or random (uniform from the explored frames).
-        explore: md (committee MD) or rattle (random displacements of labelled frames).
+        select: deviation (trust levels; property models: largest std) or random (uniform
+            from the explored frames).
+        explore: md (committee MD), rattle (random displacements of labelled frames) or pool
+            (the default with --pool).
         rattle: Displacement of --explore rattle (Å, std).
         seed: Seed of everything random.
     """
@@ -270,7 +278,8 @@ def learn_command(
     test_temps = (
         _temperatures(test_temperatures, "--test-temperatures") if test_temperatures else None
     )
-    res = learn(out_dir, preset=preset, molecule=molecule, bulk=bulk, size=size, data=data,
+    res = learn(out_dir, preset=preset, molecule=molecule, bulk=bulk, size=size,
+                structure=structure, data=data, pool=pool,
                 calculator=calculator, initial=initial, test=test,
                 test_temperatures=test_temps, rounds=rounds,
                 ensemble=ensemble, max_epochs=max_epochs, batch_size=batch_size, temperatures=temps, steps=steps,

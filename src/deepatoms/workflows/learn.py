@@ -8,19 +8,22 @@ Each round, in the resumable run folder ``OUT``:
 2. **evaluate** it on the fixed test set (energy and force MAE, calibration);
 3. **explore**: MD with the committee from labelled frames at each temperature, recording a frame
    and its maximum per-atom force deviation d_max every ``interval`` steps (or, with ``rattle``,
-   randomly displaced copies of labelled frames); an MD run stops early once d_max passes the
-   upper trust level (the committee cannot be trusted beyond it);
+   randomly displaced copies of labelled frames; or, with a ``pool``, the pool's unlabelled
+   structures); an MD run stops early once d_max passes the upper trust level (the committee
+   cannot be trusted beyond it). A property model (no forces) scores pool structures by the
+   committee std of its energy instead;
 4. **select** frames with ``trust_low ≤ d_max ≤ trust_high`` (the candidates of DP-GEN, Zhang et
    al. 2020), at most ``per_round`` of them drawn uniformly at random as DP-GEN does (the
    largest deviations alone would be consecutive frames of the one trajectory that went
-   furthest, nearly the same structure); ``select="random"`` picks as many frames
+   furthest, nearly the same structure); property models take the largest std first (query by
+   committee, Seung et al. 1992); ``select="random"`` picks as many frames
    uniformly from all explored ones instead (the baseline of ``benchmarks/active_learning.py``);
 5. **label** them with the reference calculator (GFN2-xTB for molecules, EMT for metals) and add
    them to ``labelled.h5``.
 
-Every frame has an id (``r<round>/T<temperature>/s<seed>/<step>``) stored with its label; a frame
-whose id is already labelled is never labelled again, so a rerun after a kill at any point goes
-on without repeating or losing a label. ``rounds.jsonl`` has one line per finished round and
+Every frame has an id (``r<round>/e<run>/T<temperature>/<step>``, ``pool/<index>``) stored with
+its label; a frame whose id is already labelled is never labelled again, so a rerun after a kill
+at any point goes on without repeating or losing a label. ``rounds.jsonl`` has one line per finished round and
 ``error_vs_labels.png`` the test force error against the number of labels.
 """
 
@@ -58,15 +61,40 @@ class LearnResult(Result):
     ``selected``, calibration), ``n_labels`` and ``wall_time_s``."""
 
 
-def _label_frames(frames: Sequence[Atoms], calculator: str, settings: dict,
+class Reference:
+    """The reference calculator: a name (``xtb``, ``emt``; built by
+    :func:`deepatoms.simulate.reference.make_calculator` with ``settings``) or any ASE calculator
+    given from Python (copied for each use; it must pickle to run on Dask workers)."""
+
+    def __init__(self, spec: str | Any, settings: dict | None = None) -> None:
+        self.spec = spec.lower() if isinstance(spec, str) else spec
+        self.settings = dict(settings or {})
+
+    @property
+    def name(self) -> str:
+        """``xtb``/``emt``, or ``python:<module>.<class>`` for a given calculator."""
+        if isinstance(self.spec, str):
+            return self.spec
+        return f"python:{type(self.spec).__module__}.{type(self.spec).__qualname__}"
+
+    def make(self, atoms: Atoms | None = None) -> tuple[Any, dict[str, Any]]:
+        """A fresh calculator and its provenance record."""
+        if isinstance(self.spec, str):
+            from deepatoms.simulate.reference import make_calculator
+
+            return make_calculator(self.spec, atoms, **self.settings)
+        import copy
+
+        return copy.deepcopy(self.spec), {"name": self.name, "given_from": "Python"}
+
+
+def _label_frames(frames: Sequence[Atoms], reference: Reference,
                   on_item: Any = None) -> dict[str, Any]:  # fmt: skip
     """A chunk task: energy (eV), forces (eV/Å) and, for periodic cells, stress of each frame
     from the reference calculator (built here). A frame the calculator fails on (an xTB SCF that
     does not converge on a distorted structure) is left out; ``failed`` holds its index and the
     reason."""
-    from deepatoms.simulate.reference import make_calculator
-
-    calc, _ = make_calculator(calculator, frames[0], **settings)
+    calc, _ = reference.make(frames[0])
     out: dict[str, list] = {"energy": [], "forces": [], "stress": [], "ok": [], "failed": []}
     for n, atoms in enumerate(frames, start=1):
         a = atoms.copy()
@@ -77,7 +105,7 @@ def _label_frames(frames: Sequence[Atoms], calculator: str, settings: dict,
             stress = np.asarray(a.get_stress(voigt=True), dtype=np.float64) if a.pbc.all() else None
         except Exception as exc:  # any reference failure: the frame is dropped
             out["failed"].append((n - 1, f"{type(exc).__name__}: {exc}"))
-            calc, _ = make_calculator(calculator, frames[0], **settings)  # a clean state
+            calc, _ = reference.make(frames[0])  # a clean state
         else:
             out["ok"].append(n - 1)
             out["energy"].append(energy)
@@ -98,13 +126,13 @@ def _pack(frames: Sequence[Atoms], labels: dict[str, list], ids: Sequence[str]) 
                                     atom_props={"forces": list(labels["forces"])})  # fmt: skip
 
 
-def _label(frames: list[Atoms], ids: list[str], calculator: str, settings: dict,
+def _label(frames: list[Atoms], ids: list[str], reference: Reference,
            cluster: Any) -> tuple[PackedSystems | None, dict[str, str]]:  # fmt: skip
     """The labelled frames (None if every one failed) and ``{id: reason}`` of those the
     reference calculator failed on."""
     store = MemoryStore(len(frames))
     run_chunks(_label_frames, frames, chunk_ranges([(0, len(frames))], 10), store, cluster,
-               args=(calculator, settings), name="label")  # fmt: skip
+               args=(reference,), name="label")  # fmt: skip
     labels: dict[str, list] = {"energy": [], "forces": [], "stress": []}
     ok, failed = [], {}
     for lo, _, part in store.results():
@@ -146,7 +174,7 @@ def _explore_md(starts: Sequence[tuple[str, Atoms]], model: str, temperature: fl
             except Exception:  # the committee broke down (e.g. atoms collided): stop here
                 break
             frame = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-            out.append({"id": f"{sid}/T{temperature:g}/{step}", "atoms": frame, "d_max": d})
+            out.append({"id": f"{sid}/T{temperature:g}/{step}", "atoms": frame, "score": d})
             if not math.isfinite(d) or d > trust_high:
                 break
         if on_item is not None:
@@ -156,29 +184,38 @@ def _explore_md(starts: Sequence[tuple[str, Atoms]], model: str, temperature: fl
 
 def learn(
     out: str | os.PathLike, *, preset: str = "schnet-md17-fast", molecule: str | None = None,
-    bulk: str | None = None, size: int | None = None, data: str | os.PathLike | None = None,
-    calculator: str | None = None, initial: int = 20, test: int = 50,
-    test_temperatures: Sequence[float] | None = None, rounds: int = 3,
-    ensemble: int = 3, max_epochs: int = 100, batch_size: int = 4, temperatures: Sequence[float] = (300.0, 600.0),
-    steps: int = 200, interval: int = 10, timestep: float = 1.0, explorers: int = 4,
-    trust_low: float = 0.05, trust_high: float = 0.5, per_round: int = 20,
-    select: str = "deviation", explore: str = "md", rattle: float = 0.05,
-    overrides: Sequence[str] = (), seed: int = 0, workers: int = 1,
+    bulk: str | None = None, size: int | None = None,
+    structure: str | os.PathLike | None = None, data: str | os.PathLike | None = None,
+    pool: str | os.PathLike | None = None, calculator: str | Any | None = None,
+    initial: int = 20, test: int = 50, test_temperatures: Sequence[float] | None = None,
+    rounds: int = 3, ensemble: int = 3, max_epochs: int = 100, batch_size: int = 4,
+    temperatures: Sequence[float] = (300.0, 600.0), steps: int = 200, interval: int = 10,
+    timestep: float = 1.0, explorers: int = 4, trust_low: float = 0.05, trust_high: float = 0.5,
+    per_round: int = 20, select: str = "deviation", explore: str | None = None,
+    rattle: float = 0.05, overrides: Sequence[str] = (), seed: int = 0, workers: int = 1,
     scheduler: str | None = None, progress: bool = True,
 ) -> LearnResult:  # fmt: skip
     """Run (or continue) the active-learning loop of the module docstring in ``out``.
 
     Args:
         out: run folder.
-        preset: potential preset of the committee members (``deepatoms presets``).
-        molecule, bulk, size: the system: a molecule (name or SMILES; GFN2-xTB) or a bulk metal
-            or alloy cell of about ``size`` atoms (EMT).
-        data: labelled start instead of reference MD (a dataset with energy and forces).
-        calculator: reference calculator (``xtb``, ``emt``; default by the system).
-        initial: frames of reference MD (500 K) labelled to start with.
-        test: frames of separate reference MD (other seeds) as the fixed test set, shared
-            equally among ``test_temperatures`` (default: the exploration temperatures, the
-            conditions the potential is meant for).
+        preset: preset of the committee members (``deepatoms presets``): a potential (trained on
+            energy and forces; explores with MD) or a property model (trained on the energy;
+            needs ``pool``).
+        molecule, bulk, size, structure: the system: a molecule (name or SMILES; GFN2-xTB), a
+            bulk metal or alloy cell of about ``size`` atoms (EMT), or a structure file (any
+            ASE format; periodic cells are labelled with EMT, molecules with xTB). Without
+            them, the first frame of ``data`` or ``pool``.
+        data: labelled start instead of reference MD (a dataset with energy and, for
+            potentials, forces).
+        pool: candidate structures (a dataset ``.h5`` or any ASE-readable file): each round the
+            committee scores the pool's unlabelled frames instead of running MD; the test set
+            and (without ``data``) the start are drawn from it at random and never selected.
+        calculator: reference calculator: ``xtb`` or ``emt`` (default by the system), or from
+            Python any ASE calculator object (copied for each use; it must pickle for Dask).
+        initial: frames labelled to start with: reference MD at 500 K, or pool frames.
+        test: frames of the fixed test set: separate reference MD (other seeds), shared equally
+            among ``test_temperatures`` (default: the exploration temperatures), or pool frames.
         test_temperatures: temperatures (K) of the test MD.
         rounds: rounds to run in all (a rerun with more continues).
         ensemble: committee members.
@@ -189,37 +226,50 @@ def learn(
         steps, interval, timestep: exploration MD steps per run, steps between recorded frames
             and time step (fs).
         explorers: MD runs per temperature (each from a labelled frame).
-        trust_low, trust_high: trust levels on d_max (eV/Å).
+        trust_low, trust_high: trust levels on d_max (eV/Å; potentials).
         per_round: frames labelled per round at most.
-        select: ``deviation`` (trust levels) or ``random`` (uniform from the explored frames).
-        explore: ``md`` (committee MD) or ``rattle``: ``explorers × steps / interval`` copies of
-            random labelled frames with Gaussian displacements of ``rattle`` Å (std), scored by
-            the committee.
+        select: ``deviation``: potentials, frames with d_max between the trust levels; property
+            models, the largest committee std first; ``random``: uniform from the explored
+            frames.
+        explore: ``md`` (committee MD; the default), ``rattle`` (``explorers × steps /
+            interval`` copies of random labelled frames with Gaussian displacements of
+            ``rattle`` Å, scored by the committee) or ``pool`` (the default with ``pool``).
         rattle: displacement (Å, std) of ``explore="rattle"``.
         overrides: ``section.key=value`` settings of the members.
         seed: seed of everything random.
         workers, scheduler: Dask workers or cluster for training, exploration and labelling.
         progress: report on stderr.
     """
-    from deepatoms.datagen.md import generate_md
-    from deepatoms.simulate.reference import DEFAULT_CALCULATOR, make_calculator
-    from deepatoms.workflows.datagen import starting_structure
+    from deepatoms.simulate.reference import DEFAULT_CALCULATOR
+    from deepatoms.workflows.training import training_config
 
     t0 = time.time()
-    if select not in ("deviation", "random"):
-        raise DeepatomsError(f"--select must be deviation or random, got {select!r}")
-    if explore not in ("md", "rattle"):
-        raise DeepatomsError(f"--explore must be md or rattle, got {explore!r}")
-    if explore == "rattle" and not rattle > 0:
-        raise DeepatomsError(f"--rattle must be > 0 Å, got {rattle!r}")
-    if batch_size < 1:
-        raise DeepatomsError(f"--batch-size must be ≥ 1, got {batch_size}")
-    if not 0 <= trust_low < trust_high:
-        raise DeepatomsError(f"need 0 ≤ --trust-low < --trust-high, got {trust_low}, {trust_high}")
+    explore = explore or ("pool" if pool is not None else "md")
+    _check_choices(select, explore, rattle, batch_size, trust_low, trust_high, pool)
+    potential = bool(training_config(preset, overrides)["data"].get("forces"))
+    if not potential and explore != "pool":
+        raise DeepatomsError(
+            f"preset {preset!r} is a property model (no force labels), which cannot drive MD "
+            "or score rattled frames by force deviation; give candidate structures with "
+            "--pool, or a potential preset such as schnet-md17-fast"
+        )
+    pool_data = _read_pool(pool) if pool is not None else None
+    if pool_data is not None and len(pool_data) < test + (0 if data else initial) + 1:
+        raise DeepatomsError(f"the pool holds {len(pool_data)} structures, too few for --test "
+                             f"{test} and --initial {initial} with candidates left; give a "
+                             "larger pool or smaller numbers")  # fmt: skip
+    if data is not None:
+        _check_start(data, potential)
+    atoms = _system(molecule, bulk, size, structure, data, pool_data, seed)
+    kind = atoms.info.get("kind") or ("bulk" if atoms.pbc.all() else "molecule")
+    spec = calculator if calculator is not None else DEFAULT_CALCULATOR[kind]
+    reference = Reference(spec, {"threads": 1} if spec == "xtb" else {})
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     settings = {"preset": preset, "molecule": molecule, "bulk": bulk, "size": size,
-                "data": str(data) if data else None, "calculator": calculator, "initial": initial,
+                "structure": str(structure) if structure else None,
+                "data": str(data) if data else None, "pool": str(pool) if pool else None,
+                "calculator": reference.name, "potential": potential, "initial": initial,
                 "test": test,
                 "test_temperatures": [float(t) for t in (test_temperatures or temperatures)],
                 "ensemble": ensemble, "max_epochs": max_epochs, "batch_size": batch_size,
@@ -239,56 +289,179 @@ def learn(
     else:
         write_json(saved, settings)
     say = note if progress else (lambda _text: None)
-    atoms = starting_structure(molecule, bulk, None, size, None, seed)
-    kind = atoms.info["kind"]
-    calc_name = (calculator or DEFAULT_CALCULATOR[kind]).lower()
-    calc_settings = {"threads": 1} if calc_name == "xtb" else {}
-    labelled_path, test_path = run / "labelled.h5", run / "test.h5"
-    if not test_path.is_file():
-        temps = settings["test_temperatures"]
-        say(f"labelling the test set: {test} frames of reference MD at "
-            f"{', '.join(f'{t:g}' for t in temps)} K")  # fmt: skip
-        parts, tmeta = [], {}
-        for k, temp in enumerate(temps):
-            n = test // len(temps) + (k < test % len(temps))
-            if n == 0:
-                continue
-            calc, prov = make_calculator(calc_name, atoms, **calc_settings)
-            tdata, tmeta = generate_md(atoms, calc, prov, temperature=temp, n_frames=n, stride=5,
-                                       equilibration_steps=50, seed=seed + 1000 + k,
-                                       strain=0.02 if kind == "bulk" else 0.0)  # fmt: skip
-            parts.append(tdata)
-        tmeta["provenance"]["test_temperatures_K"] = temps
-        write_dataset(test_path, PackedSystems.concatenate(parts) if len(parts) > 1 else parts[0],
-                      tmeta)  # fmt: skip
-    if not labelled_path.is_file():
-        if data is not None:
-            start, meta = read_dataset(data)
-        else:
-            say(f"labelling the start: {initial} frames of reference MD")
-            calc, prov = make_calculator(calc_name, atoms, **calc_settings)
-            start, meta = generate_md(atoms, calc, prov, temperature=500.0, n_frames=initial,
-                                      stride=5, equilibration_steps=20, seed=seed,
-                                      strain=0.02 if kind == "bulk" else 0.0)  # fmt: skip
-        start.system_props["frame_id"] = np.array([f"start/{k}" for k in range(len(start))])
-        meta["units"] = {**meta.get("units", {}), "frame_id": ""}
-        write_dataset(labelled_path, start, meta)
     log_path = run / "rounds.jsonl"
     records = [json.loads(line) for line in log_path.read_text().splitlines()] \
         if log_path.is_file() else []  # fmt: skip
     with on_cluster(workers, scheduler, progress) as cluster:
+        _make_test_and_start(run, settings, atoms, kind, reference, pool_data, cluster, say)
         for r in range(len(records), rounds):
-            rec = _round(run, r, settings, calc_name, calc_settings, cluster, say)
+            rec = _round(run, r, settings, reference, pool_data, cluster, say)
             records.append(rec)
             atomic_write_text(log_path, "".join(json.dumps(x) + "\n" for x in records))
             _plot(run, records)
-    n_labels = len(read_dataset(labelled_path)[0])
+    n_labels = len(read_dataset(run / "labelled.h5")[0])
     return LearnResult(out=str(run), rounds=records, n_labels=n_labels,
                        wall_time_s=round(time.time() - t0, 3))  # fmt: skip
 
 
-def _round(run: Path, r: int, s: dict, calc_name: str, calc_settings: dict, cluster: Any,
-           say: Any) -> dict[str, Any]:  # fmt: skip
+def _check_choices(select: str, explore: str, rattle: float, batch_size: int, trust_low: float,
+                   trust_high: float, pool: Any) -> None:  # fmt: skip
+    """One clear error for a bad option of :func:`learn`."""
+    if select not in ("deviation", "random"):
+        raise DeepatomsError(f"--select must be deviation or random, got {select!r}")
+    if explore not in ("md", "rattle", "pool"):
+        raise DeepatomsError(f"--explore must be md, rattle or pool, got {explore!r}")
+    if (explore == "pool") != (pool is not None):
+        raise DeepatomsError("--explore pool needs --pool FILE, and --pool is explored only "
+                             "with --explore pool (the default when --pool is given)")  # fmt: skip
+    if explore == "rattle" and not rattle > 0:
+        raise DeepatomsError(f"--rattle must be > 0 Å, got {rattle!r}")
+    if batch_size < 1:
+        raise DeepatomsError(f"--batch-size must be ≥ 1, got {batch_size}")
+    if not 0 <= trust_low < trust_high:
+        raise DeepatomsError(f"need 0 ≤ --trust-low < --trust-high, got {trust_low}, {trust_high}")
+
+
+def _check_start(data: str | os.PathLike, potential: bool) -> None:
+    """Refuse a labelled start without the labels the members train on."""
+    start, _ = read_dataset(data)
+    missing = [] if "energy" in start.system_props else ["energy"]
+    missing += ["forces"] if potential and "forces" not in start.atom_props else []
+    if missing:
+        raise DeepatomsError(f"the labelled start --data {data} has no {' or '.join(missing)} "
+                             "labels; label it first (deepatoms datagen) or give --molecule, "
+                             "--bulk or --structure to start from reference MD")  # fmt: skip
+
+
+def _read_pool(path: str | os.PathLike) -> PackedSystems:
+    """The candidate structures of ``path``: a deepatoms dataset or any ASE-readable file."""
+    from deepatoms.data.sources.ase_io import read_structures
+
+    p = Path(path)
+    try:
+        pool = read_dataset(p)[0] if p.suffix == ".h5" else read_structures(p, progress=False)[0]
+    except (OSError, ValueError) as exc:
+        raise DeepatomsError(f"cannot read the candidate pool --pool {p}: {exc}") from None
+    if len(pool) == 0:
+        raise DeepatomsError(f"the candidate pool {p} holds no structures")
+    return pool
+
+
+def _system(molecule: str | None, bulk: str | None, size: int | None,
+            structure: str | os.PathLike | None, data: str | os.PathLike | None,
+            pool: PackedSystems | None, seed: int) -> Atoms:  # fmt: skip
+    """The system's structure (``info["kind"]``: molecule or bulk), from exactly one source."""
+    from deepatoms.workflows.datagen import starting_structure
+
+    given = [o for o, v in (("--molecule", molecule), ("--bulk", bulk), ("--structure", structure))
+             if v is not None]  # fmt: skip
+    if len(given) > 1:
+        raise DeepatomsError(f"give one of {', '.join(given)}, not several")
+    if molecule is not None or bulk is not None:
+        return starting_structure(molecule, bulk, None, size, None, seed)
+    if size is not None:
+        raise DeepatomsError("--size applies to --bulk only")
+    if structure is not None:
+        import ase.io
+
+        from deepatoms.core.files import check_input_file
+
+        path = check_input_file(structure, "--structure file")
+        try:
+            atoms = ase.io.read(path, index=0)
+        except Exception as exc:
+            raise DeepatomsError(f"cannot read a structure from --structure {path}: "
+                                 f"{type(exc).__name__}: {exc}") from None  # fmt: skip
+    elif data is not None:
+        atoms = read_dataset(data)[0].get_atoms(0)
+    elif pool is not None:
+        atoms = pool.get_atoms(0)
+    else:
+        raise DeepatomsError("give the system: --molecule, --bulk, --structure FILE, a labelled "
+                             "start --data FILE.h5 or candidates --pool FILE")  # fmt: skip
+    atoms = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    atoms.info["kind"] = "bulk" if atoms.pbc.all() else "molecule"
+    return atoms
+
+
+def _pool_order(pool: PackedSystems, seed: int) -> np.ndarray:
+    """The pool's frames in the run's random order: the test set first, then the start."""
+    return np.random.default_rng([seed, 2]).permutation(len(pool))
+
+
+def _make_test_and_start(run: Path, s: dict, atoms: Atoms, kind: str, reference: Reference,
+                         pool: PackedSystems | None, cluster: Any, say: Any) -> None:  # fmt: skip
+    """``test.h5`` and ``labelled.h5`` (module docstring), unless they exist."""
+    from deepatoms.datagen.md import generate_md
+
+    labelled_path, test_path = run / "labelled.h5", run / "test.h5"
+    strain = 0.02 if kind == "bulk" else 0.0
+    order = _pool_order(pool, s["seed"]) if pool is not None else None
+    if not test_path.is_file():
+        if order is not None:
+            say(f"labelling the test set: {s['test']} pool frames with {reference.name}")
+            tdata = _label_pool(pool, order[: s["test"]], reference, cluster, say, "test")
+            tmeta = {"units": {"energy": "eV", "forces": "eV/Å", "frame_id": ""},
+                     "source": SOURCE, "provenance": {"calculator": reference.name}}  # fmt: skip
+        else:
+            temps = s["test_temperatures"]
+            say(f"labelling the test set: {s['test']} frames of reference MD at "
+                f"{', '.join(f'{t:g}' for t in temps)} K")  # fmt: skip
+            parts, tmeta = [], {}
+            for k, temp in enumerate(temps):
+                n = s["test"] // len(temps) + (k < s["test"] % len(temps))
+                if n:
+                    calc, prov = reference.make(atoms)
+                    part, tmeta = generate_md(atoms, calc, prov, temperature=temp, n_frames=n,
+                                              stride=5, equilibration_steps=50,
+                                              seed=s["seed"] + 1000 + k, strain=strain)  # fmt: skip
+                    parts.append(part)
+            tmeta["provenance"]["test_temperatures_K"] = temps
+            tdata = PackedSystems.concatenate(parts) if len(parts) > 1 else parts[0]
+        write_dataset(test_path, tdata, tmeta)
+    if labelled_path.is_file():
+        return
+    if s["data"] is not None:
+        start, meta = read_dataset(s["data"])
+    elif order is not None:
+        say(f"labelling the start: {s['initial']} pool frames with {reference.name}")
+        idx = order[s["test"] : s["test"] + s["initial"]]
+        start = _label_pool(pool, idx, reference, cluster, say, "start")
+        meta = {"units": {"energy": "eV", "forces": "eV/Å"}, "source": SOURCE,
+                "provenance": {"calculator": reference.name}}  # fmt: skip
+    else:
+        say(f"labelling the start: {s['initial']} frames of reference MD")
+        calc, prov = reference.make(atoms)
+        start, meta = generate_md(atoms, calc, prov, temperature=500.0, n_frames=s["initial"],
+                                  stride=5, equilibration_steps=20, seed=s["seed"],
+                                  strain=strain)  # fmt: skip
+    if "frame_id" not in start.system_props or s["data"] is not None:
+        start.system_props["frame_id"] = np.array([f"start/{k}" for k in range(len(start))])
+    meta["units"] = {**meta.get("units", {}), "frame_id": ""}
+    write_dataset(labelled_path, start, meta)
+
+
+def _label_pool(pool: PackedSystems, idx: np.ndarray, reference: Reference, cluster: Any,
+                say: Any, what: str) -> PackedSystems:  # fmt: skip
+    """Pool frames ``idx`` labelled, with ids ``pool/<index>``; failures are left out."""
+    frames = [_plain(pool.get_atoms(int(i))) for i in idx]
+    packed, failed = _label(frames, [f"pool/{int(i)}" for i in idx], reference, cluster)
+    if failed:
+        say(f"{reference.name} failed on {len(failed)} {what} frame(s), left out: "
+            f"{', '.join(sorted(failed)[:5])}")  # fmt: skip
+    if packed is None:
+        raise DeepatomsError(f"the reference calculator {reference.name} failed on every {what} "
+                             f"frame of the pool (first: {next(iter(failed.values()))})")  # fmt: skip
+    return packed
+
+
+def _plain(atoms: Atoms) -> Atoms:
+    """``atoms`` without labels or calculator: numbers, positions, cell and pbc."""
+    return Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+
+
+def _round(run: Path, r: int, s: dict, reference: Reference, pool: PackedSystems | None,
+           cluster: Any, say: Any) -> dict[str, Any]:  # fmt: skip
     """One round (module docstring); each stage's result is kept in ``round_<r>/``."""
     from deepatoms.workflows.evaluation import evaluate
     from deepatoms.workflows.training import train
@@ -308,7 +481,12 @@ def _round(run: Path, r: int, s: dict, calc_name: str, calc_settings: dict, clus
     say(f"round {r}: training a committee of {s['ensemble']} on {n_labels} labelled frames")
     n_val = max(1, round(0.1 * n_labels))
     init = run / f"round_{r - 1}" / "committee" if r > 0 else None
-    overrides = [f"train.batch_size={s.get('batch_size', 32)}", *s["overrides"], f"data.n_train={n_labels - n_val}", f"data.n_val={n_val}",
+    own = [f"train.batch_size={s['batch_size']}"]
+    if not s[
+        "potential"
+    ]:  # a property model learns the reference energy, per-element offsets fitted
+        own += ["data.target=energy", "data.atomref=fit"]
+    overrides = [*own, *s["overrides"], f"data.n_train={n_labels - n_val}", f"data.n_val={n_val}",
                  "data.n_test=0", f"train.seed={s['seed']}"]  # fmt: skip
     address = cluster.client.scheduler.address if cluster.distributed else None
     train(s["preset"], str(run / "labelled.h5"), folder / "committee", overrides=overrides,
@@ -316,7 +494,7 @@ def _round(run: Path, r: int, s: dict, calc_name: str, calc_settings: dict, clus
           scheduler=address)  # fmt: skip
     model = str(folder / "committee" / "model.pt")
     ev = evaluate(model, run / "test.h5", split="all", progress=False,
-                  plot=folder / "test_parity.png")  # fmt: skip
+                  plot=folder / "test_parity.png", forces="auto" if s["potential"] else "none")  # fmt: skip
     unc = ev.get("uncertainty", {})
     rec: dict[str, Any] = {
         "round": r, "labels": n_labels, "test_energy_mae": ev["mae"],
@@ -325,18 +503,21 @@ def _round(run: Path, r: int, s: dict, calc_name: str, calc_settings: dict, clus
         "test_miscalibration_area": unc.get("miscalibration_area"),
         "test_nll": unc.get("nll"),
     }  # fmt: skip
-    explored = _explore(folder, labelled, model, s, r, cluster, say)
     seen = set(labelled.system_props["frame_id"].tolist())
+    if pool is not None:  # the test frames are pool frames too; never candidates
+        seen |= set(read_dataset(run / "test.h5")[0].system_props["frame_id"].tolist())
+    explored = _explore(folder, labelled, model, s, r, pool, seen, cluster, say)
     fresh = [f for f in explored if f["id"] not in seen]
     chosen = _select(fresh, s, r)
-    rec.update(explored=len(explored), candidates=sum(
-        s["trust_low"] <= f["d_max"] <= s["trust_high"] for f in fresh), selected=len(chosen))  # fmt: skip
-    rec["selected_d_max"] = [float(f["d_max"]) for f in chosen]
+    inside = [f for f in fresh if s["trust_low"] <= f["score"] <= s["trust_high"]]
+    rec.update(explored=len(explored), candidates=len(inside) if s["potential"] else len(fresh),
+               selected=len(chosen), score=_score_name(s))  # fmt: skip
+    rec["selected_scores"] = [float(f["score"]) for f in chosen]
     rec["selected_ids"] = [f["id"] for f in chosen]
     rec["label_failed"] = {}
     new = None
     if not chosen and s["select"] == "deviation" and fresh:
-        low = sum(f["d_max"] < s["trust_low"] for f in fresh)
+        low = sum(f["score"] < s["trust_low"] for f in fresh)
         say(f"round {r}: no explored frame lies between the trust levels ({low} below "
             f"{s['trust_low']:g}, {len(fresh) - low} above {s['trust_high']:g} eV/Å); "
             + ("the committee is confident on all of them: lower --trust-low or explore further"
@@ -345,12 +526,12 @@ def _round(run: Path, r: int, s: dict, calc_name: str, calc_settings: dict, clus
                "(--max-epochs)"))  # fmt: skip
     if chosen:
         say(f"round {r}: labelling {len(chosen)} of {len(explored)} explored frames with "
-            f"{calc_name}")  # fmt: skip
+            f"{reference.name}")  # fmt: skip
         new, rec["label_failed"] = _label([f["atoms"] for f in chosen], rec["selected_ids"],
-                                          calc_name, calc_settings, cluster)  # fmt: skip
+                                          reference, cluster)  # fmt: skip
         if rec["label_failed"]:
-            say(f"round {r}: {calc_name} failed on {len(rec['label_failed'])} frame(s), left "
-                f"out (record.json: label_failed)")  # fmt: skip
+            say(f"round {r}: {reference.name} failed on {len(rec['label_failed'])} frame(s), "
+                "left out (record.json: label_failed)")  # fmt: skip
         if new is not None:
             new = _like(new, labelled)
             write_dataset(folder / "labels.h5", new, meta)
@@ -361,6 +542,11 @@ def _round(run: Path, r: int, s: dict, calc_name: str, calc_settings: dict, clus
     return rec
 
 
+def _score_name(s: dict) -> str:
+    """What a frame's score is: d_max for potentials, the energy std for property models."""
+    return "max_force_deviation [eV/Å]" if s["potential"] else "energy std [eV]"
+
+
 def _like(new: PackedSystems, old: PackedSystems) -> PackedSystems:
     """``new`` with exactly the property columns of ``old`` (stress only where both have it)."""
     new.system_props = {k: new.system_props[k] for k in old.system_props}
@@ -368,25 +554,37 @@ def _like(new: PackedSystems, old: PackedSystems) -> PackedSystems:
     return new
 
 
-def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int, cluster: Any,
+def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
+             pool: PackedSystems | None, seen: set[str], cluster: Any,
              say: Any) -> list[dict]:  # fmt: skip
-    """The explored frames of round ``r`` (kept in ``folder/explored.json`` + ``.h5``)."""
-    saved = folder / "explored.h5"
+    """The explored frames of round ``r``, each ``{"id", "atoms", "score"}`` (kept in
+    ``folder/explored.h5``, or for a pool the ids and scores in ``folder/explored.json``)."""
+    saved = folder / ("explored.json" if pool is not None else "explored.h5")
+    if saved.is_file() and pool is not None:
+        kept = read_json(saved)
+        return [{"id": i, "atoms": _plain(pool.get_atoms(int(i.split("/")[1]))), "score": x}
+                for i, x in zip(kept["ids"], kept["scores"], strict=True)]  # fmt: skip
     if saved.is_file():
         data, meta = read_dataset(saved)
-        d = meta["provenance"]["d_max"]
+        score = meta["provenance"]["scores"]
         ids = data.system_props["frame_id"].tolist()
-        return [{"id": i, "atoms": data.get_atoms(k), "d_max": d[k]} for k, i in enumerate(ids)]
+        return [{"id": i, "atoms": data.get_atoms(k), "score": score[k]} for k, i in enumerate(ids)]
     rng = np.random.default_rng([s["seed"], r])
-    if s.get("explore", "md") == "rattle":
+    if pool is not None:
+        idx = [k for k in range(len(pool)) if f"pool/{k}" not in seen]
+        say(f"round {r}: scoring {len(idx)} unlabelled pool structures with the committee")
+        frames = _score_pool(pool, idx, model, s, cluster)
+        write_json(saved, {"ids": [f["id"] for f in frames],
+                           "scores": [f["score"] for f in frames], "score": _score_name(s)})  # fmt: skip
+        return frames
+    if s["explore"] == "rattle":
         n = s["explorers"] * max(1, s["steps"] // s["interval"])
         picks = rng.integers(0, len(labelled), n)
         items = []
         for k, i in enumerate(picks):
             a = labelled.get_atoms(int(i))
             a.positions = a.positions + rng.normal(0.0, s["rattle"], a.positions.shape)
-            items.append((f"r{r}/rattle{k}", Atoms(a.numbers, a.positions, cell=a.cell,
-                                                    pbc=a.pbc)))  # fmt: skip
+            items.append((f"r{r}/rattle{k}", _plain(a)))
         say(f"round {r}: scoring {n} rattled frames with the committee")
         store = MemoryStore(len(items))
         run_chunks(_score_task, items, chunk_ranges([(0, len(items))], 20), store, cluster,
@@ -404,9 +602,26 @@ def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
         pack = PackedSystems.from_atoms([f["atoms"] for f in frames],
                                         system_props={"frame_id": np.array([f["id"] for f in frames])})  # fmt: skip
         write_dataset(saved, pack, {"units": {}, "source": SOURCE,
-                                    "provenance": {"d_max": [f["d_max"] for f in frames],
-                                                   "round": r}})  # fmt: skip
+                                    "provenance": {"scores": [f["score"] for f in frames],
+                                                   "score": _score_name(s), "round": r}})  # fmt: skip
     return frames
+
+
+def _score_pool(pool: PackedSystems, idx: list[int], model: str, s: dict,
+                cluster: Any) -> list[dict]:  # fmt: skip
+    """Pool frames ``idx`` with the committee's score (d_max or energy std; ``inf`` where it
+    is not finite), predicted in chunks on the cluster."""
+    from deepatoms.workflows.evaluation import predict
+
+    if not idx:
+        return []
+    frames = [_plain(pool.get_atoms(k)) for k in idx]
+    address = cluster.client.scheduler.address if cluster.distributed else None
+    res = predict(model, frames, progress=False, scheduler=address)
+    scores = np.asarray(res["max_force_deviation"] if s["potential"] else res["std"], dtype=float)
+    scores = np.where(np.isfinite(scores), scores, math.inf)
+    return [{"id": f"pool/{k}", "atoms": a, "score": float(x)}
+            for k, a, x in zip(idx, frames, scores, strict=True)]  # fmt: skip
 
 
 def _explore_task(jobs: Sequence[tuple[float, list]], model: str, s: dict,
@@ -433,7 +648,7 @@ def _score_task(items: Sequence[tuple[str, Atoms]], model: str,
             d = float(calc.results["max_force_deviation"])
         except Exception:  # the committee cannot evaluate it (e.g. atoms on top of each other)
             d = math.inf
-        out.append({"id": fid, "atoms": atoms, "d_max": d})
+        out.append({"id": fid, "atoms": atoms, "score": d})
         if on_item is not None:
             on_item(n)
     return out
@@ -445,7 +660,9 @@ def _select(frames: list[dict], s: dict, r: int) -> list[dict]:
         rng = np.random.default_rng([s["seed"], r, 7])
         idx = rng.permutation(len(frames))[: s["per_round"]]
         return [frames[k] for k in sorted(idx)]
-    inside = [f for f in frames if s["trust_low"] <= f["d_max"] <= s["trust_high"]]
+    if not s["potential"]:  # property models: the largest committee std first
+        return sorted(frames, key=lambda f: -f["score"])[: s["per_round"]]
+    inside = [f for f in frames if s["trust_low"] <= f["score"] <= s["trust_high"]]
     rng = np.random.default_rng([s["seed"], r, 11])
     idx = rng.permutation(len(inside))[: s["per_round"]]
     return [inside[k] for k in sorted(idx)]
