@@ -133,3 +133,19 @@ def test_learn_from_a_structure_file_on_the_command_line(tmp_path):
     settings = json.loads((out / "settings.json").read_text())
     assert settings["calculator"] == "emt" and settings["structure"] == str(path)
     assert len(_ids(out / "labelled.h5")) == 4 + 1
+
+
+def test_on_two_dask_workers_the_loop_labels_what_the_serial_loop_labels(tmp_path, cu_pool):
+    kw = dict(pool=cu_pool, calculator=EMT(), initial=5, test=4, rounds=2, ensemble=2,
+              max_epochs=1, trust_low=0.0, trust_high=100.0, per_round=3, overrides=TINY,
+              progress=False)  # fmt: skip
+    serial = learn(tmp_path / "serial", **kw)
+    parallel = learn(tmp_path / "parallel", workers=2, **kw)
+    assert [r["selected_ids"] for r in parallel["rounds"]] == [
+        r["selected_ids"] for r in serial["rounds"]
+    ]
+    a, _ = read_dataset(tmp_path / "serial" / "labelled.h5")
+    b, _ = read_dataset(tmp_path / "parallel" / "labelled.h5")
+    assert a.system_props["frame_id"].tolist() == b.system_props["frame_id"].tolist()
+    assert np.array_equal(a.system_props["energy"], b.system_props["energy"])
+    assert np.array_equal(a.atom_props["forces"], b.atom_props["forces"])
