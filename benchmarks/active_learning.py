@@ -10,6 +10,10 @@ the mean over seeds; the figure ``active_learning.png`` shows both mean curves p
 issue's goal: active selection reaches the final force error of random selection with at most
 half the labels.
 
+With ``--explore pool`` both selections draw from one fixed pool of unlabelled frames of
+reference MD from 300 K to far above the exploration temperatures (``make_pool``); the test set
+is then drawn from the pool as well (``deepatoms learn --pool``).
+
     .venv/bin/python benchmarks/active_learning.py [--quick] [--systems cu ethanol] [--seeds 0 1 2]
 """
 
@@ -34,6 +38,49 @@ SYSTEMS = {
 }
 
 
+#: Temperatures (K) of the reference MD whose frames (positions only) make the candidate pool of
+#: ``--explore pool``: from near equilibrium to far beyond the exploration temperatures.
+POOL_TEMPERATURES = {
+    "cu": (300.0, 800.0, 1400.0, 2000.0),
+    "ethanol": (300.0, 600.0, 1000.0, 1500.0),
+}
+
+
+def make_pool(system: str, seed: int, folder: Path, size: int) -> Path:
+    """An extxyz pool of ``size`` unlabelled frames of reference MD at :data:`POOL_TEMPERATURES`
+    (seeds ``5000 + seed + k``, independent of the runs' own MD); built once per system and
+    seed. The benchmark pays the reference calls of this MD outside the label count: in use a
+    pool comes from a cheaper method or from a database."""
+    import ase.io
+    from ase import Atoms
+
+    from deepatoms.datagen.md import generate_md
+    from deepatoms.simulate.reference import DEFAULT_CALCULATOR, make_calculator
+    from deepatoms.workflows.datagen import starting_structure
+
+    path = folder / f"{system}-pool-s{seed}.extxyz"
+    if path.is_file():
+        return path
+    spec = SYSTEMS[system]
+    atoms = starting_structure(spec.get("molecule"), spec.get("bulk"), None, spec.get("size"),
+                               None, seed)  # fmt: skip
+    name = DEFAULT_CALCULATOR[atoms.info["kind"]]
+    temps = POOL_TEMPERATURES[system]
+    frames = []
+    for k, temp in enumerate(temps):
+        calc, prov = make_calculator(name, atoms, **({"threads": 1} if name == "xtb" else {}))
+        data, _ = generate_md(atoms, calc, prov, temperature=temp, n_frames=size // len(temps),
+                              stride=10, equilibration_steps=100, seed=5000 + seed + k,
+                              strain=0.02 if atoms.info["kind"] == "bulk" else 0.0)  # fmt: skip
+        frames += [Atoms(a.numbers, a.positions, cell=a.cell, pbc=a.pbc)
+                   for a in (data.get_atoms(i) for i in range(len(data)))]  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.extxyz")
+    ase.io.write(tmp, frames)
+    tmp.rename(path)
+    return path
+
+
 def run(system: str, select: str, seed: int, folder: Path, args: argparse.Namespace) -> list[dict]:
     """One ``learn`` run; its rounds (``labels``, ``test_force_mae`` …)."""
     from deepatoms.workflows.learn import learn
@@ -41,7 +88,9 @@ def run(system: str, select: str, seed: int, folder: Path, args: argparse.Namesp
     spec = dict(SYSTEMS[system])
     lo, hi = spec.pop("trust")
     temps = spec.pop("temperatures")
-    res = learn(folder / f"{system}-{select}-s{seed}", **spec, temperatures=temps,
+    if args.explore == "pool":
+        spec = {"pool": make_pool(system, seed, folder, args.pool_size)}
+    res = learn(folder / f"{system}-{args.explore}-{select}-s{seed}", **spec, temperatures=temps,
                 initial=args.initial, test=args.test, rounds=args.rounds, ensemble=args.ensemble,
                 max_epochs=args.epochs, steps=args.steps, interval=args.interval,
                 explorers=args.explorers, trust_low=lo, trust_high=hi,
@@ -78,6 +127,10 @@ def main() -> None:
     p.add_argument("--interval", type=int, default=10)
     p.add_argument("--explorers", type=int, default=2)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--explore", choices=("md", "pool"), default="md",
+                   help="committee MD (default) or a fixed pool of reference-MD frames shared "
+                        "by both selections")  # fmt: skip
+    p.add_argument("--pool-size", type=int, default=800)
     p.add_argument("--out", type=Path, default=None, help="keep the runs here (a rerun continues)")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
@@ -119,13 +172,13 @@ def main() -> None:
         print(f"{system} mean over seeds: random {mr[-1][1]:.4f} eV/Å with {mr[-1][0]:g} labels; "
               f"committee selection reaches it with {reach} labels"
               + (f" (fraction {reach / mr[-1][0]:.2f})" if reach else " (not reached)"))  # fmt: skip
-    _plot(table, args.systems)
+    _plot(table, args.systems, f"active_learning{'_pool' if args.explore == 'pool' else ''}.png")
     print(json.dumps({f"{s}/{m}": [[(r["labels"], r["test_force_mae"]) for r in rows] for rows in runs]
                       for (s, m), runs in table.items()}))  # fmt: skip
     print(f"wall {time.time() - t0:.0f} s; load after: {loadavg()}")
 
 
-def _plot(table: dict, systems: list[str]) -> None:
+def _plot(table: dict, systems: list[str], name: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,8 +196,8 @@ def _plot(table: dict, systems: list[str]) -> None:
                yscale="log")  # fmt: skip
         ax.legend()
     fig.tight_layout()
-    fig.savefig("active_learning.png", dpi=120)
-    print("figure: active_learning.png (mean over seeds, band: min–max)")
+    fig.savefig(name, dpi=120)
+    print(f"figure: {name} (mean over seeds, band: min–max)")
 
 
 if __name__ == "__main__":
