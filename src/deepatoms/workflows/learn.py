@@ -263,7 +263,9 @@ def learn(
     atoms = _system(molecule, bulk, size, structure, data, pool_data, seed)
     kind = atoms.info.get("kind") or ("bulk" if atoms.pbc.all() else "molecule")
     spec = calculator if calculator is not None else DEFAULT_CALCULATOR[kind]
-    reference = Reference(spec, {"threads": 1} if spec == "xtb" else {})
+    reference = Reference(spec)
+    if reference.spec == "xtb":
+        reference.settings["threads"] = 1  # one per labelling process
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     settings = {"preset": preset, "molecule": molecule, "bulk": bulk, "size": size,
