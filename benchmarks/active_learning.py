@@ -12,7 +12,8 @@ half the labels.
 
 With ``--explore pool`` both selections draw from one fixed pool of unlabelled frames of
 reference MD from 300 K to far above the exploration temperatures (``make_pool``); the test set
-is then drawn from the pool as well (``deepatoms learn --pool``).
+is then drawn from the pool as well (``deepatoms learn --pool``). ``--selections deviation largest
+random`` adds query by committee (the largest deviation first) to the comparison.
 
     .venv/bin/python benchmarks/active_learning.py [--quick] [--systems cu ethanol] [--seeds 0 1 2]
 """
@@ -131,6 +132,9 @@ def main() -> None:
                    help="committee MD (default) or a fixed pool of reference-MD frames shared "
                         "by both selections")  # fmt: skip
     p.add_argument("--pool-size", type=int, default=800)
+    p.add_argument("--selections", nargs="+", default=["deviation", "random"],
+                   choices=("deviation", "largest", "random"),
+                   help="learn --select modes to run; each is compared with random")  # fmt: skip
     p.add_argument("--out", type=Path, default=None, help="keep the runs here (a rerun continues)")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
@@ -144,7 +148,7 @@ def main() -> None:
         folder = args.out or Path(tmp)
         for system in args.systems:
             for seed in args.seeds:
-                for select in ("deviation", "random"):
+                for select in args.selections:
                     rows = run(system, select, seed, folder, args)
                     table.setdefault((system, select), []).append(rows)
                     print(f"{system:8s} {select:9s} seed {seed}  " + "  ".join(
@@ -159,26 +163,33 @@ def main() -> None:
         cells = ", ".join(f"{n:g} → {m:.4f} ({lo:.4f}–{hi:.4f})"
                           for n, m, lo, hi in mean_curve(runs))  # fmt: skip
         print(f"| {system} | {select} | mean (min–max) | {cells} |")
-    for system in args.systems:
-        act, rnd = table[(system, "deviation")], table[(system, "random")]
+    for system, select in ((s, m) for s in args.systems for m in args.selections):
+        if select == "random" or "random" not in args.selections:
+            continue
+        act, rnd = table[(system, select)], table[(system, "random")]
         for seed, a, r in zip(args.seeds, act, rnd, strict=True):
             final = r[-1]["test_force_mae"]
             reach = labels_to_reach([(x["labels"], x["test_force_mae"]) for x in a], final)
             print(f"{system} seed {seed}: random {final:.4f} eV/Å with {r[-1]['labels']} labels; "
-                  f"committee selection reaches it with {reach} labels"
+                  f"--select {select} reaches it with {reach} labels"
                   + (f" (fraction {reach / r[-1]['labels']:.2f})" if reach else ""))  # fmt: skip
         ma, mr = mean_curve(act), mean_curve(rnd)
         reach = labels_to_reach([(n, m) for n, m, _, _ in ma], mr[-1][1])
         print(f"{system} mean over seeds: random {mr[-1][1]:.4f} eV/Å with {mr[-1][0]:g} labels; "
-              f"committee selection reaches it with {reach} labels"
+              f"--select {select} reaches it with {reach} labels"
               + (f" (fraction {reach / mr[-1][0]:.2f})" if reach else " (not reached)"))  # fmt: skip
-    _plot(table, args.systems, f"active_learning{'_pool' if args.explore == 'pool' else ''}.png")
+    _plot(
+        table,
+        args.systems,
+        args.selections,
+        f"active_learning{'_pool' if args.explore == 'pool' else ''}.png",
+    )
     print(json.dumps({f"{s}/{m}": [[(r["labels"], r["test_force_mae"]) for r in rows] for rows in runs]
                       for (s, m), runs in table.items()}))  # fmt: skip
     print(f"wall {time.time() - t0:.0f} s; load after: {loadavg()}")
 
 
-def _plot(table: dict, systems: list[str], name: str) -> None:
+def _plot(table: dict, systems: list[str], selections: list[str], name: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -186,10 +197,13 @@ def _plot(table: dict, systems: list[str], name: str) -> None:
 
     fig, axes = plt.subplots(1, len(systems), figsize=(5 * len(systems), 4), squeeze=False)
     for ax, system in zip(axes[0], systems, strict=True):
-        for select, style in (("deviation", "o-"), ("random", "s--")):
+        styles = {"deviation": "o-", "largest": "^-", "random": "s--"}
+        names = {"deviation": "committee (trust levels)", "largest": "committee (largest first)",
+                 "random": "random"}  # fmt: skip
+        for select in selections:
             curve = mean_curve(table[(system, select)])
             n, m, lo, hi = (list(c) for c in zip(*curve, strict=True))
-            label = "committee" if select == "deviation" else "random"
+            style, label = styles[select], names[select]
             line = ax.plot(n, m, style, label=f"{label} (mean of {len(table[(system, select)])})")
             ax.fill_between(n, lo, hi, color=line[0].get_color(), alpha=0.2)
         ax.set(xlabel="labelled frames", ylabel="test force MAE (eV/Å)", title=system,

@@ -102,6 +102,8 @@ def test_selection_draws_among_the_candidates_between_the_trust_levels():
     assert {f["id"] for f in _select(frames, s, 1)} != {f["id"] for f in chosen}  # per round
     few = _select(frames, {**s, "trust_low": 0.945, "trust_high": 0.985}, 0)
     assert [f["score"] for f in few] == [0.95, 0.96, 0.97, 0.98]  # fewer than the cap: all
+    largest = _select(frames, {**s, "select": "largest"}, 0)  # up to the upper level only
+    assert [f["id"] for f in largest] == [f"f{k}" for k in range(80, 70, -1)]
     rnd = _select(frames, {**s, "select": "random"}, 0)
     assert len(rnd) == 10 and any(not 0.2 <= f["score"] <= 0.8 for f in rnd)
 

@@ -265,8 +265,8 @@ def learn_command(
         trust_low: Lower trust level on the maximum force deviation (eV/Å).
         trust_high: Upper trust level (eV/Å); exploration runs stop above it.
         per_round: Frames labelled per round at most.
-        select: deviation (trust levels; property models: largest std) or random (uniform
-            from the explored frames).
+        select: deviation (trust levels; property models: largest std), largest (largest
+            deviation first, up to --trust-high) or random (uniform from the explored frames).
         explore: md (committee MD), rattle (random displacements of labelled frames) or pool
             (the default with --pool).
         rattle: Displacement of --explore rattle (Å, std).

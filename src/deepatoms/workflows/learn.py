@@ -16,7 +16,8 @@ Each round, in the resumable run folder ``OUT``:
    al. 2020), at most ``per_round`` of them drawn uniformly at random as DP-GEN does (the
    largest deviations alone would be consecutive frames of the one trajectory that went
    furthest, nearly the same structure); property models take the largest std first (query by
-   committee, Seung et al. 1992); ``select="random"`` picks as many frames
+   committee, Seung et al. 1992), as ``select="largest"`` does for potentials (up to the upper
+   trust level); ``select="random"`` picks as many frames
    uniformly from all explored ones instead (the baseline of ``benchmarks/active_learning.py``);
 5. **label** them with the reference calculator (GFN2-xTB for molecules, EMT for metals) and add
    them to ``labelled.h5``.
@@ -229,8 +230,8 @@ def learn(
         trust_low, trust_high: trust levels on d_max (eV/Å; potentials).
         per_round: frames labelled per round at most.
         select: ``deviation``: potentials, frames with d_max between the trust levels; property
-            models, the largest committee std first; ``random``: uniform from the explored
-            frames.
+            models, the largest committee std first; ``largest``: the largest scores first
+            (potentials: up to ``trust_high``); ``random``: uniform from the explored frames.
         explore: ``md`` (committee MD; the default), ``rattle`` (``explorers × steps /
             interval`` copies of random labelled frames with Gaussian displacements of
             ``rattle`` Å, scored by the committee) or ``pool`` (the default with ``pool``).
@@ -309,8 +310,8 @@ def learn(
 def _check_choices(select: str, explore: str, rattle: float, batch_size: int, trust_low: float,
                    trust_high: float, pool: Any) -> None:  # fmt: skip
     """One clear error for a bad option of :func:`learn`."""
-    if select not in ("deviation", "random"):
-        raise DeepatomsError(f"--select must be deviation or random, got {select!r}")
+    if select not in ("deviation", "largest", "random"):
+        raise DeepatomsError(f"--select must be deviation, largest or random, got {select!r}")
     if explore not in ("md", "rattle", "pool"):
         raise DeepatomsError(f"--explore must be md, rattle or pool, got {explore!r}")
     if (explore == "pool") != (pool is not None):
@@ -662,8 +663,9 @@ def _select(frames: list[dict], s: dict, r: int) -> list[dict]:
         rng = np.random.default_rng([s["seed"], r, 7])
         idx = rng.permutation(len(frames))[: s["per_round"]]
         return [frames[k] for k in sorted(idx)]
-    if not s["potential"]:  # property models: the largest committee std first
-        return sorted(frames, key=lambda f: -f["score"])[: s["per_round"]]
+    if s["select"] == "largest" or not s["potential"]:  # query by committee: largest first
+        usable = [f for f in frames if not s["potential"] or f["score"] <= s["trust_high"]]
+        return sorted(usable, key=lambda f: -f["score"])[: s["per_round"]]
     inside = [f for f in frames if s["trust_low"] <= f["score"] <= s["trust_high"]]
     rng = np.random.default_rng([s["seed"], r, 11])
     idx = rng.permutation(len(inside))[: s["per_round"]]
