@@ -48,6 +48,7 @@ def test_a_potential_learns_from_a_pool_without_labelling_test_or_start_frames(t
         args += ["--set", item]
     res = last_json(invoke(*args).stdout)
     test, start = set(_ids(out / "test.h5")), _ids(out / "labelled.h5")[:6]
+    assert read_dataset(out / "test.h5")[1]["units"]["stress"] == "eV/Å^3"  # periodic: stress too
     assert len(test) == 5 and len(set(start)) == 6 and not test & set(start)
     assert all(i.startswith("pool/") for i in test | set(start))
     r0, r1 = res["rounds"]
@@ -105,6 +106,15 @@ def test_inputs_that_cannot_work_get_one_clear_error(tmp_path, cu_pool):
     assert not (tmp_path / "c").exists()  # nothing half-written: a corrected rerun may use it
     with pytest.raises(DeepatomsError, match="give one of --molecule, --bulk"):
         learn(tmp_path / "d", molecule="H2O", bulk="Cu", progress=False)
+    for bad, flag in (
+        ({"ensemble": 1}, "--ensemble"),
+        ({"test": 0}, "--test"),
+        ({"initial": 1}, "--initial"),
+        ({"per_round": 0}, "--per-round"),
+    ):
+        with pytest.raises(DeepatomsError, match=f"{flag} must be an integer"):
+            learn(tmp_path / "h", pool=cu_pool, progress=False, **bad)
+    assert not (tmp_path / "h").exists()
     with pytest.raises(DeepatomsError, match="give the system"):
         learn(tmp_path / "e", progress=False)
     (tmp_path / "junk.xyz").write_text("not a structure\n")

@@ -247,6 +247,8 @@ def learn(
     t0 = time.time()
     explore = explore or ("pool" if pool is not None else "md")
     _check_choices(select, explore, rattle, batch_size, trust_low, trust_high, pool)
+    _check_counts(ensemble=ensemble, test=test, initial=initial if data is None else 2,
+                  per_round=per_round)  # fmt: skip
     potential = bool(training_config(preset, overrides)["data"].get("forces"))
     if not potential and explore != "pool":
         raise DeepatomsError(
@@ -323,6 +325,16 @@ def _check_choices(select: str, explore: str, rattle: float, batch_size: int, tr
         raise DeepatomsError(f"--batch-size must be ≥ 1, got {batch_size}")
     if not 0 <= trust_low < trust_high:
         raise DeepatomsError(f"need 0 ≤ --trust-low < --trust-high, got {trust_low}, {trust_high}")
+
+
+def _check_counts(**counts: int) -> None:
+    """A committee needs 2 members, training 2 labelled frames (one for validation), the test
+    set and each round at least one frame."""
+    least = {"ensemble": 2, "test": 1, "initial": 2, "per_round": 1}
+    for name, n in counts.items():
+        if not isinstance(n, int) or n < least[name]:
+            flag = "--" + name.replace("_", "-")
+            raise DeepatomsError(f"{flag} must be an integer ≥ {least[name]}, got {n!r}")
 
 
 def _check_start(data: str | os.PathLike, potential: bool) -> None:
@@ -404,8 +416,8 @@ def _make_test_and_start(run: Path, s: dict, atoms: Atoms, kind: str, reference:
         if order is not None:
             say(f"labelling the test set: {s['test']} pool frames with {reference.name}")
             tdata = _label_pool(pool, order[: s["test"]], reference, cluster, say, "test")
-            tmeta = {"units": {"energy": "eV", "forces": "eV/Å", "frame_id": ""},
-                     "source": SOURCE, "provenance": {"calculator": reference.name}}  # fmt: skip
+            tmeta = {"units": _label_units(tdata), "source": SOURCE,
+                     "provenance": {"calculator": reference.name}}  # fmt: skip
         else:
             temps = s["test_temperatures"]
             say(f"labelling the test set: {s['test']} frames of reference MD at "
@@ -430,7 +442,7 @@ def _make_test_and_start(run: Path, s: dict, atoms: Atoms, kind: str, reference:
         say(f"labelling the start: {s['initial']} pool frames with {reference.name}")
         idx = order[s["test"] : s["test"] + s["initial"]]
         start = _label_pool(pool, idx, reference, cluster, say, "start")
-        meta = {"units": {"energy": "eV", "forces": "eV/Å"}, "source": SOURCE,
+        meta = {"units": _label_units(start), "source": SOURCE,
                 "provenance": {"calculator": reference.name}}  # fmt: skip
     else:
         say(f"labelling the start: {s['initial']} frames of reference MD")
@@ -442,6 +454,12 @@ def _make_test_and_start(run: Path, s: dict, atoms: Atoms, kind: str, reference:
         start.system_props["frame_id"] = np.array([f"start/{k}" for k in range(len(start))])
     meta["units"] = {**meta.get("units", {}), "frame_id": ""}
     write_dataset(labelled_path, start, meta)
+
+
+def _label_units(data: PackedSystems) -> dict[str, str]:
+    """The units of the reference labels present in ``data``."""
+    units = {"energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3", "frame_id": ""}
+    return {k: u for k, u in units.items() if k in data.system_props or k in data.atom_props}
 
 
 def _label_pool(pool: PackedSystems, idx: np.ndarray, reference: Reference, cluster: Any,
