@@ -15,6 +15,7 @@ from cli_helpers import invoke, last_json
 from deepatoms.core.errors import DeepatomsError
 from deepatoms.data.dataset import read_dataset, write_dataset
 from deepatoms.data.packed import PackedSystems
+from deepatoms.workflows.evaluation import predict
 from deepatoms.workflows.learn import learn
 
 pytestmark = pytest.mark.filterwarnings("ignore:The number of training batches")
@@ -58,9 +59,14 @@ def test_a_potential_learns_from_a_pool_without_labelling_test_or_start_frames(t
     assert len(selected) == len(set(selected)) == 8 and not set(selected) & (test | set(start))
     settings = json.loads((out / "settings.json").read_text())
     assert settings["calculator"] == "emt" and settings["explore"] == "pool"
+    # the scores are the round's committee's maximum force deviations
+    explored = json.loads((out / "round_0" / "explored.json").read_text())
+    frames = ase.io.read(cu_pool, index=":")
+    some = [frames[int(i.split("/")[1])] for i in explored["ids"][:4]]
+    d_max = predict(out / "round_0" / "committee", some, progress=False)["max_force_deviation"]
+    assert np.allclose(explored["scores"][:4], d_max, rtol=1e-5) and max(d_max) > 0
     # labels are EMT's for the pool's own structures
     labelled, _ = read_dataset(out / "labelled.h5")
-    frames = ase.io.read(cu_pool, index=":")
     k = int(selected[0].split("/")[1])
     row = _ids(out / "labelled.h5").index(selected[0])
     assert labelled.system_props["energy"][row] == pytest.approx(

@@ -40,6 +40,12 @@ class Cluster:
         """Whether chunks run on Dask workers."""
         return self.client is not None
 
+    @property
+    def address(self) -> str | None:
+        """The scheduler address, for a nested call that should use the same workers (None:
+        this process)."""
+        return self.client.scheduler.address if self.client is not None else None
+
 
 def check_workers(workers: Any, scheduler: str | os.PathLike | None) -> int:
     """``workers`` as an int ≥ 1; a clear error for bad values or ``workers > 1`` together with

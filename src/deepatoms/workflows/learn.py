@@ -147,24 +147,24 @@ def _label(frames: list[Atoms], ids: list[str], reference: Reference,
 
 
 def _explore_md(starts: Sequence[tuple[str, Atoms]], model: str, temperature: float,
-                steps: int, interval: int, timestep: float, trust_high: float, seed: int,
-                on_item: Any = None) -> list[dict]:  # fmt: skip
-    """A chunk task: committee MD from each ``(id, start)``; every ``interval`` steps a frame
-    with its d_max, stopping a run once d_max passes ``trust_high``."""
+                steps: int, interval: int, timestep: float, trust_high: float,
+                seed: tuple[int, int]) -> list[dict]:  # fmt: skip
+    """Committee MD from each ``(id, start)``; every ``interval`` steps a frame with its d_max,
+    stopping a run once d_max passes ``trust_high``. ``seed``: (run seed, round)."""
+    from ase import units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+
     from deepatoms.simulate.calculator import Calculator
     from deepatoms.simulate.md import initial_velocities
 
     calc = Calculator(model)
     out = []
-    from ase import units
-    from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
-
     for n, (sid, start) in enumerate(starts, start=1):
         atoms = start.copy()
         atoms.calc = calc
         atoms.set_constraint(FixCom())
-        rng = np.random.default_rng([seed, n, int(temperature)])
+        rng = np.random.default_rng([*seed, n, int(temperature)])
         initial_velocities(atoms, temperature, rng)
         dyn = Langevin(atoms, timestep=timestep * units.fs, temperature_K=temperature,
                        friction=0.01 / units.fs, fixcm=False, rng=rng)  # fmt: skip
@@ -178,8 +178,6 @@ def _explore_md(starts: Sequence[tuple[str, Atoms]], model: str, temperature: fl
             out.append({"id": f"{sid}/T{temperature:g}/{step}", "atoms": frame, "score": d})
             if not math.isfinite(d) or d > trust_high:
                 break
-        if on_item is not None:
-            on_item(n)
     return out
 
 
@@ -503,16 +501,14 @@ def _round(run: Path, r: int, s: dict, reference: Reference, pool: PackedSystems
     n_val = max(1, round(0.1 * n_labels))
     init = run / f"round_{r - 1}" / "committee" if r > 0 else None
     own = [f"train.batch_size={s['batch_size']}"]
-    if not s[
-        "potential"
-    ]:  # a property model learns the reference energy, per-element offsets fitted
+    if not s["potential"]:
+        # a property model learns the reference energy, with per-element offsets fitted
         own += ["data.target=energy", "data.atomref=fit"]
     overrides = [*own, *s["overrides"], f"data.n_train={n_labels - n_val}", f"data.n_val={n_val}",
                  "data.n_test=0", f"train.seed={s['seed']}"]  # fmt: skip
-    address = cluster.client.scheduler.address if cluster.distributed else None
     train(s["preset"], str(run / "labelled.h5"), folder / "committee", overrides=overrides,
           max_epochs=s["max_epochs"], ensemble=s["ensemble"], init=init, progress=False,
-          scheduler=address)  # fmt: skip
+          scheduler=cluster.address)  # fmt: skip
     model = str(folder / "committee" / "model.pt")
     ev = evaluate(model, run / "test.h5", split="all", progress=False,
                   plot=folder / "test_parity.png", forces="auto" if s["potential"] else "none")  # fmt: skip
@@ -594,7 +590,8 @@ def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
     if pool is not None:
         idx = [k for k in range(len(pool)) if f"pool/{k}" not in seen]
         say(f"round {r}: scoring {len(idx)} unlabelled pool structures with the committee")
-        frames = _score_pool(pool, idx, model, s, cluster)
+        frames = _score([(f"pool/{k}", _plain(pool.get_atoms(k))) for k in idx], model, s,
+                        cluster)  # fmt: skip
         write_json(saved, {"ids": [f["id"] for f in frames],
                            "scores": [f["score"] for f in frames], "score": _score_name(s)})  # fmt: skip
         return frames
@@ -607,9 +604,7 @@ def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
             a.positions = a.positions + rng.normal(0.0, s["rattle"], a.positions.shape)
             items.append((f"r{r}/rattle{k}", _plain(a)))
         say(f"round {r}: scoring {n} rattled frames with the committee")
-        store = MemoryStore(len(items))
-        run_chunks(_score_task, items, chunk_ranges([(0, len(items))], 20), store, cluster,
-                   args=(model,), name="score")  # fmt: skip
+        frames = _score(items, model, s, cluster)
     else:
         picks = rng.integers(0, len(labelled), s["explorers"])
         jobs = [(T, [(f"r{r}/e{n}", labelled.get_atoms(int(k))) for n, k in enumerate(picks)])
@@ -617,8 +612,8 @@ def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
         say(f"round {r}: exploring with committee MD at {', '.join(f'{T:g}' for T, _ in jobs)} K")
         store = MemoryStore(len(jobs))
         run_chunks(_explore_task, jobs, chunk_ranges([(0, len(jobs))], 1), store, cluster,
-                   args=(model, s), name="explore")  # fmt: skip
-    frames = [f for _, _, part in store.results() for f in part]
+                   args=(model, s, r), name="explore")  # fmt: skip
+        frames = [f for _, _, part in store.results() for f in part]
     if frames:
         pack = PackedSystems.from_atoms([f["atoms"] for f in frames],
                                         system_props={"frame_id": np.array([f["id"] for f in frames])})  # fmt: skip
@@ -628,50 +623,27 @@ def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
     return frames
 
 
-def _score_pool(pool: PackedSystems, idx: list[int], model: str, s: dict,
-                cluster: Any) -> list[dict]:  # fmt: skip
-    """Pool frames ``idx`` with the committee's score (d_max or energy std; ``inf`` where it
-    is not finite), predicted in chunks on the cluster."""
+def _score(items: list[tuple[str, Atoms]], model: str, s: dict, cluster: Any) -> list[dict]:
+    """Each ``(id, frame)`` with the committee's score (d_max or energy std; ``inf`` where it is
+    not finite), predicted in batches and chunks on the cluster by :func:`predict`."""
     from deepatoms.workflows.evaluation import predict
 
-    if not idx:
+    if not items:
         return []
-    frames = [_plain(pool.get_atoms(k)) for k in idx]
-    address = cluster.client.scheduler.address if cluster.distributed else None
-    res = predict(model, frames, progress=False, scheduler=address)
+    res = predict(model, [a for _, a in items], progress=False, scheduler=cluster.address)
     scores = np.asarray(res["max_force_deviation"] if s["potential"] else res["std"], dtype=float)
     scores = np.where(np.isfinite(scores), scores, math.inf)
-    return [{"id": f"pool/{k}", "atoms": a, "score": float(x)}
-            for k, a, x in zip(idx, frames, scores, strict=True)]  # fmt: skip
+    return [{"id": i, "atoms": a, "score": float(x)}
+            for (i, a), x in zip(items, scores, strict=True)]  # fmt: skip
 
 
-def _explore_task(jobs: Sequence[tuple[float, list]], model: str, s: dict,
+def _explore_task(jobs: Sequence[tuple[float, list]], model: str, s: dict, r: int,
                   on_item: Any = None) -> list[dict]:  # fmt: skip
+    """A chunk task: :func:`_explore_md` of round ``r`` at each ``(temperature, starts)``."""
     out = []
     for T, starts in jobs:
         out += _explore_md(starts, model, T, s["steps"], s["interval"], s["timestep"],
-                           s["trust_high"], s["seed"])  # fmt: skip
-    return out
-
-
-def _score_task(items: Sequence[tuple[str, Atoms]], model: str,
-                on_item: Any = None) -> list[dict]:  # fmt: skip
-    """A chunk task: d_max of each ``(id, frame)`` from the committee."""
-    from deepatoms.simulate.calculator import Calculator
-
-    calc = Calculator(model)
-    out = []
-    for n, (fid, atoms) in enumerate(items, start=1):
-        a = atoms.copy()
-        a.calc = calc
-        try:
-            a.get_forces()
-            d = float(calc.results["max_force_deviation"])
-        except Exception:  # the committee cannot evaluate it (e.g. atoms on top of each other)
-            d = math.inf
-        out.append({"id": fid, "atoms": atoms, "score": d})
-        if on_item is not None:
-            on_item(n)
+                           s["trust_high"], (s["seed"], r))  # fmt: skip
     return out
 
 
