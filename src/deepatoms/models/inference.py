@@ -74,6 +74,22 @@ def predict_members(
     return out
 
 
+def predict_with_std(
+    loaded: LoadedModel, data: PackedSystems, indices: Sequence[int] | np.ndarray | None = None,
+    batch_size: int = 100, progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """The property for ``indices`` of ``data`` (model units) and, for a committee, its
+    standard deviation σ = sqrt(s · member variance) (same units; None for a single model;
+    :mod:`deepatoms.models.committee`)."""
+    from deepatoms.models.committee import committee_info, member_std
+
+    info = committee_info(loaded)
+    if info is None:
+        return np.asarray(predict_packed(loaded, data, indices, batch_size, progress)), None
+    members = predict_members(loaded.graph, loaded.model, data, indices, batch_size, progress)
+    return members.mean(0), member_std(members, info["variance_scale"])
+
+
 def predict_potential(
     model: torch.nn.Module, graph: GraphSpec, data: PackedSystems,
     indices: Sequence[int] | np.ndarray | None = None, batch_size: int = 50, stress: bool = False,

@@ -110,18 +110,10 @@ class ModelPredictor:
     ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
         """Energies per atom and, for a committee, their standard deviation (same unit; None
         for a single model)."""
-        from deepatoms.models.committee import committee_info, member_std
-        from deepatoms.models.inference import predict_members, predict_packed
+        from deepatoms.models.inference import predict_with_std
 
         self.check_elements(data.numbers)
-        info = committee_info(self.loaded)
-        if info is None:
-            values = predict_packed(self.loaded, data, None, self.batch_size, progress)
-            std = None
-        else:
-            members = predict_members(self.loaded.graph, self.loaded.model, data, None,
-                                      self.batch_size, progress)  # fmt: skip
-            values, std = members.mean(0), member_std(members, info["variance_scale"])
+        values, std = predict_with_std(self.loaded, data, None, self.batch_size, progress)
         if self.divide:
             values = values / data.n_atoms
             std = std / data.n_atoms if std is not None else None

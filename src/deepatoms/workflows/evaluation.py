@@ -46,6 +46,7 @@ from deepatoms.models.inference import (
     predict_members,
     predict_packed,
     predict_potential,
+    predict_with_std,
     unseen_elements,
 )
 from deepatoms.models.loaded import LoadedModel
@@ -403,10 +404,8 @@ def _predict_systems(
 
     info = committee_info(loaded)
     if not potential:
-        if info is None:
-            return {"values": np.asarray(predict_packed(loaded, sub, None, batch_size, bar))}
-        members = predict_members(loaded.graph, loaded.model, sub, None, batch_size, bar)
-        return {"values": members.mean(0), "std": member_std(members, info["variance_scale"])}
+        values, std = predict_with_std(loaded, sub, None, batch_size, bar)
+        return {"values": values} if std is None else {"values": values, "std": std}
     pot = predict_potential(loaded.model, loaded.graph, sub, None, batch_size, periodic, bar)
     out = {"values": np.asarray(pot["energy"]), "forces": np.asarray(pot["forces"])}
     if periodic:
