@@ -95,7 +95,7 @@ def run(system: str, select: str, seed: int, folder: Path, args: argparse.Namesp
                 initial=args.initial, test=args.test, rounds=args.rounds, ensemble=args.ensemble,
                 max_epochs=args.epochs, steps=args.steps, interval=args.interval,
                 explorers=args.explorers, trust_low=lo, trust_high=hi,
-                per_round=args.per_round, select=select, seed=seed, progress=False,
+                per_round=args.per_round, select=select, seed=seed, progress=True,
                 workers=args.workers)  # fmt: skip
     return res["rounds"]
 
