@@ -71,7 +71,7 @@ def train_command(
         precision: 32, bf16-mixed or 16-mixed (train.precision).
         ensemble: Train a committee of N members (seeds seed … seed+N-1) into one model.pt
             whose predictions carry a standard deviation; members run in parallel with
-            --workers.
+            --workers (on GPUs: one GPU per member, worker i on GPU i mod the GPU count).
         bootstrap: Committee: each member trains on a resample (with replacement) of the
             training set.
     """

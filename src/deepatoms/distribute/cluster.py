@@ -20,9 +20,10 @@ from typing import Any
 
 from deepatoms.core.errors import DeepatomsError
 
-__all__ = ["Cluster", "check_workers", "on_cluster", "open_cluster"]
+__all__ = ["Cluster", "check_workers", "on_cluster", "open_cluster", "worker_slot"]
 
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$")
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 
 class Cluster:
@@ -159,3 +160,19 @@ def on_cluster(
     from deepatoms.core.progress import note
 
     return open_cluster(workers, scheduler, announce=note if progress else None)
+
+
+def worker_slot() -> int | None:
+    """The number of the Dask worker running the caller: the trailing number of its name (0 … N-1
+    for ``--workers N``; the process index within a job for dask-jobqueue, as in
+    ``SLURMCluster-3-1``); None in a plain process or for a worker named without a number."""
+    try:
+        from distributed import get_worker
+    except ImportError:  # pragma: no cover - dask is a dependency
+        return None
+    try:
+        name = get_worker().name
+    except ValueError:  # not inside a worker's task
+        return None
+    match = _TRAILING_NUMBER.search(str(name))
+    return int(match.group(1)) if match else None

@@ -12,7 +12,10 @@ Layout of the run folder ``OUT``:
 - ``summary.json``: the members' results, the committee's validation errors and calibration.
 
 Members run one after another in this process, or at once on Dask workers (``workers`` /
-``scheduler``; each member is one task). Killed or interrupted, the same call continues: finished
+``scheduler``; each member is one task). On GPUs (``train.accelerator`` gpu, cuda, or auto on
+a machine with a GPU) each member trains on one GPU: with several GPUs visible, Dask worker i
+takes GPU i mod n (members in this process take GPU k mod n), so ``--workers N`` on a machine
+with N GPUs trains N members at once, one a GPU (:func:`member_gpu`). Killed or interrupted, the same call continues: finished
 members are returned as they are and unfinished ones resume from their checkpoints.
 """
 
@@ -37,7 +40,7 @@ from deepatoms.distribute.cluster import on_cluster
 from deepatoms.distribute.engine import run_chunks
 from deepatoms.models.registry import family_of, resolve_config
 
-__all__ = ["CommitteeResult", "fit_committee", "member_split"]
+__all__ = ["CommitteeResult", "fit_committee", "member_gpu", "member_split"]
 
 #: Families whose models can form a committee (property models and potentials).
 COMMITTEE_FAMILIES = ("schnet", "dtnn", "nmp_edge", "mpnn")
@@ -62,6 +65,26 @@ def member_split(split: Mapping[str, np.ndarray], seed: int, k: int,
     return out
 
 
+def member_gpu(train: Mapping[str, Any], k: int, slot: int | None, n_gpus: int) -> int | None:
+    """The GPU index member ``k`` trains on, or None to leave ``train.devices`` as it is.
+
+    A member is given one GPU when it trains on GPUs (``accelerator`` gpu/cuda, or auto with
+    ``n_gpus`` > 0), several are visible (``n_gpus`` ≥ 2), it is not a DDP run and ``devices`` is
+    1 or auto (auto would start DDP over every GPU inside each member). The GPU is ``slot`` mod
+    ``n_gpus`` (``slot``: the Dask worker's number, so that members running at once on one
+    machine never share a GPU), or ``k`` mod ``n_gpus`` in a plain process. An explicit list or
+    count of devices is the user's choice and kept.
+    """
+    acc = str(train.get("accelerator", "cpu")).lower()
+    on_gpu = acc in ("gpu", "cuda") or (acc == "auto" and n_gpus > 0)
+    ddp = str(train.get("strategy", "auto")).lower().startswith("ddp")
+    devices = train.get("devices", 1)
+    one = isinstance(devices, str | int) and str(devices).strip().lower() in ("1", "auto")
+    if not on_gpu or n_gpus < 2 or ddp or not one:
+        return None
+    return (k if slot is None else slot) % n_gpus
+
+
 def member_init(init: str | os.PathLike | None, k: int) -> str | None:
     """Where member ``k`` starts from: member k of the committee ``init`` (its run folder or
     model file), or the single model ``init``; None for fresh weights."""
@@ -83,16 +106,23 @@ def _train_members(
     init: str | None, progress: bool, on_item: Any = None,
 ) -> list[dict]:  # fmt: skip
     """A chunk task: train the members ``members`` (their run folders under ``out/members``)."""
+    import torch
+
+    from deepatoms.distribute.cluster import worker_slot
     from deepatoms.train.protocol import fit
 
     results = []
     seed = int(config["train"]["seed"])
+    slot, n_gpus = worker_slot(), torch.cuda.device_count()
     for k in members:
-        cfg = apply_overrides(config, [f"train.seed={seed + k}"])
-        res = fit(cfg, data, Path(out) / "members" / str(k),
+        sets = [f"train.seed={seed + k}"]
+        gpu = member_gpu(config["train"], k, slot, n_gpus)
+        if gpu is not None:
+            sets.append(f"train.devices=[{gpu}]")
+        res = fit(apply_overrides(config, sets), data, Path(out) / "members" / str(k),
                   split=member_split(split, seed, k, bootstrap), init=member_init(init, k),
                   progress=progress)  # fmt: skip
-        results.append(dict(res))
+        results.append({**res, "gpu": gpu} if gpu is not None else dict(res))
         if on_item is not None:
             on_item(k - members.start + 1)
     return results
