@@ -79,4 +79,35 @@ def test_predict_and_evaluate_report_the_spread(committee_run, qm9_small, tmp_pa
 def test_committee_options_are_checked(qm9_small, tmp_path):
     res = invoke("train", "--preset", "schnet-fast", "--data", qm9_small, "--out", tmp_path / "x",
                  "--bootstrap", "--quiet", code=2)  # fmt: skip
-    assert "apply to committees" in res.stderr
+    assert "apply to committees" in " ".join(res.stderr.split())
+
+
+def test_the_variance_scale_can_be_left_out(qm9_small, tmp_path):
+    """--no-variance-scale keeps the members' own spread (s = 1) and reports the fit; the same
+    command without it reassembles the finished members with the fitted s, and every std then
+    grows by √s."""
+    from ase.io import write
+
+    from deepatoms.data.dataset import read_dataset
+
+    out = tmp_path / "run"
+    raw = _train(qm9_small, out, "--ensemble", "2", "--no-variance-scale")
+    assert raw["variance_scale"] == 1.0 and raw["variance_scale_fit"] > 0
+    assert load_model(out).model.variance_scale == 1.0
+    data, _ = read_dataset(qm9_small)
+    write(tmp_path / "mols.xyz", [data.get_atoms(k) for k in range(4)])
+
+    def stds():
+        res = invoke("predict", out, tmp_path / "mols.xyz", "--out", tmp_path / "p.csv",
+                     "--overwrite", "--quiet", "--json")  # fmt: skip
+        return np.array(last_json(res.stdout)["std"])
+
+    before = stds()
+    scaled = _train(qm9_small, out, "--ensemble", "2")
+    assert all(m.get("already_finished") for m in scaled["members"])
+    assert scaled["variance_scale"] == pytest.approx(raw["variance_scale_fit"])
+    np.testing.assert_allclose(stds(), before * np.sqrt(scaled["variance_scale"]), rtol=1e-5)
+    one = invoke("train", "--preset", "schnet-fast", "--data", qm9_small, "--out",
+                 tmp_path / "single", "--no-variance-scale", "--quiet", code=2)  # fmt: skip
+    assert "--no-variance-scale" in one.stderr
+    assert "apply to committees" in " ".join(one.stderr.split())

@@ -39,7 +39,9 @@ def train_command(
     refit_statistics: Annotated[bool, typer.Option("--refit-statistics")] = False,
     accelerator: str | None = None, devices: int | None = None, strategy: str | None = None,
     precision: str | None = None, ensemble: Annotated[int, typer.Option(min=1)] = 1,
-    bootstrap: Annotated[bool, typer.Option("--bootstrap")] = False, *, run: Run, dask: Workers,
+    bootstrap: Annotated[bool, typer.Option("--bootstrap")] = False,
+    variance_scale: Annotated[bool, typer.Option("--variance-scale/--no-variance-scale")] = True,
+    *, run: Run, dask: Workers,
 ) -> None:  # fmt: skip
     """Train a model on a dataset; writes a run folder with checkpoints, metrics and model.pt.
 
@@ -74,6 +76,9 @@ def train_command(
             --workers (on GPUs: one GPU per member, worker i on GPU i mod the GPU count).
         bootstrap: Committee: each member trains on a resample (with replacement) of the
             training set.
+        variance_scale: Committee: scale its variance by a factor fitted on the validation
+            set, so that its σ matches the errors there (--no-variance-scale: the members'
+            own spread).
     """
     from deepatoms.workflows.training import train
 
@@ -87,7 +92,8 @@ def train_command(
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     summary = train(preset, data, out_dir, overrides=list(set_ or []), init=init,
                     progress=run.progress, command="deepatoms train", ensemble=ensemble,
-                    bootstrap=bootstrap, **dask.kwargs(), **options)  # fmt: skip
+                    bootstrap=bootstrap, variance_scale=variance_scale, **dask.kwargs(),
+                    **options)  # fmt: skip
     if "n_members" in summary:
         _report_committee(summary)
         run.emit(summary)
@@ -117,9 +123,11 @@ def train_command(
 def _report_committee(summary: dict) -> None:
     v, u = summary["val"], summary["unit"] or "(no unit)"
     members = ", ".join(f"{m:.4g}" for m in v["member_mae"])
+    scale, fit = summary["variance_scale"], summary["variance_scale_fit"]
+    scale_text = f"{scale:.3g}" if scale == fit else f"{scale:.3g} (not fitted; the fit: {fit:.3g})"
     out.print(
         f"trained a committee of {summary['n_members']} on {summary['property']}: validation "
-        f"MAE {v['mae']:.5g} {u} (members {members}); σ scale {summary['variance_scale']:.3g}, "
+        f"MAE {v['mae']:.5g} {u} (members {members}); σ scale {scale_text}, "
         f"Spearman ρ(|error|, σ) {v.get('spearman_abs_error_std', float('nan')):.2f}, "
         f"miscalibration area {v.get('miscalibration_area', float('nan')):.3f} "
         f"({summary['wall_time_s']} s)"

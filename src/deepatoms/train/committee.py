@@ -8,7 +8,8 @@ Layout of the run folder ``OUT``:
   trains with ``train.seed + k`` and, with ``bootstrap``, on a resample with replacement of the
   training systems drawn from ``(train.seed, k)``;
 - ``model.pt``: the committee (format ``deepatoms-model``, ``extras["committee"]``), with the
-  variance scale s fitted on the validation split (σ² = s · member variance);
+  variance scale s fitted on the validation split (σ² = s · member variance), or s = 1 (the
+  members' own spread) with ``variance_scale=False``;
 - ``summary.json``: the members' results, the committee's validation errors and calibration.
 
 Members run one after another in this process, or at once on Dask workers (``workers`` /
@@ -149,11 +150,13 @@ def _shared_split(config: dict, data: str, out: Path) -> dict[str, np.ndarray]:
 def fit_committee(
     config: Mapping[str, Any], data: str | os.PathLike, out_dir: str | os.PathLike, *,
     n_members: int, bootstrap: bool = False, workers: int = 1, scheduler: str | None = None,
-    init: str | os.PathLike | None = None, progress: bool = True,
+    init: str | os.PathLike | None = None, variance_scale: bool = True, progress: bool = True,
 ) -> CommitteeResult:  # fmt: skip
     """Train a committee of ``n_members`` models of ``config`` on the dataset ``data`` in the
     run folder ``out_dir`` (module docstring) and write its model file. ``init``: a committee
-    (member k starts from its member k) or a single model (every member starts from it)."""
+    (member k starts from its member k) or a single model (every member starts from it).
+    ``variance_scale``: scale σ² by s fitted on the validation split (False: s = 1; the fitted
+    value is still reported as ``variance_scale_fit``)."""
     t0 = time.time()
     if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 2:
         raise ConfigError(f"--ensemble takes a number of members ≥ 2, got {n_members!r}")
@@ -183,7 +186,7 @@ def fit_committee(
                        progress=bar, name="member")  # fmt: skip
         n_workers = cluster.n_workers
     members = [r for _, _, chunk in store.results() for r in chunk]
-    summary = _assemble(config, data, out, members, split, bootstrap)
+    summary = _assemble(config, data, out, members, split, bootstrap, variance_scale)
     result = CommitteeResult(run=str(out), n_members=n_members, bootstrap=bootstrap,
                              workers=n_workers, **summary,
                              wall_time_s=round(time.time() - t0, 3))  # fmt: skip
@@ -192,9 +195,9 @@ def fit_committee(
 
 
 def _assemble(config: dict, data: str, out: Path, members: list[dict], split: dict,
-              bootstrap: bool) -> dict[str, Any]:  # fmt: skip
+              bootstrap: bool, fit_scale: bool = True) -> dict[str, Any]:  # fmt: skip
     """Write ``out/model.pt`` from the members' model files, with the variance scale fitted on
-    the validation split; returns the summary entries."""
+    the validation split (or 1 when not ``fit_scale``); returns the summary entries."""
     from deepatoms.analysis.calibration import calibration_report
     from deepatoms.data.dataset import read_dataset
     from deepatoms.models.committee import Committee, fit_variance_scale, member_std
@@ -214,12 +217,13 @@ def _assemble(config: dict, data: str, out: Path, members: list[dict], split: di
     ref = np.asarray(packed.system_props[prop], dtype=np.float64)[val]
     preds = predict_members(first.graph, committee, packed, val)
     mean = preds.mean(0)
-    scale = fit_variance_scale(mean - ref, member_std(preds))
+    fitted = fit_variance_scale(mean - ref, member_std(preds))
+    scale = fitted if fit_scale else 1.0
     committee.variance_scale = scale
     mf = read_model_file(files[0])
     seeds = [int(config["train"]["seed"]) + k for k in range(len(members))]
     spec = {"n_members": len(members), "seeds": seeds, "bootstrap": bootstrap,
-            "variance_scale": scale, "variance_scale_fitted_on": "val",
+            "variance_scale": scale, "variance_scale_fitted_on": "val" if fit_scale else None,
             "members": [str(f.relative_to(out)) for f in files]}  # fmt: skip
     write_model_file(
         out / "model.pt", committee, mf.family, extras={**mf.extras, "committee": spec},
@@ -233,6 +237,7 @@ def _assemble(config: dict, data: str, out: Path, members: list[dict], split: di
         "property": prop,
         "unit": first.unit,
         "variance_scale": scale,
+        "variance_scale_fit": fitted,
         "members": members,
         "val": {
             "n": len(val),

@@ -69,7 +69,7 @@ def train(
     overrides: Sequence[str] = (), init: str | os.PathLike | None = None, init_part: str = "all",
     split: Mapping[str, Any] | None = None, progress: bool = True, command: str | None = None,
     ensemble: int = 1, bootstrap: bool = False, workers: int = 1, scheduler: str | None = None,
-    **options: Any,
+    variance_scale: bool = True, **options: Any,
 ) -> TrainResult:  # fmt: skip
     """Train (or resume) the model of ``preset`` on ``data`` in the run folder ``out``.
 
@@ -80,7 +80,8 @@ def train(
     start from (fine-tuning). ``command``: the command line that asks (its family must be the
     one that command trains). ``ensemble`` > 1 trains a committee of that many members
     (``bootstrap``: each on a resample of the training set), on ``workers`` local Dask processes
-    or the cluster at ``scheduler`` when given (:mod:`deepatoms.train.committee`). Returns the
+    or the cluster at ``scheduler`` when given (:mod:`deepatoms.train.committee`), its σ² scaled
+    by a factor fitted on the validation split unless ``variance_scale`` is False. Returns the
     run summary.
     """
     cfg = training_config(preset, overrides, **options)
@@ -94,10 +95,11 @@ def train(
             raise ConfigError("a committee takes its split from the config, not an explicit one")
         return fit_committee(cfg, data, out, n_members=ensemble, bootstrap=bootstrap,
                              workers=workers, scheduler=scheduler, init=init,
-                             progress=progress)  # fmt: skip
-    if bootstrap or workers != 1 or scheduler is not None:
-        raise ConfigError("--bootstrap, --workers and --scheduler apply to committees "
-                          "(--ensemble N); for one model use --devices/--strategy")  # fmt: skip
+                             variance_scale=variance_scale, progress=progress)  # fmt: skip
+    if bootstrap or workers != 1 or scheduler is not None or not variance_scale:
+        raise ConfigError("--bootstrap, --no-variance-scale, --workers and --scheduler apply to "
+                          "committees (--ensemble N); for one model use "
+                          "--devices/--strategy")  # fmt: skip
     return fit(cfg, data, out, split=split, init=init, init_part=init_part, progress=progress)
 
 
