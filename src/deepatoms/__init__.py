@@ -40,6 +40,7 @@ _API: dict[str, str] = {
     "training_config": "deepatoms.workflows.training",
     "list_presets": "deepatoms.workflows.training",
     "cross_validate": "deepatoms.workflows.crossval",
+    "learn": "deepatoms.workflows.learn",
     # models
     "load_model": "deepatoms.models.loading",
     "build_model": "deepatoms.models.registry",
