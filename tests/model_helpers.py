@@ -27,6 +27,20 @@ def save_atomistic(
     )
 
 
+def save_committee(path: str | Path, committee, graph: GraphSpec, elements: list[int]) -> Path:
+    """Write a committee of energy potentials (untrained members are fine) as a model file."""
+    spec = {"n_members": len(committee), "variance_scale": committee.variance_scale}
+    return write_model_file(
+        path,
+        committee,
+        "schnet",
+        extras={"graph": graph.to_config(), "elements": elements, "committee": spec},
+        units={"target": "eV", "length": "Å"},
+        target={"name": "energy", "unit": "eV"},
+        meta={"stats": {"forces": {"mean": 0.0}}},
+    )
+
+
 def save_grammar_vae(path: str | Path, model, grammar, meta: dict | None = None) -> Path:
     """Write a grammar VAE with its grammar text as a model file."""
     return write_model_file(

@@ -10,7 +10,14 @@ from ase.io import read
 
 from deepatoms.core.errors import DeepatomsError
 from deepatoms.data.packed import PackedSystems
-from deepatoms.data.validate import check_atoms, packed_problems, structure_problem
+from deepatoms.data.validate import (
+    MIN_DISTANCE,
+    check_atoms,
+    close_pair,
+    collapsed_pair,
+    packed_problems,
+    structure_problem,
+)
 
 #: A CIF whose one site is half Cu, half Au.
 DISORDERED_CIF = (
@@ -135,3 +142,25 @@ def test_per_atom_labels_with_zero_atom_systems():
     problems = packed_problems(data)
     assert problems[2] == "label 'forces' is not finite (NaN or infinite)"
     assert problems[1] == problems[3] == "it has no atoms" and 0 not in problems
+
+
+def test_collapsed_pair_scales_with_the_covalent_radii():
+    def check(atoms, ratio=0.6):
+        return collapsed_pair(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, ratio)
+
+    for name in ("H2", "CH3CH2OH", "H2O"):  # equilibrium molecules pass
+        assert check(molecule(name)) is None
+    h2 = molecule("H2")
+    h2.positions[1] = h2.positions[0] + [0.0, 0.0, 0.36]  # below 0.6 × (0.31 + 0.31) = 0.372 Å
+    assert "atom 0 (H) is 0.36 Å from atom 1 (H)" in check(h2)
+    h2.positions[1] = h2.positions[0] + [0.0, 0.0, 0.38]
+    assert check(h2) is None
+    cu = bulk("Cu", cubic=True)  # a = 3.61 Å, neighbours at 2.55 Å
+    assert check(cu) is None
+    cu.positions[1] = [3.61 - 1.2, 0.0, 0.0]  # 1.2 Å from atom 0's periodic image: collapsed
+    assert check(cu).startswith("atom 0 (Cu) is 1.2 Å from atom 1 (Cu), below 0.6")
+    assert check(cu, 0.0) is None  # 0: no check
+    # 1.2 Å would pass any one bond-length limit that lets H₂ through
+    assert close_pair(cu.positions, cu.cell.array, cu.pbc, MIN_DISTANCE) is None
+    tiny = bulk("Cu", "sc", a=1.5)  # one atom 1.5 Å from its own images
+    assert "a periodic image of itself" in check(tiny)

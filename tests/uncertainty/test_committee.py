@@ -27,6 +27,7 @@ from deepatoms.models.registry import build_model
 from deepatoms.simulate.calculator import Calculator
 from deepatoms.simulate.md import run_md
 from deepatoms.simulate.relax import relax
+from model_helpers import save_committee
 
 CFG = {"name": "schnet", "n_atom_basis": 8, "n_interactions": 1, "cutoff": 4.0,
        "property": "energy", "head": {"zero_init_last": False}}  # fmt: skip
@@ -39,13 +40,7 @@ def _member(seed: int) -> torch.nn.Module:
 
 
 def _save(path, committee: Committee) -> None:
-    spec = {"n_members": len(committee), "variance_scale": committee.variance_scale}
-    write_model_file(path, committee, "schnet",
-                     extras={"graph": GRAPH.to_config(), "elements": [1, 6, 8, 29],
-                             "committee": spec},
-                     units={"target": "eV", "length": "Å"},
-                     target={"name": "energy", "unit": "eV"},
-                     meta={"stats": {"forces": {"mean": 0.0}}})  # fmt: skip
+    save_committee(path, committee, GRAPH, [1, 6, 8, 29])
 
 
 def test_identical_members_have_zero_spread_and_the_mean_is_the_member():

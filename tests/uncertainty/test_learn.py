@@ -4,6 +4,7 @@ labelled twice."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -41,8 +42,12 @@ def test_two_rounds_label_new_frames_and_log_them(tmp_path):
     assert len(ids) == len(set(ids)) == res["n_labels"] == 8 + 3 + 3
     assert (out / "error_vs_labels.png").is_file()
     assert len((out / "rounds.jsonl").read_text().splitlines()) == 2
+    settings = json.loads((out / "settings.json").read_text())
+    del settings["min_bond_ratio"]  # as a run folder of an earlier version, before that setting
+    (out / "settings.json").write_text(json.dumps(settings))
     again = last_json(invoke(*ARGS, "--rounds", "2", "--out", out, "--quiet", "--json").stdout)
     assert again["n_labels"] == res["n_labels"]  # nothing left to do
+    assert json.loads((out / "settings.json").read_text())["min_bond_ratio"] == 0.6
     res = invoke(*ARGS[:-1], "train.batch_size=2", "--rounds", "2", "--out", out, code=2)
     assert "other settings" in res.stderr
 
@@ -133,3 +138,70 @@ def test_a_frame_the_reference_fails_on_is_left_out_with_its_reason(monkeypatch)
     assert np.allclose(packed.system_props["energy"], [EMT().get_potential_energy(frames[0])] * 2)
     with on_cluster(1, None, progress=False) as cluster:
         assert _label(frames[1:2], ["b"], Reference("emt"), cluster) == (None, failed)
+
+
+def test_exploration_md_stops_where_atoms_collapse(tmp_path):
+    """A committee (untrained members) that holds two Cu atoms 1.2 Å apart: its MD run records
+    no frame and names the collapsed one; without the check (ratio 0) the same run records
+    frames; a sound cell records frames either way."""
+    import torch
+    from ase.build import bulk
+
+    from deepatoms.data.neighbors import GraphSpec
+    from deepatoms.models.committee import Committee
+    from deepatoms.models.registry import build_model
+    from deepatoms.workflows.learn import _explore_md
+    from model_helpers import save_committee
+
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        members.append(build_model({"name": "schnet", "n_atom_basis": 8, "n_interactions": 1,
+                                    "cutoff": 4.0, "property": "energy"}))  # fmt: skip
+    model = save_committee(tmp_path / "c.pt", Committee(members),
+                           GraphSpec(kind="cutoff", cutoff=4.0), [29])  # fmt: skip
+    sound = bulk("Cu", cubic=True)
+    collapsed = sound.copy()
+    collapsed.positions[1] = [3.61 - 1.2, 0.0, 0.0]  # 1.2 Å from atom 0's image
+
+    def run(start, ratio):
+        return _explore_md([("r0/e0", start)], str(model), 300.0, 10, 5, 1.0, math.inf,
+                           (0, 0), ratio)  # fmt: skip
+
+    (stop,) = run(collapsed, 0.6)
+    assert stop["id"] == "r0/e0/T300/5" and "atoms" not in stop
+    assert "below 0.6 × the covalent radii" in stop["unphysical"]
+    unchecked = run(collapsed, 0.0)
+    assert [f["id"] for f in unchecked] == ["r0/e0/T300/5", "r0/e0/T300/10"]
+    assert all("unphysical" not in f for f in unchecked)
+    assert [f["id"] for f in run(sound, 0.6)] == ["r0/e0/T300/5", "r0/e0/T300/10"]
+
+
+def test_collapsed_pool_frames_are_never_labelled(tmp_path):
+    """Pool frames with collapsed atoms go to neither the test set, the start nor the labels;
+    the round's record names them."""
+    import ase.io
+    from ase.build import bulk
+
+    rng = np.random.default_rng(1)
+    frames = []
+    for k in range(24):
+        a = bulk("Cu", cubic=True)
+        a.positions += rng.normal(0.0, 0.08, a.positions.shape)
+        if k % 6 == 0:  # frames 0, 6, 12, 18: atom 1 fallen onto atom 0
+            a.positions[1] = a.positions[0] + [0.9, 0.0, 0.0]
+        frames.append(a)
+    ase.io.write(tmp_path / "pool.extxyz", frames)
+    out = tmp_path / "al"
+    res = last_json(invoke("learn", "--pool", tmp_path / "pool.extxyz", "--initial", "4",
+                           "--test", "4", "--ensemble", "2", "--max-epochs", "2",
+                           "--per-round", "20", "--trust-low", "0", "--trust-high", "1e9",
+                           "--rounds", "1", "--set", "model.n_atom_basis=8",
+                           "--set", "model.n_interactions=1", "--out", out, "--quiet",
+                           "--json").stdout)  # fmt: skip
+    bad = {"pool/0", "pool/6", "pool/12", "pool/18"}
+    (r,) = res["rounds"]
+    assert set(r["unphysical"]) == bad
+    assert r["explored"] == 24 - 4 - 4 - 4 and r["selected"] == r["explored"]
+    used = set(_ids(out / "labelled.h5")) | set(_ids(out / "test.h5"))
+    assert len(used) == 20 and not used & bad

@@ -121,6 +121,10 @@ def test_inputs_that_cannot_work_get_one_clear_error(tmp_path, cu_pool):
         with pytest.raises(DeepatomsError, match=f"{flag} must be an integer"):
             learn(tmp_path / "h", pool=cu_pool, progress=False, **bad)
     assert not (tmp_path / "h").exists()
+    for ratio in (-0.1, 1.0, "0.6"):
+        with pytest.raises(DeepatomsError, match="--min-bond-ratio must be ≥ 0 and < 1"):
+            learn(tmp_path / "i", pool=cu_pool, min_bond_ratio=ratio, progress=False)
+    assert not (tmp_path / "i").exists()
     with pytest.raises(DeepatomsError, match="give the system"):
         learn(tmp_path / "e", progress=False)
     (tmp_path / "junk.xyz").write_text("not a structure\n")

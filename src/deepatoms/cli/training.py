@@ -234,8 +234,9 @@ def learn_command(
     max_epochs: int = 100, batch_size: int = 4,
     temperatures: str = "300,600", steps: int = 200, interval: int = 10, timestep: float = 1.0,
     explorers: int = 4, trust_low: float = 0.05, trust_high: float = 0.5, per_round: int = 20,
-    select: str = "deviation", explore: str | None = None, rattle: float = 0.05, seed: int = 0,
-    set_: SetOpt = None, *, run: Run, dask: Workers,
+    select: str = "deviation", explore: str | None = None, rattle: float = 0.05,
+    min_bond_ratio: float = 0.6, seed: int = 0, set_: SetOpt = None, *, run: Run,
+    dask: Workers,
 ) -> None:  # fmt: skip
     """Active learning: train a committee, explore, label where it disagrees, retrain.
 
@@ -278,6 +279,9 @@ def learn_command(
         explore: md (committee MD), rattle (random displacements of labelled frames) or pool
             (the default with --pool).
         rattle: Displacement of --explore rattle (Å, std).
+        min_bond_ratio: Explored frames with two atoms closer than this fraction of the sum of
+            their covalent radii are unphysical: MD stops there and they are never labelled
+            (0: no check).
         seed: Seed of everything random.
     """
     from deepatoms.workflows.learn import learn
@@ -293,7 +297,8 @@ def learn_command(
                 ensemble=ensemble, max_epochs=max_epochs, batch_size=batch_size, temperatures=temps, steps=steps,
                 interval=interval, timestep=timestep, explorers=explorers, trust_low=trust_low,
                 trust_high=trust_high, per_round=per_round, select=select, explore=explore,
-                rattle=rattle, overrides=list(set_ or []), seed=seed, progress=run.progress,
+                rattle=rattle, min_bond_ratio=min_bond_ratio, overrides=list(set_ or []),
+                seed=seed, progress=run.progress,
                 **dask.kwargs())  # fmt: skip
     for r in res["rounds"]:
         force = r["test_force_mae"]
@@ -301,6 +306,7 @@ def learn_command(
         out.print(f"round {r['round']}: {r['labels']} labels, test energy MAE "
                   f"{r['test_energy_mae']:.4g} eV{f_text}; explored {r['explored']}, "
                   f"candidates {r['candidates']}, labelled {r.get('labelled', r['selected'])}"
+                  + (f", {len(r['unphysical'])} unphysical left out" if r.get("unphysical") else "")
                   + (f" ({len(r['label_failed'])} failed)" if r.get("label_failed") else ""))  # fmt: skip
     out.print(f"{res['n_labels']} labelled frames in {res['out']}/labelled.h5; "
               f"{res['out']}/error_vs_labels.png")  # fmt: skip

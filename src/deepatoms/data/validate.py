@@ -18,12 +18,14 @@ import numpy as np
 from deepatoms.core.errors import DeepatomsError
 
 __all__ = [
+    "COLLAPSE_RATIO",
     "MAX_CELL_LENGTH",
     "MAX_Z",
     "MIN_DISTANCE",
     "MIN_VOLUME_PER_ATOM",
     "check_atoms",
     "close_pair",
+    "collapsed_pair",
     "non_finite_rows",
     "packed_problems",
     "raise_problems",
@@ -39,6 +41,10 @@ MAX_Z = 118
 MIN_VOLUME_PER_ATOM = 0.1
 #: A periodic cell vector longer than this (Å) is taken as corrupt.
 MAX_CELL_LENGTH = 1.0e4
+#: Two atoms closer than this fraction of the sum of their covalent radii are taken as collapsed
+#: onto each other (:func:`collapsed_pair`): C–H 0.64 Å, H–H 0.38 Å, O–H 0.59 Å, Cu–Cu 1.58 Å,
+#: where bonds are 1.09, 0.74, 0.96 and 2.55 Å. Far above :data:`MIN_DISTANCE` for heavy atoms.
+COLLAPSE_RATIO = 0.6
 
 
 def close_pair(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, r: float) -> str | None:
@@ -66,6 +72,34 @@ def close_pair(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, r: floa
     k = int(np.argmin(d))
     what = "a periodic image of itself" if i[k] == j[k] else f"atom {int(j[k])}"
     return f"atom {int(i[k])} is {float(d[k]):.3g} Å from {what} (minimum {r} Å)"
+
+
+def collapsed_pair(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray | None,
+                   pbc: np.ndarray | None, ratio: float = COLLAPSE_RATIO) -> str | None:  # fmt: skip
+    """A description of the closest pair of atoms (or an atom and a periodic image) closer than
+    ``ratio`` × the sum of their covalent radii (Cordero et al. 2008, as in
+    ``ase.data.covalent_radii``), or None; ``ratio`` 0 checks nothing. Unlike
+    :func:`close_pair`'s one distance, the limit scales with the elements, so it finds a collapsed
+    metal (Cu–Cu 1.2 Å), which no bond length limit can without refusing H₂."""
+    if ratio <= 0 or len(numbers) == 0:
+        return None
+    from ase import Atoms
+    from ase.data import chemical_symbols, covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    z = np.asarray(numbers, dtype=int)
+    pbc = np.zeros(3, bool) if pbc is None else np.asarray(pbc, bool)
+    atoms = Atoms(numbers=z, positions=positions, cell=cell if pbc.any() else None, pbc=pbc)
+    radii = ratio * covalent_radii[z]
+    i, j, d = neighbor_list("ijd", atoms, radii.tolist(), self_interaction=False)
+    if len(i) == 0:
+        return None
+    k = int(np.argmin(d))
+    a, b = int(i[k]), int(j[k])
+    what = "a periodic image of itself" if a == b else f"atom {b} ({chemical_symbols[z[b]]})"
+    limit = ratio * (covalent_radii[z[a]] + covalent_radii[z[b]])
+    return (f"atom {a} ({chemical_symbols[z[a]]}) is {float(d[k]):.3g} Å from {what}, below "
+            f"{ratio:g} × the covalent radii ({limit:.3g} Å)")  # fmt: skip
 
 
 def non_finite_rows(values: np.ndarray) -> np.ndarray:

@@ -10,8 +10,13 @@ Each round, in the resumable run folder ``OUT``:
    and its maximum per-atom force deviation d_max every ``interval`` steps (or, with ``rattle``,
    randomly displaced copies of labelled frames; or, with a ``pool``, the pool's unlabelled
    structures); an MD run stops early once d_max passes the upper trust level (the committee
-   cannot be trusted beyond it). A property model (no forces) scores pool structures by the
-   committee std of its energy instead;
+   cannot be trusted beyond it), or once two atoms come closer than ``min_bond_ratio`` × the sum
+   of their covalent radii: members trained on the same few frames can agree on a potential
+   that lets atoms collapse onto each other, so d_max alone does not catch it, and one such
+   frame (tens of eV above the rest) is enough to spoil the next committee. Collapsed rattled
+   or pool frames are left out too; every such frame is named in the round's record
+   (``unphysical``). A property model (no forces) scores pool structures by the committee std
+   of its energy instead;
 4. **select** frames with ``trust_low ≤ d_max ≤ trust_high`` (the candidates of DP-GEN, Zhang et
    al. 2020), at most ``per_round`` of them drawn uniformly at random as DP-GEN does (the
    largest deviations alone would be consecutive frames of the one trajectory that went
@@ -47,6 +52,7 @@ from deepatoms.core.progress import note
 from deepatoms.core.results import Result
 from deepatoms.data.dataset import read_dataset, write_dataset
 from deepatoms.data.packed import PackedSystems
+from deepatoms.data.validate import COLLAPSE_RATIO, collapsed_pair
 from deepatoms.distribute.chunks import MemoryStore, chunk_ranges
 from deepatoms.distribute.cluster import on_cluster
 from deepatoms.distribute.engine import run_chunks
@@ -54,6 +60,8 @@ from deepatoms.distribute.engine import run_chunks
 __all__ = ["LearnResult", "learn"]
 
 SOURCE = "deepatoms learn"
+#: Settings that run folders of earlier versions lack; such a run continues with the value given.
+_ADDED = ("min_bond_ratio",)
 
 
 class LearnResult(Result):
@@ -148,9 +156,11 @@ def _label(frames: list[Atoms], ids: list[str], reference: Reference,
 
 def _explore_md(starts: Sequence[tuple[str, Atoms]], model: str, temperature: float,
                 steps: int, interval: int, timestep: float, trust_high: float,
-                seed: tuple[int, int]) -> list[dict]:  # fmt: skip
+                seed: tuple[int, int], ratio: float = COLLAPSE_RATIO) -> list[dict]:  # fmt: skip
     """Committee MD from each ``(id, start)``; every ``interval`` steps a frame with its d_max,
-    stopping a run once d_max passes ``trust_high``. ``seed``: (run seed, round)."""
+    stopping a run once d_max passes ``trust_high``, or at a frame with collapsed atoms
+    (``ratio``, :func:`collapsed_pair`), which is returned as ``{"id", "unphysical": reason}``.
+    ``seed``: (run seed, round)."""
     from ase import units
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
@@ -174,8 +184,13 @@ def _explore_md(starts: Sequence[tuple[str, Atoms]], model: str, temperature: fl
                 d = float(calc.results["max_force_deviation"])
             except Exception:  # the committee broke down (e.g. atoms collided): stop here
                 break
+            fid = f"{sid}/T{temperature:g}/{step}"
+            why = _collapsed(atoms, ratio)
+            if why:
+                out.append({"id": fid, "unphysical": why})
+                break
             frame = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-            out.append({"id": f"{sid}/T{temperature:g}/{step}", "atoms": frame, "score": d})
+            out.append({"id": fid, "atoms": frame, "score": d})
             if not math.isfinite(d) or d > trust_high:
                 break
     return out
@@ -191,8 +206,8 @@ def learn(
     temperatures: Sequence[float] = (300.0, 600.0), steps: int = 200, interval: int = 10,
     timestep: float = 1.0, explorers: int = 4, trust_low: float = 0.05, trust_high: float = 0.5,
     per_round: int = 20, select: str = "deviation", explore: str | None = None,
-    rattle: float = 0.05, overrides: Sequence[str] = (), seed: int = 0, workers: int = 1,
-    scheduler: str | None = None, progress: bool = True,
+    rattle: float = 0.05, min_bond_ratio: float = COLLAPSE_RATIO, overrides: Sequence[str] = (),
+    seed: int = 0, workers: int = 1, scheduler: str | None = None, progress: bool = True,
 ) -> LearnResult:  # fmt: skip
     """Run (or continue) the active-learning loop of the module docstring in ``out``.
 
@@ -234,6 +249,9 @@ def learn(
             interval`` copies of random labelled frames with Gaussian displacements of
             ``rattle`` Å, scored by the committee) or ``pool`` (the default with ``pool``).
         rattle: displacement (Å, std) of ``explore="rattle"``.
+        min_bond_ratio: an explored frame with two atoms closer than this fraction of the sum of
+            their covalent radii is unphysical: its MD run stops there, and it is never
+            selected (nor, from a pool, put in the test set or the start); 0 checks nothing.
         overrides: ``section.key=value`` settings of the members.
         seed: seed of everything random.
         workers, scheduler: Dask workers or cluster for training, exploration and labelling.
@@ -245,6 +263,7 @@ def learn(
     t0 = time.time()
     explore = explore or ("pool" if pool is not None else "md")
     _check_choices(select, explore, rattle, batch_size, trust_low, trust_high, pool)
+    _check_ratio(min_bond_ratio)
     _check_counts(ensemble=ensemble, test=test, initial=initial if data is None else 2,
                   per_round=per_round)  # fmt: skip
     potential = bool(training_config(preset, overrides)["data"].get("forces"))
@@ -255,10 +274,15 @@ def learn(
             "--pool, or a potential preset such as schnet-md17-fast"
         )
     pool_data = _read_pool(pool) if pool is not None else None
-    if pool_data is not None and len(pool_data) < test + (0 if data else initial) + 1:
-        raise DeepatomsError(f"the pool holds {len(pool_data)} structures, too few for --test "
-                             f"{test} and --initial {initial} with candidates left; give a "
-                             "larger pool or smaller numbers")  # fmt: skip
+    if pool_data is not None:
+        usable = len(_pool_order(pool_data, seed, min_bond_ratio))
+        if usable < test + (0 if data else initial) + 1:
+            held = f"{len(pool_data)} structures" + (
+                f", {len(pool_data) - usable} of them with collapsed atoms (--min-bond-ratio)"
+                if usable < len(pool_data) else "")  # fmt: skip
+            raise DeepatomsError(f"the pool holds {held}, too few for --test {test} and "
+                                 f"--initial {initial} with candidates left; give a larger pool "
+                                 "or smaller numbers")  # fmt: skip
     if data is not None:
         _check_start(data, potential)
     atoms = _system(molecule, bulk, size, structure, data, pool_data, seed)
@@ -280,15 +304,20 @@ def learn(
                 "interval": interval, "timestep": timestep, "explorers": explorers,
                 "trust_low": trust_low, "trust_high": trust_high, "per_round": per_round,
                 "select": select, "explore": explore, "rattle": rattle,
-                "overrides": list(overrides), "seed": seed}  # fmt: skip
+                "min_bond_ratio": min_bond_ratio, "overrides": list(overrides),
+                "seed": seed}  # fmt: skip
     saved = run / "settings.json"
     if saved.is_file():
         old = read_json(saved)
-        diff = [k for k in settings if old.get(k) != json.loads(json.dumps(settings[k]))]
+        # a setting added after the run began (``_ADDED``) takes the value given now
+        diff = [k for k in settings if (k in old or k not in _ADDED)
+                and old.get(k) != json.loads(json.dumps(settings[k]))]  # fmt: skip
         if diff:
             raise DeepatomsError(f"{run} holds a learning run with other settings ({', '.join(diff)}); "
                                  "repeat them to continue (only --rounds may grow) or choose "
                                  "another --out")  # fmt: skip
+        if any(k not in old for k in settings):
+            write_json(saved, settings)
     else:
         write_json(saved, settings)
     say = note if progress else (lambda _text: None)
@@ -323,6 +352,13 @@ def _check_choices(select: str, explore: str, rattle: float, batch_size: int, tr
         raise DeepatomsError(f"--batch-size must be ≥ 1, got {batch_size}")
     if not 0 <= trust_low < trust_high:
         raise DeepatomsError(f"need 0 ≤ --trust-low < --trust-high, got {trust_low}, {trust_high}")
+
+
+def _check_ratio(ratio: float) -> None:
+    """One clear error for a ``min_bond_ratio`` that cannot be meant."""
+    if not (isinstance(ratio, int | float) and 0 <= ratio < 1):
+        raise DeepatomsError(f"--min-bond-ratio must be ≥ 0 and < 1 (a fraction of the covalent "
+                             f"bond length; 0 switches the check off), got {ratio!r}")  # fmt: skip
 
 
 def _check_counts(**counts: int) -> None:
@@ -397,9 +433,13 @@ def _system(molecule: str | None, bulk: str | None, size: int | None,
     return atoms
 
 
-def _pool_order(pool: PackedSystems, seed: int) -> np.ndarray:
-    """The pool's frames in the run's random order: the test set first, then the start."""
-    return np.random.default_rng([seed, 2]).permutation(len(pool))
+def _pool_order(pool: PackedSystems, seed: int, ratio: float) -> np.ndarray:
+    """The pool's frames in the run's random order, the test set first, then the start;
+    frames with collapsed atoms (``ratio``) are left out (they are never candidates either)."""
+    order = np.random.default_rng([seed, 2]).permutation(len(pool))
+    if ratio <= 0:
+        return order
+    return np.array([k for k in order if not _collapsed(pool.get_atoms(int(k)), ratio)], int)
 
 
 def _make_test_and_start(run: Path, s: dict, atoms: Atoms, kind: str, reference: Reference,
@@ -409,7 +449,7 @@ def _make_test_and_start(run: Path, s: dict, atoms: Atoms, kind: str, reference:
 
     labelled_path, test_path = run / "labelled.h5", run / "test.h5"
     strain = 0.02 if kind == "bulk" else 0.0
-    order = _pool_order(pool, s["seed"]) if pool is not None else None
+    order = _pool_order(pool, s["seed"], s["min_bond_ratio"]) if pool is not None else None
     if not test_path.is_file():
         if order is not None:
             say(f"labelling the test set: {s['test']} pool frames with {reference.name}")
@@ -523,12 +563,12 @@ def _round(run: Path, r: int, s: dict, reference: Reference, pool: PackedSystems
     seen = set(labelled.system_props["frame_id"].tolist())
     if pool is not None:  # the test frames are pool frames too; never candidates
         seen |= set(read_dataset(run / "test.h5")[0].system_props["frame_id"].tolist())
-    explored = _explore(folder, labelled, model, s, r, pool, seen, cluster, say)
+    explored, unphysical = _explore(folder, labelled, model, s, r, pool, seen, cluster, say)
     fresh = [f for f in explored if f["id"] not in seen]
     chosen = _select(fresh, s, r)
     inside = [f for f in fresh if s["trust_low"] <= f["score"] <= s["trust_high"]]
     rec.update(explored=len(explored), candidates=len(inside) if s["potential"] else len(fresh),
-               selected=len(chosen), score=_score_name(s))  # fmt: skip
+               selected=len(chosen), score=_score_name(s), unphysical=unphysical)  # fmt: skip
     rec["selected_scores"] = [float(f["score"]) for f in chosen]
     rec["selected_ids"] = [f["id"] for f in chosen]
     rec["label_failed"] = {}
@@ -573,28 +613,34 @@ def _like(new: PackedSystems, old: PackedSystems) -> PackedSystems:
 
 def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
              pool: PackedSystems | None, seen: set[str], cluster: Any,
-             say: Any) -> list[dict]:  # fmt: skip
-    """The explored frames of round ``r``, each ``{"id", "atoms", "score"}`` (kept in
-    ``folder/explored.h5``, or for a pool the ids and scores in ``folder/explored.json``)."""
+             say: Any) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
+    """The explored frames of round ``r``, each ``{"id", "atoms", "score"}``, and the ids of the
+    unphysical ones left out with the reason (kept in ``folder/explored.h5``, or for a pool the
+    ids and scores in ``folder/explored.json``)."""
     saved = folder / ("explored.json" if pool is not None else "explored.h5")
     if saved.is_file() and pool is not None:
         kept = read_json(saved)
         return [{"id": i, "atoms": _plain(pool.get_atoms(int(i.split("/")[1]))), "score": x}
-                for i, x in zip(kept["ids"], kept["scores"], strict=True)]  # fmt: skip
+                for i, x in zip(kept["ids"], kept["scores"], strict=True)], \
+            kept.get("unphysical", {})  # fmt: skip
     if saved.is_file():
         data, meta = read_dataset(saved)
         score = meta["provenance"]["scores"]
         ids = data.system_props["frame_id"].tolist()
-        return [{"id": i, "atoms": data.get_atoms(k), "score": score[k]} for k, i in enumerate(ids)]
+        return [{"id": i, "atoms": data.get_atoms(k), "score": score[k]}
+                for k, i in enumerate(ids)], meta["provenance"].get("unphysical", {})  # fmt: skip
     rng = np.random.default_rng([s["seed"], r])
+    ratio = s["min_bond_ratio"]
     if pool is not None:
-        idx = [k for k in range(len(pool)) if f"pool/{k}" not in seen]
-        say(f"round {r}: scoring {len(idx)} unlabelled pool structures with the committee")
-        frames = _score([(f"pool/{k}", _plain(pool.get_atoms(k))) for k in idx], model, s,
-                        cluster)  # fmt: skip
+        items, bad = _physical([(f"pool/{k}", _plain(pool.get_atoms(k)))
+                                for k in range(len(pool)) if f"pool/{k}" not in seen], ratio)  # fmt: skip
+        say(f"round {r}: scoring {len(items)} unlabelled pool structures with the committee"
+            + (f" ({len(bad)} with collapsed atoms left out)" if bad else ""))  # fmt: skip
+        frames = _score(items, model, s, cluster)
         write_json(saved, {"ids": [f["id"] for f in frames],
-                           "scores": [f["score"] for f in frames], "score": _score_name(s)})  # fmt: skip
-        return frames
+                           "scores": [f["score"] for f in frames], "score": _score_name(s),
+                           "unphysical": bad})  # fmt: skip
+        return frames, bad
     if s["explore"] == "rattle":
         n = s["explorers"] * max(1, s["steps"] // s["interval"])
         picks = rng.integers(0, len(labelled), n)
@@ -603,7 +649,9 @@ def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
             a = labelled.get_atoms(int(i))
             a.positions = a.positions + rng.normal(0.0, s["rattle"], a.positions.shape)
             items.append((f"r{r}/rattle{k}", _plain(a)))
-        say(f"round {r}: scoring {n} rattled frames with the committee")
+        items, bad = _physical(items, ratio)
+        say(f"round {r}: scoring {len(items)} rattled frames with the committee"
+            + (f" ({len(bad)} with collapsed atoms left out)" if bad else ""))  # fmt: skip
         frames = _score(items, model, s, cluster)
     else:
         picks = rng.integers(0, len(labelled), s["explorers"])
@@ -613,14 +661,20 @@ def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
         store = MemoryStore(len(jobs))
         run_chunks(_explore_task, jobs, chunk_ranges([(0, len(jobs))], 1), store, cluster,
                    args=(model, s, r), name="explore")  # fmt: skip
-        frames = [f for _, _, part in store.results() for f in part]
-    if frames:
+        found = [f for _, _, part in store.results() for f in part]
+        frames = [f for f in found if "unphysical" not in f]
+        bad = {f["id"]: f["unphysical"] for f in found if "unphysical" in f}
+        if bad:
+            say(f"round {r}: {len(bad)} exploration run(s) stopped where atoms collapsed "
+                f"(closer than {ratio:g} × their covalent radii)")  # fmt: skip
+    if frames:  # (none: the round records no selection, so a rerun never comes here again)
         pack = PackedSystems.from_atoms([f["atoms"] for f in frames],
                                         system_props={"frame_id": np.array([f["id"] for f in frames])})  # fmt: skip
         write_dataset(saved, pack, {"units": {}, "source": SOURCE,
                                     "provenance": {"scores": [f["score"] for f in frames],
-                                                   "score": _score_name(s), "round": r}})  # fmt: skip
-    return frames
+                                                   "score": _score_name(s), "round": r,
+                                                   "unphysical": bad}})  # fmt: skip
+    return frames, bad
 
 
 def _score(items: list[tuple[str, Atoms]], model: str, s: dict, cluster: Any) -> list[dict]:
@@ -643,8 +697,19 @@ def _explore_task(jobs: Sequence[tuple[float, list]], model: str, s: dict, r: in
     out = []
     for T, starts in jobs:
         out += _explore_md(starts, model, T, s["steps"], s["interval"], s["timestep"],
-                           s["trust_high"], (s["seed"], r))  # fmt: skip
+                           s["trust_high"], (s["seed"], r), s["min_bond_ratio"])  # fmt: skip
     return out
+
+
+def _collapsed(atoms: Atoms, ratio: float) -> str | None:
+    """Why ``atoms`` is unphysical (two atoms collapsed onto each other), or None."""
+    return collapsed_pair(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc, ratio)
+
+
+def _physical(items: list[tuple[str, Atoms]], ratio: float) -> tuple[list, dict[str, str]]:
+    """``items`` (``(id, atoms)``) without the collapsed ones, and those ids with the reason."""
+    bad = {i: why for i, a in items if (why := _collapsed(a, ratio))}
+    return [(i, a) for i, a in items if i not in bad], bad
 
 
 def _select(frames: list[dict], s: dict, r: int) -> list[dict]:
