@@ -42,7 +42,7 @@ MIN_VOLUME_PER_ATOM = 0.1
 #: A periodic cell vector longer than this (Å) is taken as corrupt.
 MAX_CELL_LENGTH = 1.0e4
 #: Two atoms closer than this fraction of the sum of their covalent radii are taken as collapsed
-#: onto each other (:func:`collapsed_pair`): C–H 0.64 Å, H–H 0.38 Å, O–H 0.59 Å, Cu–Cu 1.58 Å,
+#: onto each other (:func:`collapsed_pair`): C–H 0.64 Å, H–H 0.37 Å, O–H 0.58 Å, Cu–Cu 1.58 Å,
 #: where bonds are 1.09, 0.74, 0.96 and 2.55 Å. Far above :data:`MIN_DISTANCE` for heavy atoms.
 COLLAPSE_RATIO = 0.6
 
