@@ -63,15 +63,26 @@ def close_pair(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, r: floa
         d = float(np.linalg.norm(positions[i] - positions[j]))
         return f"atoms {i} and {j} are {d:.3g} Å apart (minimum {r} Å)"
     from ase import Atoms
+
+    pair = _closest_pair(Atoms(positions=positions, cell=cell, pbc=pbc), r)
+    if pair is None:
+        return None
+    a, b, d = pair
+    what = "a periodic image of itself" if a == b else f"atom {b}"
+    return f"atom {a} is {d:.3g} Å from {what} (minimum {r} Å)"
+
+
+def _closest_pair(atoms: Any, cutoff: float | list[float]) -> tuple[int, int, float] | None:
+    """The closest pair ``(i, j, distance in Å)`` of ``atoms`` (periodic images included) among
+    the pairs within ``cutoff``: one distance, or a radius per atom (pairs closer than
+    r_i + r_j), as ``ase.neighborlist.neighbor_list`` takes it; None when there is none."""
     from ase.neighborlist import neighbor_list
 
-    atoms = Atoms(positions=positions, cell=cell, pbc=pbc)
-    i, j, d = neighbor_list("ijd", atoms, r)
+    i, j, d = neighbor_list("ijd", atoms, cutoff, self_interaction=False)
     if len(i) == 0:
         return None
     k = int(np.argmin(d))
-    what = "a periodic image of itself" if i[k] == j[k] else f"atom {int(j[k])}"
-    return f"atom {int(i[k])} is {float(d[k]):.3g} Å from {what} (minimum {r} Å)"
+    return int(i[k]), int(j[k]), float(d[k])
 
 
 def collapsed_pair(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray | None,
@@ -85,20 +96,17 @@ def collapsed_pair(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray 
         return None
     from ase import Atoms
     from ase.data import chemical_symbols, covalent_radii
-    from ase.neighborlist import neighbor_list
 
     z = np.asarray(numbers, dtype=int)
     pbc = np.zeros(3, bool) if pbc is None else np.asarray(pbc, bool)
     atoms = Atoms(numbers=z, positions=positions, cell=cell if pbc.any() else None, pbc=pbc)
-    radii = ratio * covalent_radii[z]
-    i, j, d = neighbor_list("ijd", atoms, radii.tolist(), self_interaction=False)
-    if len(i) == 0:
+    pair = _closest_pair(atoms, (ratio * covalent_radii[z]).tolist())
+    if pair is None:
         return None
-    k = int(np.argmin(d))
-    a, b = int(i[k]), int(j[k])
+    a, b, d = pair
     what = "a periodic image of itself" if a == b else f"atom {b} ({chemical_symbols[z[b]]})"
     limit = ratio * (covalent_radii[z[a]] + covalent_radii[z[b]])
-    return (f"atom {a} ({chemical_symbols[z[a]]}) is {float(d[k]):.3g} Å from {what}, below "
+    return (f"atom {a} ({chemical_symbols[z[a]]}) is {d:.3g} Å from {what}, below "
             f"{ratio:g} × the covalent radii ({limit:.3g} Å)")  # fmt: skip
 
 

@@ -16,8 +16,9 @@ Members run one after another in this process, or at once on Dask workers (``wor
 ``scheduler``; each member is one task). On GPUs (``train.accelerator`` gpu, cuda, or auto on
 a machine with a GPU) each member trains on one GPU: with several GPUs visible, Dask worker i
 takes GPU i mod n (members in this process take GPU k mod n), so ``--workers N`` on a machine
-with N GPUs trains N members at once, one a GPU (:func:`member_gpu`). Killed or interrupted, the same call continues: finished
-members are returned as they are and unfinished ones resume from their checkpoints.
+with N GPUs trains N members at once, one a GPU (:func:`member_gpu`). Killed or interrupted, the
+same call continues: finished members are returned as they are and unfinished ones resume from
+their checkpoints.
 """
 
 from __future__ import annotations

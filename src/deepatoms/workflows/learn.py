@@ -39,7 +39,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -274,12 +274,15 @@ def learn(
             "--pool, or a potential preset such as schnet-md17-fast"
         )
     pool_data = _read_pool(pool) if pool is not None else None
+    pool_bad: dict[str, str] = {}  # the pool's collapsed frames: never labelled
+    order = None
     if pool_data is not None:
-        usable = len(_pool_order(pool_data, seed, min_bond_ratio))
-        if usable < test + (0 if data else initial) + 1:
+        pool_bad = _physical(_pool_items(pool_data), min_bond_ratio)[1]
+        order = _pool_order(pool_data, seed, pool_bad)
+        if len(order) < test + (0 if data else initial) + 1:
             held = f"{len(pool_data)} structures" + (
-                f", {len(pool_data) - usable} of them with collapsed atoms (--min-bond-ratio)"
-                if usable < len(pool_data) else "")  # fmt: skip
+                f", {len(pool_bad)} of them with collapsed atoms (--min-bond-ratio)"
+                if pool_bad else "")  # fmt: skip
             raise DeepatomsError(f"the pool holds {held}, too few for --test {test} and "
                                  f"--initial {initial} with candidates left; give a larger pool "
                                  "or smaller numbers")  # fmt: skip
@@ -325,9 +328,10 @@ def learn(
     records = [json.loads(line) for line in log_path.read_text().splitlines()] \
         if log_path.is_file() else []  # fmt: skip
     with on_cluster(workers, scheduler, progress) as cluster:
-        _make_test_and_start(run, settings, atoms, kind, reference, pool_data, cluster, say)
+        _make_test_and_start(run, settings, atoms, kind, reference, pool_data, order, cluster,
+                             say)  # fmt: skip
         for r in range(len(records), rounds):
-            rec = _round(run, r, settings, reference, pool_data, cluster, say)
+            rec = _round(run, r, settings, reference, pool_data, pool_bad, cluster, say)
             records.append(rec)
             atomic_write_text(log_path, "".join(json.dumps(x) + "\n" for x in records))
             _plot(run, records)
@@ -433,23 +437,28 @@ def _system(molecule: str | None, bulk: str | None, size: int | None,
     return atoms
 
 
-def _pool_order(pool: PackedSystems, seed: int, ratio: float) -> np.ndarray:
-    """The pool's frames in the run's random order, the test set first, then the start;
-    frames with collapsed atoms (``ratio``) are left out (they are never candidates either)."""
+def _pool_items(pool: PackedSystems, skip: Collection[str] = ()) -> list[tuple[str, Atoms]]:
+    """The pool's frames as ``(id, atoms)`` (ids ``pool/<index>``), except the ids in ``skip``."""
+    return [(f"pool/{k}", _plain(pool.get_atoms(k))) for k in range(len(pool))
+            if f"pool/{k}" not in skip]  # fmt: skip
+
+
+def _pool_order(pool: PackedSystems, seed: int, bad: dict[str, str]) -> np.ndarray:
+    """The pool's frames in the run's random order, the test set first, then the start; the
+    collapsed frames ``bad`` are left out (they are never candidates either)."""
     order = np.random.default_rng([seed, 2]).permutation(len(pool))
-    if ratio <= 0:
-        return order
-    return np.array([k for k in order if not _collapsed(pool.get_atoms(int(k)), ratio)], int)
+    return np.array([k for k in order if f"pool/{k}" not in bad], dtype=int)
 
 
 def _make_test_and_start(run: Path, s: dict, atoms: Atoms, kind: str, reference: Reference,
-                         pool: PackedSystems | None, cluster: Any, say: Any) -> None:  # fmt: skip
-    """``test.h5`` and ``labelled.h5`` (module docstring), unless they exist."""
+                         pool: PackedSystems | None, order: np.ndarray | None, cluster: Any,
+                         say: Any) -> None:  # fmt: skip
+    """``test.h5`` and ``labelled.h5`` (module docstring), unless they exist; with a pool, they
+    are drawn in the order ``order`` (:func:`_pool_order`)."""
     from deepatoms.datagen.md import generate_md
 
     labelled_path, test_path = run / "labelled.h5", run / "test.h5"
     strain = 0.02 if kind == "bulk" else 0.0
-    order = _pool_order(pool, s["seed"], s["min_bond_ratio"]) if pool is not None else None
     if not test_path.is_file():
         if order is not None:
             say(f"labelling the test set: {s['test']} pool frames with {reference.name}")
@@ -520,8 +529,9 @@ def _plain(atoms: Atoms) -> Atoms:
 
 
 def _round(run: Path, r: int, s: dict, reference: Reference, pool: PackedSystems | None,
-           cluster: Any, say: Any) -> dict[str, Any]:  # fmt: skip
-    """One round (module docstring); each stage's result is kept in ``round_<r>/``."""
+           pool_bad: dict[str, str], cluster: Any, say: Any) -> dict[str, Any]:  # fmt: skip
+    """One round (module docstring); each stage's result is kept in ``round_<r>/``.
+    ``pool_bad``: the pool's collapsed frames with the reason."""
     from deepatoms.workflows.evaluation import evaluate
     from deepatoms.workflows.training import train
 
@@ -563,7 +573,8 @@ def _round(run: Path, r: int, s: dict, reference: Reference, pool: PackedSystems
     seen = set(labelled.system_props["frame_id"].tolist())
     if pool is not None:  # the test frames are pool frames too; never candidates
         seen |= set(read_dataset(run / "test.h5")[0].system_props["frame_id"].tolist())
-    explored, unphysical = _explore(folder, labelled, model, s, r, pool, seen, cluster, say)
+    explored, unphysical = _explore(folder, labelled, model, s, r, pool, pool_bad, seen,
+                                    cluster, say)  # fmt: skip
     fresh = [f for f in explored if f["id"] not in seen]
     chosen = _select(fresh, s, r)
     inside = [f for f in fresh if s["trust_low"] <= f["score"] <= s["trust_high"]]
@@ -612,11 +623,11 @@ def _like(new: PackedSystems, old: PackedSystems) -> PackedSystems:
 
 
 def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
-             pool: PackedSystems | None, seen: set[str], cluster: Any,
+             pool: PackedSystems | None, pool_bad: dict[str, str], seen: set[str], cluster: Any,
              say: Any) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
     """The explored frames of round ``r``, each ``{"id", "atoms", "score"}``, and the ids of the
     unphysical ones left out with the reason (kept in ``folder/explored.h5``, or for a pool the
-    ids and scores in ``folder/explored.json``)."""
+    ids and scores in ``folder/explored.json``). A pool's unphysical frames are ``pool_bad``."""
     saved = folder / ("explored.json" if pool is not None else "explored.h5")
     if saved.is_file() and pool is not None:
         kept = read_json(saved)
@@ -632,8 +643,7 @@ def _explore(folder: Path, labelled: PackedSystems, model: str, s: dict, r: int,
     rng = np.random.default_rng([s["seed"], r])
     ratio = s["min_bond_ratio"]
     if pool is not None:
-        items, bad = _physical([(f"pool/{k}", _plain(pool.get_atoms(k)))
-                                for k in range(len(pool)) if f"pool/{k}" not in seen], ratio)  # fmt: skip
+        items, bad = _pool_items(pool, seen | set(pool_bad)), pool_bad
         say(f"round {r}: scoring {len(items)} unlabelled pool structures with the committee"
             + (f" ({len(bad)} with collapsed atoms left out)" if bad else ""))  # fmt: skip
         frames = _score(items, model, s, cluster)
@@ -707,7 +717,10 @@ def _collapsed(atoms: Atoms, ratio: float) -> str | None:
 
 
 def _physical(items: list[tuple[str, Atoms]], ratio: float) -> tuple[list, dict[str, str]]:
-    """``items`` (``(id, atoms)``) without the collapsed ones, and those ids with the reason."""
+    """``items`` (``(id, atoms)``) without the collapsed ones, and those ids with the reason
+    (``ratio`` 0: all of them)."""
+    if ratio <= 0:
+        return items, {}
     bad = {i: why for i, a in items if (why := _collapsed(a, ratio))}
     return [(i, a) for i, a in items if i not in bad], bad
 
